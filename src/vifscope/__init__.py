@@ -1,0 +1,3 @@
+"""vifscope: is every VM NIC (vif) really plugged where its libvirt definition says?"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from vifscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,272 @@
+"""Pure data model: what libvirt declares, what the kernel and OVSDB have, and the join.
+
+Everything here is a frozen dataclass or an enum. No I/O, no library objects: sources
+convert virDomain / ``ip -j`` / OVSDB rows into these types at the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from functools import cached_property
+
+
+class DomainState(str, Enum):
+    """libvirt ``virDomainState`` (``virsh domstate``), as lowercase words."""
+
+    NOSTATE = "nostate"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"  # being shut down: QEMU and its taps still exist
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+
+    @property
+    def has_taps(self) -> bool:
+        """Whether a QEMU process (and so its host-side vifs) exists in this state."""
+        return self not in (DomainState.SHUTOFF, DomainState.CRASHED)
+
+
+class VifStatus(str, Enum):
+    """The binding verdict of one vif; earlier members win over later ones."""
+
+    INACTIVE = "inactive"
+    MISSING = "missing"
+    DETACHED = "detached"
+    MISBOUND = "misbound"
+    DOWN = "down"
+    BOUND = "bound"
+    UNVERIFIED = "unverified"
+
+
+class Problem(str, Enum):
+    """Every individual fault a binding can show; a vif lists all that apply.
+
+    ``VERDICT`` maps each problem to the verdict it implies (the strongest one wins).
+    """
+
+    DOMAIN_INACTIVE = "domain_inactive"
+    NO_TARGET = "no_target"
+    LINK_MISSING = "link_missing"
+    DETACHED = "detached"
+    BRIDGE_MISSING = "bridge_missing"
+    NETWORK_MISSING = "network_missing"
+    NETWORK_INACTIVE = "network_inactive"
+    MISBOUND = "misbound"
+    LOWER_MISMATCH = "lower_mismatch"
+    MODE_MISMATCH = "mode_mismatch"
+    NOT_MACVTAP = "not_macvtap"
+    TAP_DOWN = "tap_down"
+    NO_CARRIER = "no_carrier"
+    BRIDGE_DOWN = "bridge_down"
+    LOWER_DOWN = "lower_down"
+    LINK_STATE_DOWN = "link_state_down"
+    OVS_ATTACHED_MAC_MISMATCH = "ovs_attached_mac_mismatch"
+    OVS_ERROR = "ovs_error"
+    UNVERIFIED_TYPE = "unverified_type"
+    SOURCE_UNAVAILABLE = "source_unavailable"
+
+
+@dataclass(frozen=True)
+class DeclaredVif:
+    """One ``<devices><interface>`` element of a domain's (live) XML.
+
+    ``source`` is what the XML names as written: ``<source bridge=>`` for type bridge,
+    ``<source network=>`` for type network, ``<source dev=>`` for direct/ethernet.
+    ``live_bridge`` / ``live_dev`` are the attributes libvirt adds to ``<source>`` of a
+    running domain's type='network' interface once it has resolved the network.
+    """
+
+    domain: str
+    domain_uuid: str
+    domain_state: DomainState
+    index: int
+    type: str
+    mac: str | None
+    model: str | None = None
+    source: str | None = None
+    network: str | None = None
+    portgroup: str | None = None
+    live_bridge: str | None = None
+    live_dev: str | None = None
+    source_mode: str | None = None  # <source mode=> of direct (bridge/vepa/private/passthrough)
+    target: str | None = None  # <target dev=>
+    link_state: str = "up"  # <link state=>; absent means up
+    virtualport: str | None = None  # <virtualport type=>
+    interface_id: str | None = None  # <virtualport><parameters interfaceid=>
+    mtu: int | None = None  # <mtu size=>
+    alias: str | None = None
+    driver: str | None = None  # <driver name=> (vhost / qemu)
+    queues: int | None = None
+    filterref: str | None = None
+    vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
+
+
+@dataclass(frozen=True)
+class ObservedLink:
+    """One kernel network link in the current namespace (``ip -d link show``).
+
+    ``kind`` is the rtnetlink IFLA_INFO_KIND (``tun``, ``bridge``, ``macvtap``, ``veth``,
+    ``openvswitch``...), None for plain devices. ``master`` is IFLA_MASTER by name;
+    ``lower`` is IFLA_LINK by name (a macvtap's parent).
+    """
+
+    name: str
+    ifindex: int
+    kind: str | None
+    admin_up: bool
+    oper_state: str
+    carrier: bool
+    mtu: int | None
+    mac: str | None = None
+    master: str | None = None
+    lower: str | None = None
+    macvtap_mode: str | None = None
+    slave_kind: str | None = None  # IFLA_INFO_SLAVE_KIND: 'bridge' or 'openvswitch'
+    stp_state: int | None = None  # bridges only
+    forward_delay: int | None = None  # bridges only, in centiseconds as the kernel reports
+    port_state: str | None = None  # bridge ports: forwarding/blocking/learning/disabled
+    isolated: bool | None = None  # bridge ports: BR_ISOLATED
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    """An OVSDB Interface row and the Bridge that holds it (via its Port row)."""
+
+    name: str
+    bridge: str
+    type: str = ""
+    iface_id: str | None = None  # external_ids:iface-id
+    attached_mac: str | None = None  # external_ids:attached-mac
+    vm_uuid: str | None = None  # external_ids:vm-id / vm-uuid
+    ofport: int | None = None
+    error: str | None = None  # Interface.error
+
+
+@dataclass(frozen=True)
+class DhcpRange:
+    """``<network><ip><dhcp><range start= end=/>``."""
+
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class LibvirtNetwork:
+    """A libvirt virtual network (``virsh net-dumpxml``) plus its run state.
+
+    ``mode`` is the ``<forward mode=>``, with "isolated" for no ``<forward>`` and "nat"
+    for a bare ``<forward/>`` (libvirt's default). ``forward_devs`` lists ``<forward><interface
+    dev=>`` and ``<pf dev=>``: the pool a macvtap or hostdev network hands out.
+    """
+
+    name: str
+    uuid: str
+    active: bool
+    autostart: bool | None
+    mode: str
+    bridge: str | None
+    virtualport: str | None = None
+    forward_devs: tuple[str, ...] = ()
+    dhcp_ranges: tuple[DhcpRange, ...] = ()
+    addresses: tuple[str, ...] = ()  # "ip/prefix" of <ip address= prefix|netmask=>
+    leases: int | None = None  # None: unknown (inactive network or lease query failed)
+    mtu: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """How a vif on this network is plugged: linux-bridge, ovs-bridge, macvtap, hostdev."""
+        if self.mode == "hostdev":
+            return "hostdev"
+        if self.mode in ("passthrough", "private", "vepa") or (
+            self.mode == "bridge" and not self.bridge
+        ):
+            return "macvtap"
+        if self.virtualport == "openvswitch":
+            return "ovs-bridge"
+        return "linux-bridge"
+
+
+@dataclass(frozen=True)
+class SourceError:
+    """A source that failed while taking a snapshot. ``hint`` says what a user can do."""
+
+    source: str
+    error: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    """Everything the sources saw at one moment. Missing parts come with ``errors``."""
+
+    host: str
+    uri: str
+    taken_at: datetime
+    vifs: tuple[DeclaredVif, ...] = ()
+    links: tuple[ObservedLink, ...] = ()
+    ovs_ports: tuple[OvsPort, ...] = ()
+    ovs_bridges: tuple[str, ...] = ()
+    ovs_available: bool = False  # OVSDB answered (False: not installed, or see errors)
+    networks: tuple[LibvirtNetwork, ...] = ()
+    errors: tuple[SourceError, ...] = ()
+
+    @cached_property
+    def links_by_name(self) -> dict[str, ObservedLink]:
+        return {link.name: link for link in self.links}
+
+    @cached_property
+    def ovs_by_name(self) -> dict[str, OvsPort]:
+        return {port.name: port for port in self.ovs_ports}
+
+    @cached_property
+    def networks_by_name(self) -> dict[str, LibvirtNetwork]:
+        return {net.name: net for net in self.networks}
+
+    @cached_property
+    def ports_by_master(self) -> dict[str, tuple[ObservedLink, ...]]:
+        """Kernel bridge ports grouped by master name (a bridge's uplinks and taps)."""
+        grouped: dict[str, list[ObservedLink]] = {}
+        for link in self.links:
+            if link.master:
+                grouped.setdefault(link.master, []).append(link)
+        return {k: tuple(v) for k, v in grouped.items()}
+
+    def failed(self, source: str) -> bool:
+        return any(err.source == source for err in self.errors)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """Where a vif should be plugged, resolved from its type and, for networks, the network.
+
+    ``attach`` is one of: "linux-bridge", "ovs-bridge", "macvtap", "standalone" (ethernet:
+    present and up, attached nowhere in particular), or "unverifiable".
+    """
+
+    attach: str
+    bridge: str | None = None  # linux-bridge / ovs-bridge name
+    lower: str | None = None  # macvtap lower device
+    lower_pool: tuple[str, ...] = ()  # macvtap network: any of these lowers is right
+    mode: str | None = None  # macvtap mode
+    network: LibvirtNetwork | None = None
+    problems: tuple[Problem, ...] = ()  # found while resolving (network missing/inactive)
+    reason: str = ""  # why unverifiable
+
+
+@dataclass(frozen=True)
+class VifBinding:
+    """A declared vif joined with what exists, and the verdict."""
+
+    vif: DeclaredVif
+    expect: Expectation
+    status: VifStatus
+    problems: tuple[Problem, ...]
+    detail: str
+    link: ObservedLink | None = None
+    ovs: OvsPort | None = None
+    actual_bridge: str | None = None  # the bridge / OVS bridge the link sits on now
+    uplinks: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,80 @@
+"""Rich tables for humans. Reads the same dicts as ``--json`` (report.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+def make_console(stderr: bool = False) -> Console:
+    """A console; when piped (no terminal) use a wide fixed width so rows stay one line."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 200
+    return Console(stderr=stderr, width=width)
+
+
+STATUS_STYLE: dict[str, str] = {
+    "bound": "green",
+    "inactive": "dim",
+    "unverified": "cyan",
+    "down": "yellow",
+    "misbound": "bold red",
+    "detached": "bold red",
+    "missing": "bold red",
+}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def vif_table(vifs: Sequence[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False, header_style="bold", pad_edge=False)
+    for col in ("DOMAIN", "#", "TYPE", "MAC", "SOURCE", "TARGET", "STATUS", "DETAIL"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("MAC", "STATUS"))
+    for v in vifs:
+        source = v["source"]
+        if v["type"] == "network" and v["bridge"] and v["bridge"] != source:
+            source = f"{source} ({v['bridge']})"
+        status = Text(v["status"], style=STATUS_STYLE.get(v["status"], ""))
+        row_style = "dim" if v["status"] == "inactive" else None
+        table.add_row(
+            v["domain"], str(v["index"]), v["type"], _cell(v["mac"]), _cell(source),
+            _cell(v["target"]), status, v["detail"], style=row_style,
+        )
+    return table
+
+
+def network_table(nets: Sequence[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold", pad_edge=False)
+    for col in ("NAME", "MODE", "BRIDGE", "ACTIVE", "AUTOSTART", "DHCP RANGE", "LEASES", "BRIDGE STATE"):
+        table.add_column(col, overflow="fold")
+    for n in nets:
+        ranges = ", ".join(f"{r['start']}-{r['end']}" for r in n["dhcp_ranges"]) or "-"
+        bridge = n["bridge"] or (",".join(n["forward_devs"]) or "-")
+        if n["bridge"] is None:
+            state = Text("-", style="dim")
+        elif not n["bridge_exists"]:
+            state = Text("missing", style="bold red" if n["active"] else "dim")
+        else:
+            state = Text("up" if n["bridge_up"] else "down", style="green" if n["bridge_up"] else "yellow")
+        table.add_row(
+            n["name"], n["mode"], bridge, Text(_cell(n["active"]), style="green" if n["active"] else "dim"),
+            _cell(n["autostart"]), ranges, _cell(n["leases"]), state,
+        )
+    return table
+
+
+def print_errors(console: Console, errors: Sequence[dict[str, str]]) -> None:
+    for err in errors:
+        hint = f"  (hint: {err['hint']})" if err.get("hint") else ""
+        console.print(f"[yellow]warning:[/] {err['source']}: {err['error']}{hint}", highlight=False)

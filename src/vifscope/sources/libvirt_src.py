@@ -1,0 +1,150 @@
+"""Declared state from libvirt: every domain's live XML and every virtual network.
+
+The only module that touches libvirt-python. virDomain / virNetwork objects are turned
+into model types here and never leave. The connection is read-only: vifscope never needs
+write access to look.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from vifscope.model import DeclaredVif, DomainState, LibvirtNetwork, SourceError
+from vifscope.sources.domxml import DomainXmlError, parse_domain_xml
+from vifscope.sources.netxml import NetworkXmlError, parse_network_xml
+
+DEFAULT_URI = "qemu:///system"
+
+# virDomainState numbers (libvirt.VIR_DOMAIN_*), stable ABI.
+_STATES: dict[int, DomainState] = {
+    0: DomainState.NOSTATE,
+    1: DomainState.RUNNING,
+    2: DomainState.BLOCKED,
+    3: DomainState.PAUSED,
+    4: DomainState.SHUTDOWN,
+    5: DomainState.SHUTOFF,
+    6: DomainState.CRASHED,
+    7: DomainState.PMSUSPENDED,
+}
+
+
+class LibvirtUnavailable(RuntimeError):
+    """Could not connect to libvirt at all; ``hint`` says how to fix it."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class LibvirtState:
+    """What libvirt declares, plus per-object errors that did not stop the read."""
+
+    hostname: str
+    vifs: tuple[DeclaredVif, ...]
+    networks: tuple[LibvirtNetwork, ...]
+    errors: tuple[SourceError, ...]
+
+
+def resolve_uri(uri: str | None) -> str:
+    """``-c`` wins, then ``LIBVIRT_DEFAULT_URI`` (as virsh does), then qemu:///system."""
+    return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
+
+
+def _hint_for(uri: str, message: str) -> str:
+    if "No such file" in message or "Connection refused" in message:
+        return (
+            "is libvirtd running? start it with 'libvirtd -d' (no systemd) or "
+            "'systemctl start libvirtd', or pick another URI with -c"
+        )
+    if "ermission denied" in message:
+        return "run as root or as a member of the 'libvirt' group"
+    return f"check that '{uri}' is a valid libvirt URI (virsh -c '{uri}' list should work)"
+
+
+@contextmanager
+def connect(uri: str) -> Iterator[Any]:
+    """A read-only libvirt connection, closed on exit. Raises LibvirtUnavailable."""
+    try:
+        import libvirt
+    except ImportError as exc:
+        raise LibvirtUnavailable(
+            "libvirt-python is not installed", "install vifscope's dependencies (make setup)"
+        ) from exc
+    # libvirt prints every error to stderr by default; we report errors ourselves.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    try:
+        conn = libvirt.openReadOnly(uri)
+    except libvirt.libvirtError as exc:
+        msg = str(exc).strip()
+        raise LibvirtUnavailable(f"cannot connect to libvirt at {uri}: {msg}", _hint_for(uri, msg)) from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _domain_vifs(dom: Any) -> tuple[DeclaredVif, ...]:
+    state_code = dom.state()[0]
+    state = _STATES.get(state_code, DomainState.NOSTATE)
+    # XMLDesc(0) of a running domain is its live XML (targets, resolved network bridges).
+    return parse_domain_xml(dom.XMLDesc(0), state, name=dom.name(), uuid=dom.UUIDString())
+
+
+def _guarded(what: str, fn: Callable[[], Any], errors: list[SourceError]) -> Any:
+    """Run one per-object read; a vanished or odd object is an error entry, not a crash."""
+    import libvirt
+
+    try:
+        return fn()
+    except (libvirt.libvirtError, DomainXmlError, NetworkXmlError) as exc:
+        errors.append(SourceError("libvirt", f"{what}: {str(exc).strip()}"))
+        return None
+
+
+def _network(net: Any) -> LibvirtNetwork:
+    import libvirt
+
+    active = bool(net.isActive())
+    leases: int | None = None
+    if active:
+        try:
+            leases = len(net.DHCPLeases())
+        except libvirt.libvirtError:
+            leases = None  # no dnsmasq lease file (no DHCP): unknown, not an error
+    return parse_network_xml(
+        net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=leases
+    )
+
+
+def read_libvirt(uri: str) -> LibvirtState:
+    """Every domain's interfaces and every network. Raises LibvirtUnavailable."""
+    import libvirt
+
+    errors: list[SourceError] = []
+    with connect(uri) as conn:
+        try:
+            hostname = conn.getHostname()
+            domains = conn.listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", _hint_for(uri, str(exc))) from exc
+        vifs: list[DeclaredVif] = []
+        for dom in sorted(domains, key=lambda d: d.name()):
+            found = _guarded(f"domain {dom.name()}", lambda d=dom: _domain_vifs(d), errors)
+            vifs.extend(found or ())
+        nets: list[LibvirtNetwork] = []
+        try:
+            all_nets = conn.listAllNetworks(0)
+        except libvirt.libvirtError as exc:
+            # Drivers without networks (some remote/test setups): say so, keep the domains.
+            errors.append(SourceError("libvirt-network", str(exc).strip()))
+            all_nets = []
+        for net in sorted(all_nets, key=lambda n: n.name()):
+            parsed = _guarded(f"network {net.name()}", lambda n=net: _network(n), errors)
+            if parsed is not None:
+                nets.append(parsed)
+    return LibvirtState(hostname, tuple(vifs), tuple(nets), tuple(errors))

@@ -1,0 +1,89 @@
+"""Parse libvirt network XML (``virsh net-dumpxml``) into LibvirtNetwork records. Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+
+from vifscope.model import DhcpRange, LibvirtNetwork
+
+
+class NetworkXmlError(ValueError):
+    """The text is not a parseable libvirt network document."""
+
+
+def _forward_mode(root: ET.Element) -> str:
+    forward = root.find("forward")
+    if forward is None:
+        return "isolated"
+    # A bare <forward/> means NAT (libvirt's default forward mode).
+    return forward.get("mode") or "nat"
+
+
+def _forward_devs(root: ET.Element) -> tuple[str, ...]:
+    forward = root.find("forward")
+    if forward is None:
+        return ()
+    devs = [e.get("dev", "") for e in forward.findall("pf")]
+    devs += [e.get("dev", "") for e in forward.findall("interface")]
+    if not devs and forward.get("dev"):
+        devs.append(forward.get("dev", ""))
+    return tuple(d for d in devs if d)
+
+
+def _address(ip: ET.Element) -> str | None:
+    addr = ip.get("address")
+    if not addr:
+        return None
+    prefix = ip.get("prefix")
+    netmask = ip.get("netmask")
+    if prefix is None and netmask:
+        try:
+            prefix = str(ipaddress.ip_network(f"0.0.0.0/{netmask}").prefixlen)
+        except ValueError:
+            prefix = None
+    return f"{addr}/{prefix}" if prefix else addr
+
+
+def _ips(root: ET.Element) -> tuple[tuple[str, ...], tuple[DhcpRange, ...]]:
+    addresses: list[str] = []
+    ranges: list[DhcpRange] = []
+    for ip in root.findall("ip"):
+        addr = _address(ip)
+        if addr:
+            addresses.append(addr)
+        for rng in ip.findall("dhcp/range"):
+            if rng.get("start") and rng.get("end"):
+                ranges.append(DhcpRange(rng.get("start", ""), rng.get("end", "")))
+    return tuple(addresses), tuple(ranges)
+
+
+def parse_network_xml(
+    text: str, *, active: bool, autostart: bool | None, leases: int | None = None
+) -> LibvirtNetwork:
+    """One libvirt network; ``active``/``autostart``/``leases`` come from the API."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise NetworkXmlError(f"not well-formed XML: {exc}") from exc
+    if root.tag != "network":
+        raise NetworkXmlError(f"root element is <{root.tag}>, expected <network>")
+    bridge = root.find("bridge")
+    vport = root.find("virtualport")
+    mtu = root.find("mtu")
+    addresses, ranges = _ips(root)
+    mtu_size = mtu.get("size") if mtu is not None else None
+    return LibvirtNetwork(
+        name=(root.findtext("name") or "").strip() or "?",
+        uuid=(root.findtext("uuid") or "").strip(),
+        active=active,
+        autostart=autostart,
+        mode=_forward_mode(root),
+        bridge=(bridge.get("name") or None) if bridge is not None else None,
+        virtualport=vport.get("type") if vport is not None else None,
+        forward_devs=_forward_devs(root),
+        dhcp_ranges=ranges,
+        addresses=addresses,
+        leases=leases,
+        mtu=int(mtu_size) if mtu_size and mtu_size.isdigit() else None,
+    )

@@ -1,0 +1,65 @@
+"""Take a HostSnapshot: run every source, convert, and record what failed.
+
+A failing source never raises out of here: it becomes a SourceError and the snapshot is
+partial. OVS missing entirely is not an error (most hosts have no OVS); whether a vif
+needed it is decided by bind.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from vifscope.model import HostSnapshot, SourceError
+from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
+from vifscope.sources.netlink import NetlinkError, read_links
+from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
+
+NETLINK_HINT = "vifscope reads links with iproute2's 'ip -j -d link show'; install iproute2"
+OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl start openvswitch-switch'"
+
+
+def _read_ovs(errors: list[SourceError]) -> OvsState | None:
+    if not ovs_installed():
+        return None
+    try:
+        return read_ovs()
+    except OvsError as exc:
+        errors.append(SourceError("ovs", str(exc), OVS_HINT))
+        return None
+
+
+def take_snapshot(
+    uri: str,
+    *,
+    read_libvirt_fn: Callable[[str], LibvirtState] = read_libvirt,
+) -> HostSnapshot:
+    """One consistent-enough look at the host: libvirt first, then kernel links, then OVSDB."""
+    errors: list[SourceError] = []
+    taken_at = datetime.now(timezone.utc)
+    try:
+        lv: LibvirtState | None = read_libvirt_fn(uri)
+    except LibvirtUnavailable as exc:
+        errors.append(SourceError("libvirt", str(exc), exc.hint))
+        lv = None
+    try:
+        links = read_links()
+    except NetlinkError as exc:
+        errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
+        links = ()
+    ovs = _read_ovs(errors)
+    if lv is not None:
+        errors.extend(lv.errors)
+    return HostSnapshot(
+        host=lv.hostname if lv else socket.gethostname(),
+        uri=uri,
+        taken_at=taken_at,
+        vifs=lv.vifs if lv else (),
+        links=links,
+        ovs_ports=ovs.ports if ovs else (),
+        ovs_bridges=ovs.bridges if ovs else (),
+        ovs_available=ovs is not None,
+        networks=lv.networks if lv else (),
+        errors=tuple(errors),
+    )
