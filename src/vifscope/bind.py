@@ -107,9 +107,7 @@ def verify_linux_bridge(
         out.uplinks = _uplinks(want, snap) if want else ()
 
 
-def verify_ovs_bridge(
-    vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding
-) -> None:
+def verify_ovs_bridge(vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding) -> None:
     """OVSDB must hold the tap on the declared OVS bridge with the vif's MAC."""
     if not snap.ovs_available:
         out.add(Problem.SOURCE_UNAVAILABLE, "OVSDB unavailable: cannot tell which OVS bridge holds the port")
@@ -137,9 +135,7 @@ def verify_ovs_bridge(
 _KERNEL_MODE = {"passthrough": "passthru"}
 
 
-def verify_macvtap(
-    vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding
-) -> None:
+def verify_macvtap(vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding) -> None:
     """A macvtap on the declared lower device, in the declared mode, everything up."""
     out.actual = link.lower
     if link.kind not in ("macvtap", "macvlan"):
@@ -154,12 +150,12 @@ def verify_macvtap(
     _check_up(link, out, "macvtap")
     lower = snap.links_by_name.get(link.lower or "")
     if lower is not None and not (lower.admin_up and lower.carrier):
-        out.add(Problem.LOWER_DOWN, f"lower device {lower.name} is {'down' if not lower.admin_up else 'without carrier'}")
+        out.add(
+            Problem.LOWER_DOWN, f"lower device {lower.name} is {'down' if not lower.admin_up else 'without carrier'}"
+        )
 
 
-def verify_standalone(
-    vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding
-) -> None:
+def verify_standalone(vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding) -> None:
     """type='ethernet': present (already known) and up."""
     out.actual = link.master
     _check_up(link, out)
@@ -194,17 +190,28 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
     """The verdict for one vif."""
     exp = resolve(vif, snap)
     if not vif.domain_state.has_taps:
-        return VifBinding(vif, exp, VifStatus.INACTIVE, (Problem.DOMAIN_INACTIVE,), f"domain is {vif.domain_state.value}")
+        return VifBinding(
+            vif, exp, VifStatus.INACTIVE, (Problem.DOMAIN_INACTIVE,), f"domain is {vif.domain_state.value}"
+        )
     if exp.attach == "unverifiable":
         return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason)
     if snap.failed("netlink"):
-        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), "kernel links could not be read")
+        return VifBinding(
+            vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), "kernel links could not be read"
+        )
     out, link = _observe(vif, exp, snap)
     problems = tuple(dict.fromkeys(out.problems))
     detail = "; ".join(out.notes) if out.notes else _bound_detail(exp, out)
     return VifBinding(
-        vif, exp, verdict(problems), problems, detail,
-        link=link, ovs=out.ovs, actual_bridge=out.actual, uplinks=out.uplinks,
+        vif,
+        exp,
+        verdict(problems),
+        problems,
+        detail,
+        link=link,
+        ovs=out.ovs,
+        actual_bridge=out.actual,
+        uplinks=out.uplinks,
     )
 
 

@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-V", "--version", action="version", version=f"vifscope {__version__}")
     parser.add_argument(
-        "-c", "--connect", metavar="URI", default=None,
+        "-c",
+        "--connect",
+        metavar="URI",
+        default=None,
         help="libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

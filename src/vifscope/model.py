@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 
-class DomainState(str, Enum):
+class DomainState(StrEnum):
     """libvirt ``virDomainState`` (``virsh domstate``), as lowercase words."""
 
     NOSTATE = "nostate"
@@ -30,7 +30,7 @@ class DomainState(str, Enum):
         return self not in (DomainState.SHUTOFF, DomainState.CRASHED)
 
 
-class VifStatus(str, Enum):
+class VifStatus(StrEnum):
     """The binding verdict of one vif; earlier members win over later ones."""
 
     INACTIVE = "inactive"
@@ -42,7 +42,7 @@ class VifStatus(str, Enum):
     UNVERIFIED = "unverified"
 
 
-class Problem(str, Enum):
+class Problem(StrEnum):
     """Every individual fault a binding can show; a vif lists all that apply.
 
     ``VERDICT`` maps each problem to the verdict it implies (the strongest one wins).
@@ -181,9 +181,7 @@ class LibvirtNetwork:
         """How a vif on this network is plugged: linux-bridge, ovs-bridge, macvtap, hostdev."""
         if self.mode == "hostdev":
             return "hostdev"
-        if self.mode in ("passthrough", "private", "vepa") or (
-            self.mode == "bridge" and not self.bridge
-        ):
+        if self.mode in ("passthrough", "private", "vepa") or (self.mode == "bridge" and not self.bridge):
             return "macvtap"
         if self.virtualport == "openvswitch":
             return "ovs-bridge"

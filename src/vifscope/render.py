@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+
 def make_console(stderr: bool = False) -> Console:
     """A console; when piped (no terminal) use a wide fixed width so rows stay one line."""
     stream = sys.stderr if stderr else sys.stdout
@@ -48,8 +49,15 @@ def vif_table(vifs: Sequence[dict[str, Any]]) -> Table:
         status = Text(v["status"], style=STATUS_STYLE.get(v["status"], ""))
         row_style = "dim" if v["status"] == "inactive" else None
         table.add_row(
-            v["domain"], str(v["index"]), v["type"], _cell(v["mac"]), _cell(source),
-            _cell(v["target"]), status, v["detail"], style=row_style,
+            v["domain"],
+            str(v["index"]),
+            v["type"],
+            _cell(v["mac"]),
+            _cell(source),
+            _cell(v["target"]),
+            status,
+            v["detail"],
+            style=row_style,
         )
     return table
 
@@ -68,8 +76,14 @@ def network_table(nets: Sequence[dict[str, Any]]) -> Table:
         else:
             state = Text("up" if n["bridge_up"] else "down", style="green" if n["bridge_up"] else "yellow")
         table.add_row(
-            n["name"], n["mode"], bridge, Text(_cell(n["active"]), style="green" if n["active"] else "dim"),
-            _cell(n["autostart"]), ranges, _cell(n["leases"]), state,
+            n["name"],
+            n["mode"],
+            bridge,
+            Text(_cell(n["active"]), style="green" if n["active"] else "dim"),
+            _cell(n["autostart"]),
+            ranges,
+            _cell(n["leases"]),
+            state,
         )
     return table
 

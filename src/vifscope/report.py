@@ -21,6 +21,15 @@ EXIT_INTERNAL = 70  # a bug in vifscope (EX_SOFTWARE), never a verdict
 # Sources every answer needs; others (OVS) only matter when a vif uses them.
 REQUIRED_SOURCES = ("libvirt", "netlink")
 HEALTHY = (VifStatus.BOUND, VifStatus.INACTIVE)
+SUMMARY_ORDER = (
+    VifStatus.BOUND,
+    VifStatus.MISSING,
+    VifStatus.DETACHED,
+    VifStatus.MISBOUND,
+    VifStatus.DOWN,
+    VifStatus.UNVERIFIED,
+    VifStatus.INACTIVE,
+)
 
 
 def observed_dict(b: VifBinding) -> dict[str, Any]:
@@ -90,9 +99,9 @@ def counts(bindings: Iterable[VifBinding]) -> Counter[str]:
 
 
 def summary_line(bindings: Sequence[VifBinding]) -> str:
-    """'12 vifs: 10 bound, 1 detached, 1 down' (statuses in verdict order)."""
+    """'12 vifs: 10 bound, 1 detached, 1 down' (bound first, then faults, then the rest)."""
     c = counts(bindings)
-    parts = [f"{c[s.value]} {s.value}" for s in VifStatus if c[s.value]]
+    parts = [f"{c[s.value]} {s.value}" for s in SUMMARY_ORDER if c[s.value]]
     noun = "vif" if len(bindings) == 1 else "vifs"
     return f"{len(bindings)} {noun}" + (": " + ", ".join(parts) if parts else "")
 

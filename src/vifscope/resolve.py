@@ -53,7 +53,11 @@ def _network_plug(vif: DeclaredVif, net: LibvirtNetwork | None, snap: HostSnapsh
     """Resolve the network's plug; a running domain's live <source bridge=|dev=> wins."""
     kind = net.kind if net else None
     if kind == "hostdev":
-        return Expectation("unverifiable", network=net, reason=f"network {net.name if net else ''} hands out hostdev (VF) devices: no host link to check")
+        return Expectation(
+            "unverifiable",
+            network=net,
+            reason=f"network {net.name if net else ''} hands out hostdev (VF) devices: no host link to check",
+        )
     if vif.live_dev or kind == "macvtap":
         pool = net.forward_devs if net else ()
         mode = vif.source_mode or (net.mode if net and net.mode != "bridge" else "bridge")
@@ -75,8 +79,14 @@ def resolve_network(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
         problems.append(Problem.NETWORK_INACTIVE)
     exp = _network_plug(vif, net, snap)
     return Expectation(
-        exp.attach, bridge=exp.bridge, lower=exp.lower, lower_pool=exp.lower_pool,
-        mode=exp.mode, network=net, problems=tuple(problems), reason=exp.reason,
+        exp.attach,
+        bridge=exp.bridge,
+        lower=exp.lower,
+        lower_pool=exp.lower_pool,
+        mode=exp.mode,
+        network=net,
+        problems=tuple(problems),
+        reason=exp.reason,
     )
 
 

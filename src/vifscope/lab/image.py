@@ -16,6 +16,7 @@ come up too. The console prints READY_MARKER once the boot-time NICs are configu
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -52,7 +53,7 @@ MODULE_ORDER = (
 )
 # Bump when the recipe changes in a way the stamp below cannot see (e.g. the build steps).
 RECIPE_VERSION = 1
-# Lifecycle actions: powering off ends the domain (no zombie "shut off" restarts).
+# What libvirt does when the guest powers off, reboots or crashes.
 ON_EVENTS = (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", "destroy"))
 # A .build-* dir older than this was left by an interrupted build, not by a running one.
 STALE_BUILD_SECONDS = 3600
@@ -235,8 +236,9 @@ def _remove_stale_builds(cache_dir: Path) -> None:
     """Delete temp dirs left by builds that were killed; a fresh one may be a running build."""
     deadline = time.time() - STALE_BUILD_SECONDS
     for leftover in cache_dir.glob(".build-*"):
-        if leftover.stat().st_mtime < deadline:
-            shutil.rmtree(leftover, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # a twin build may just have removed it
+            if leftover.stat().st_mtime < deadline:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _publish(out: Path, target: Path) -> None:
@@ -247,7 +249,7 @@ def _publish(out: Path, target: Path) -> None:
     except OSError as exc:
         if not _is_complete(_image_at(target)):
             raise GuestImageError(
-                f"cannot move the built image to {target}: {exc}; hint: check that directory"
+                f"cannot move the built image to {target}: {exc}; hint: check permissions of {target.parent}"
             ) from exc
 
 
@@ -271,9 +273,7 @@ def _build_into(out: Path, scratch: Path, say: Log) -> None:
         path.chmod(0o644)
 
 
-def _run(
-    cmd: list[str], what: str, hint: str, *, cwd: Path | None = None, stdin: bytes = b""
-) -> bytes:
+def _run(cmd: list[str], what: str, hint: str, *, cwd: Path | None = None, stdin: bytes = b"") -> bytes:
     """Run a host tool, return its stdout; a missing tool or a failure is a GuestImageError."""
     try:
         done = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, check=False)

@@ -70,8 +70,20 @@ def _plumb(spec: LabSpec, inv: Inventory, log: Log) -> None:
     run(["ip", "link", "set", spec.uplink, "master", spec.bridge, "up"], log)
     if spec.macvtap_lower not in inv.links:
         _veth_to_netns(spec.macvtap_lower, spec.name("mvp0"), spec.netns, f"{spec.subnet(4)}.1/24", log)
-    run(["ovs-vsctl", "--may-exist", "add-br", spec.ovs_bridge, "--", "set", "bridge", spec.ovs_bridge,
-         "datapath_type=netdev"], log)
+    run(
+        [
+            "ovs-vsctl",
+            "--may-exist",
+            "add-br",
+            spec.ovs_bridge,
+            "--",
+            "set",
+            "bridge",
+            spec.ovs_bridge,
+            "datapath_type=netdev",
+        ],
+        log,
+    )
     run(["ip", "link", "set", spec.ovs_bridge, "up"], log, check=False)
 
 
@@ -88,8 +100,11 @@ def _network(spec: LabSpec, inv: Inventory, log: Log) -> None:
 def _define_guest(guest: Guest, image: GuestImage, log: Log) -> None:
     LAB_STATE.mkdir(parents=True, exist_ok=True)
     xml = guest_domain_xml(
-        guest.name, image, [interface_xml(n) for n in guest.nics],
-        console_log=LAB_STATE / f"{guest.name}.console", cmdline_extra=guest_cmdline(guest),
+        guest.name,
+        image,
+        [interface_xml(n) for n in guest.nics],
+        console_log=LAB_STATE / f"{guest.name}.console",
+        cmdline_extra=guest_cmdline(guest),
     )
     path = LAB_STATE / f"{guest.name}.xml"
     path.write_text(xml)

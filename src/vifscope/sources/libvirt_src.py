@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from vifscope.model import DeclaredVif, DomainState, LibvirtNetwork, SourceError
@@ -116,9 +117,7 @@ def _network(net: Any) -> LibvirtNetwork:
             leases = len(net.DHCPLeases())
         except libvirt.libvirtError:
             leases = None  # no dnsmasq lease file (no DHCP): unknown, not an error
-    return parse_network_xml(
-        net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=leases
-    )
+    return parse_network_xml(net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=leases)
 
 
 def read_libvirt(uri: str) -> LibvirtState:
@@ -134,7 +133,7 @@ def read_libvirt(uri: str) -> LibvirtState:
             raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", _hint_for(uri, str(exc))) from exc
         vifs: list[DeclaredVif] = []
         for dom in sorted(domains, key=lambda d: d.name()):
-            found = _guarded(f"domain {dom.name()}", lambda d=dom: _domain_vifs(d), errors)
+            found = _guarded(f"domain {dom.name()}", partial(_domain_vifs, dom), errors)
             vifs.extend(found or ())
         nets: list[LibvirtNetwork] = []
         try:
@@ -144,7 +143,7 @@ def read_libvirt(uri: str) -> LibvirtState:
             errors.append(SourceError("libvirt-network", str(exc).strip()))
             all_nets = []
         for net in sorted(all_nets, key=lambda n: n.name()):
-            parsed = _guarded(f"network {net.name()}", lambda n=net: _network(n), errors)
+            parsed = _guarded(f"network {net.name()}", partial(_network, net), errors)
             if parsed is not None:
                 nets.append(parsed)
     return LibvirtState(hostname, tuple(vifs), tuple(nets), tuple(errors))

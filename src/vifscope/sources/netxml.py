@@ -58,9 +58,7 @@ def _ips(root: ET.Element) -> tuple[tuple[str, ...], tuple[DhcpRange, ...]]:
     return tuple(addresses), tuple(ranges)
 
 
-def parse_network_xml(
-    text: str, *, active: bool, autostart: bool | None, leases: int | None = None
-) -> LibvirtNetwork:
+def parse_network_xml(text: str, *, active: bool, autostart: bool | None, leases: int | None = None) -> LibvirtNetwork:
     """One libvirt network; ``active``/``autostart``/``leases`` come from the API."""
     try:
         root = ET.fromstring(text)

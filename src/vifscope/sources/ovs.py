@@ -30,9 +30,17 @@ class OvsState:
 
 
 _QUERY = (
-    "--columns=name,ports", "list", "Bridge", "--",
-    "--columns=_uuid,interfaces", "list", "Port", "--",
-    "--columns=_uuid,name,type,external_ids,error,ofport", "list", "Interface",
+    "--columns=name,ports",
+    "list",
+    "Bridge",
+    "--",
+    "--columns=_uuid,interfaces",
+    "list",
+    "Port",
+    "--",
+    "--columns=_uuid,name,type,external_ids,error,ofport",
+    "list",
+    "Interface",
 )
 
 

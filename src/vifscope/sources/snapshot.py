@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from vifscope.model import HostSnapshot, SourceError
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
@@ -37,7 +37,7 @@ def take_snapshot(
 ) -> HostSnapshot:
     """One consistent-enough look at the host: libvirt first, then kernel links, then OVSDB."""
     errors: list[SourceError] = []
-    taken_at = datetime.now(timezone.utc)
+    taken_at = datetime.now(UTC)
     try:
         lv: LibvirtState | None = read_libvirt_fn(uri)
     except LibvirtUnavailable as exc:

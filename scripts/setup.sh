@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian 12 host: system packages, then .venv with vifscope.
+# A second run only checks (a few seconds): packages are installed only when missing and
+# the venv is reinstalled only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 openvswitch-switch iproute2
+      dnsmasq-base busybox-static iputils-ping ethtool tcpdump nftables iptables conntrack
+      libvirt-dev pkg-config gcc python3-dev python3-venv)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run as root (or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# python3-venv may be the pyenv/other Python's; any Python >= 3.11 with venv works.
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "setup: $PYTHON is older than 3.11; set PYTHON=python3.11" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=.venv/.vifscope-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c 'import vifscope, libvirt' 2>/dev/null; then
+  echo "setup: installing vifscope into .venv"
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+echo "setup: ok ($(.venv/bin/vifscope --version))"
