@@ -117,7 +117,7 @@ def guest_targets(name: str) -> tuple[str | None, ...]:
     return tuple(v.target for v in vifs)
 
 
-def _break(guest: Guest, log: Log) -> None:
+def break_guest(guest: Guest, log: Log | None = None) -> None:
     """The lab's deliberate fault: the broken guest's tap is detached from its bridge."""
     target = guest_targets(guest.name)[0]
     if target:
@@ -162,7 +162,7 @@ def lab_up(spec: LabSpec, log: Log, *, wait: float = 60.0) -> Inventory:
             started.append(guest.name)
     for guest in spec.guests():
         if guest.broken:
-            _break(guest, log)
+            break_guest(guest, log)
     if wait and started:
         wait_ready(started, wait, log)
     return inventory()
