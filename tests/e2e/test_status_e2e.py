@@ -157,9 +157,20 @@ def test_ovs_port_bound_then_removed(lab: LabSpec, target: Target) -> None:
         assert gone["status"] == "detached"
         assert gone["observed"]["ovs_bridge"] is None
     finally:
-        sh("ovs-vsctl", "--may-exist", "add-port", lab.ovs_bridge, tap, "--", "set", "Interface", tap,
-           f"external-ids:iface-id={iface_id}", f"external-ids:attached-mac={mac}",
-           "external-ids:iface-status=active")
+        sh(
+            "ovs-vsctl",
+            "--may-exist",
+            "add-port",
+            lab.ovs_bridge,
+            tap,
+            "--",
+            "set",
+            "Interface",
+            tap,
+            f"external-ids:iface-id={iface_id}",
+            f"external-ids:attached-mac={mac}",
+            "external-ids:iface-status=active",
+        )
     assert vif_of(status(lab), lab.name("ovs1"))["status"] == "bound"
 
 
@@ -212,7 +223,7 @@ def test_networks(lab: LabSpec) -> None:
     assert (iso["bridge_exists"], iso["bridge_up"]) == (True, True)
     assert iso["dhcp_ranges"] == [{"start": f"{lab.subnet(2)}.100", "end": f"{lab.subnet(2)}.200"}]
     # db1 asks for DHCP at boot; its lease shows up within a few seconds.
-    assert wait_for(lambda: (vifscope("networks", "--json").doc["networks"] and _leases(lab) >= 1), 30)
+    assert wait_for(lambda: vifscope("networks", "--json").doc["networks"] and _leases(lab) >= 1, 30)
 
 
 def _leases(lab: LabSpec) -> int:

@@ -1,0 +1,181 @@
+"""A synthetic host: N domains x K NICs in a libvirt test-driver node file, with the matching
+kernel side (bridges + held taps) in a private network namespace.
+
+``plan()`` is pure: it decides every name, every deliberate fault, and the verdict each
+vif must get. ``SynthHost`` builds it for real (netns, ``ip -batch``, a tap holder) and
+tears it down. vifscope then runs inside the namespace against ``test:///node.xml``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+# Fault kinds, and the verdict each must produce. Every ``fault_every``-th vif gets the next one.
+FAULTS: dict[str, str] = {
+    "detached": "detached",
+    "misbound": "misbound",
+    "down": "down",
+    "missing": "missing",
+}
+TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+
+
+@dataclass(frozen=True)
+class SynthVif:
+    domain: str
+    index: int
+    kind: str  # "bridge" | "network"
+    declared: str  # bridge or network name in the XML
+    bridge: str  # the Linux bridge it resolves to
+    tap: str
+    fault: str  # "" or a FAULTS key, or "inactive"
+    expect: str  # the verdict vifscope must give
+
+
+@dataclass(frozen=True)
+class SynthPlan:
+    prefix: str
+    bridges: tuple[str, ...]
+    network: str
+    vifs: tuple[SynthVif, ...]
+    shutoff: frozenset[str]
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.domain for v in self.vifs))
+
+
+def plan(
+    domains: int, nics: int, *, bridges: int = 10, fault_every: int = 25, shutoff_every: int = 50, prefix: str = "vs-s"
+) -> SynthPlan:
+    """Deterministic layout: every ``fault_every``-th vif broken, every ``shutoff_every``-th domain shut off."""
+    brs = tuple(f"{prefix}br{i}" for i in range(max(1, bridges)))
+    faults = list(FAULTS)
+    vifs: list[SynthVif] = []
+    shutoff = frozenset(f"{prefix}d{d}" for d in range(domains) if d % shutoff_every == shutoff_every - 1)
+    n = 0
+    for d in range(domains):
+        dom = f"{prefix}d{d}"
+        for k in range(nics):
+            bridge = brs[n % len(brs)]
+            kind, declared = ("network", f"{prefix}net") if bridge == brs[0] else ("bridge", bridge)
+            fault = "inactive" if dom in shutoff else ""
+            if not fault and n % fault_every == fault_every - 1:
+                fault = faults[(n // fault_every) % len(faults)]
+            expect = "inactive" if fault == "inactive" else FAULTS.get(fault, "bound")
+            vifs.append(SynthVif(dom, k, kind, declared, bridge, f"{prefix}t{n}", fault, expect))
+            n += 1
+    return SynthPlan(prefix, brs, f"{prefix}net", tuple(vifs), shutoff)
+
+
+def _iface_xml(v: SynthVif, mac: str) -> str:
+    src = f"<source network='{v.declared}'/>" if v.kind == "network" else f"<source bridge='{v.declared}'/>"
+    return (
+        f"<interface type='{v.kind}'><mac address='{mac}'/>{src}"
+        f"<target dev='{v.tap}'/><model type='virtio'/></interface>"
+    )
+
+
+def node_xml(p: SynthPlan) -> str:
+    """The libvirt test driver's node file: domains (shut-off ones via test:runstate) + the network."""
+    by_dom: dict[str, list[SynthVif]] = {}
+    for v in p.vifs:
+        by_dom.setdefault(v.domain, []).append(v)
+    parts = [f"<node xmlns:test='{TEST_NS}'>"]
+    for i, (dom, vifs) in enumerate(by_dom.items()):
+        ifaces = "".join(
+            _iface_xml(v, f"52:54:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:{v.index:02x}") for v in vifs
+        )
+        state = "<test:runstate>5</test:runstate>" if dom in p.shutoff else ""
+        parts.append(
+            f"<domain type='test'><name>{dom}</name><memory>65536</memory><vcpu>1</vcpu>"
+            f"<os><type>hvm</type></os><devices>{ifaces}</devices>{state}</domain>"
+        )
+    parts.append(f"<network><name>{p.network}</name><bridge name='{p.bridges[0]}'/></network>")
+    parts.append("</node>")
+    return "\n".join(parts)
+
+
+def held_taps(p: SynthPlan) -> list[str]:
+    """Taps that must exist: every vif's but the 'missing' ones (shut-off domains' too: stale)."""
+    return [v.tap for v in p.vifs if v.fault != "missing"]
+
+
+def wiring_batch(p: SynthPlan) -> str:
+    """``ip -batch`` lines that plug the held taps the way each vif's fault says."""
+    lines = [f"link add {b} type bridge stp_state 0 forward_delay 0\nlink set {b} up" for b in p.bridges]
+    other = {b: p.bridges[(i + 1) % len(p.bridges)] for i, b in enumerate(p.bridges)}
+    for v in p.vifs:
+        if v.fault == "missing":
+            continue
+        if v.fault != "detached":
+            master = other[v.bridge] if v.fault == "misbound" else v.bridge
+            lines.append(f"link set {v.tap} master {master}")
+        if v.fault != "down":
+            lines.append(f"link set {v.tap} up")
+    return "\n".join(lines) + "\n"
+
+
+class SynthHost:
+    """Builds a plan for real in netns ``netns``; a context manager that always cleans up."""
+
+    def __init__(self, p: SynthPlan, netns: str, workdir: Path | None = None) -> None:
+        if not netns.startswith("vs-"):
+            raise ValueError("synthetic namespaces are named vs-*")
+        self.plan, self.netns = p, netns
+        self._tmp = tempfile.TemporaryDirectory(prefix="vs-synth-", dir=workdir)
+        self.dir = Path(self._tmp.name)
+        self.node_file = self.dir / "node.xml"
+        self._holder: subprocess.Popen[str] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"test://{self.node_file}"
+
+    def __enter__(self) -> SynthHost:
+        try:
+            self.build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def build(self) -> None:
+        self.node_file.write_text(node_xml(self.plan))
+        subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+        names = self.dir / "taps.txt"
+        names.write_text("\n".join(held_taps(self.plan)) + "\n")
+        self._holder = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, sys.executable, "-m", "vifscope.lab.tapholder", str(names)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._holder.stdout is not None
+        ready = self._holder.stdout.readline()
+        if not ready.startswith("ready"):
+            raise RuntimeError(f"tap holder failed to start (said {ready!r})")
+        batch = self.dir / "wiring.batch"
+        batch.write_text(wiring_batch(self.plan))
+        subprocess.run(["ip", "-n", self.netns, "-batch", str(batch)], check=True, capture_output=True)
+
+    def close(self) -> None:
+        if self._holder is not None:
+            if self._holder.stdin:
+                self._holder.stdin.close()
+            try:
+                self._holder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._holder.kill()
+                self._holder.wait()
+            self._holder = None
+        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+        self._tmp.cleanup()
