@@ -100,11 +100,11 @@ def verify_linux_bridge(
         out.add(Problem.DETACHED, f"{link.name} has no master; expected {want}")
     elif out.actual != want:
         out.add(Problem.MISBOUND, f"{link.name} is on {out.actual}; expected {want}")
-    else:
-        _check_up(link, out)
-        if bridge is not None and not bridge.admin_up:
+    elif bridge is not None:
+        if not bridge.admin_up:
             out.add(Problem.BRIDGE_DOWN, f"bridge {want} is admin down")
-        out.uplinks = _uplinks(want, snap) if want else ()
+        out.uplinks = _uplinks(bridge.name, snap)
+    _check_up(link, out)
 
 
 def verify_ovs_bridge(vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding) -> None:
@@ -122,6 +122,7 @@ def verify_ovs_bridge(vif: DeclaredVif, exp: Expectation, link: ObservedLink, sn
             out.add(Problem.DETACHED, f"{link.name} is on no OVS bridge; expected {exp.bridge}")
         else:
             out.add(Problem.MISBOUND, f"{link.name} is on {out.actual}; expected OVS {exp.bridge}")
+        _check_up(link, out)
         return
     if port.bridge != exp.bridge:
         out.add(Problem.MISBOUND, f"{link.name} is on OVS {port.bridge}; expected {exp.bridge}")

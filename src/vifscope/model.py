@@ -181,10 +181,11 @@ class LibvirtNetwork:
         """How a vif on this network is plugged: linux-bridge, ovs-bridge, macvtap, hostdev."""
         if self.mode == "hostdev":
             return "hostdev"
-        if self.mode in ("passthrough", "private", "vepa") or (self.mode == "bridge" and not self.bridge):
-            return "macvtap"
+        # OVS first: an OVS network may leave the bridge name to portgroups / live XML.
         if self.virtualport == "openvswitch":
             return "ovs-bridge"
+        if self.mode in ("passthrough", "private", "vepa") or (self.mode == "bridge" and not self.bridge):
+            return "macvtap"
         return "linux-bridge"
 
 

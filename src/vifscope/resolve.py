@@ -36,6 +36,8 @@ def _bridge_kind(name: str, declared_ovs: bool, snap: HostSnapshot) -> str:
     if declared_ovs:
         return "ovs-bridge"
     link = snap.links_by_name.get(name)
+    if link is not None and link.kind == "openvswitch":
+        return "ovs-bridge"  # kernel datapath device: it is OVS even while OVSDB is down
     if name in snap.ovs_bridges and (link is None or link.kind != "bridge"):
         return "ovs-bridge"
     return "linux-bridge"

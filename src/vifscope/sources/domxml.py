@@ -28,7 +28,7 @@ def _int_attr(elem: ET.Element | None, name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(value, 0)
+        return int(value, 10)  # libvirt reads these attributes as decimal
     except ValueError:
         return None
 
