@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 problems found, 2 usage error, 3 a needed source is unavaila
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -76,10 +77,8 @@ def cmd_networks(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
-    from vifscope.lab.cli import run_lab
-
-    return run_lab(args)
+# Each front-end module exposes add_parser(subparsers, common); one line here registers it.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("vifscope.lab.cli",)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -109,9 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     nets = sub.add_parser("networks", help="libvirt networks, their bridges and DHCP")
     _common(nets)
     nets.set_defaults(func=cmd_networks)
-    from vifscope.lab.cli import add_lab_parser
-
-    add_lab_parser(sub, _common)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub, _common)
     return parser
 
 

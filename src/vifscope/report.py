@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from vifscope.model import HostSnapshot, LibvirtNetwork, Problem, SourceError, VifBinding, VifStatus
@@ -48,6 +49,8 @@ def observed_dict(b: VifBinding) -> dict[str, Any]:
         "ovs_attached_mac": b.ovs.attached_mac if b.ovs else None,
         "actual": b.actual_bridge,
         "uplinks": list(b.uplinks),
+        "txqlen": link.txqlen if link else None,
+        "stats": asdict(link.stats) if link and link.stats else None,
     }
 
 

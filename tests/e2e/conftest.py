@@ -22,7 +22,11 @@ from vifscope.lab.host import ensure_libvirtd, ensure_ovs
 from vifscope.lab.lab import guest_targets, lab_down, lab_up, wait_ready
 from vifscope.lab.topology import LabSpec
 
-SPEC = LabSpec(prefix="vs-t-", net="10.78")
+# Overridable so two checkouts can run their e2e suites side by side without clashing.
+SPEC = LabSpec(
+    prefix=os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-t-"),
+    net=os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.78"),
+)
 
 
 def _log(line: str) -> None:

@@ -17,7 +17,7 @@ from vifscope.lab.topology import LabSpec
 DEFAULT_PREFIX = "vs-"
 
 
-def add_lab_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     lab = sub.add_parser("lab", help="build / remove a demo host of real TCG guests (root)")
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
     for action, text in (("up", "build the lab (idempotent)"), ("down", "remove exactly the lab's objects")):

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from vifscope.model import ObservedLink
+from vifscope.model import LinkStats, ObservedLink
 
 
 class NetlinkError(RuntimeError):
@@ -35,6 +35,23 @@ def _bridge_info(info: Mapping[str, Any]) -> tuple[int | None, int | None]:
     if info.get("info_kind") != "bridge":
         return None, None
     return data.get("stp_state"), data.get("forward_delay")
+
+
+def _stats(raw: Mapping[str, Any]) -> LinkStats | None:
+    stats = raw.get("stats64")
+    if not isinstance(stats, Mapping):
+        return None
+    rx, tx = stats.get("rx") or {}, stats.get("tx") or {}
+    return LinkStats(
+        rx_bytes=int(rx.get("bytes", 0)),
+        rx_packets=int(rx.get("packets", 0)),
+        rx_errors=int(rx.get("errors", 0)),
+        rx_dropped=int(rx.get("dropped", 0)),
+        tx_bytes=int(tx.get("bytes", 0)),
+        tx_packets=int(tx.get("packets", 0)),
+        tx_errors=int(tx.get("errors", 0)),
+        tx_dropped=int(tx.get("dropped", 0)),
+    )
 
 
 def parse_link(raw: Mapping[str, Any], by_index: Mapping[int, str]) -> ObservedLink:
@@ -62,6 +79,10 @@ def parse_link(raw: Mapping[str, Any], by_index: Mapping[int, str]) -> ObservedL
         forward_delay=forward_delay,
         port_state=slave.get("state") if info.get("info_slave_kind") == "bridge" else None,
         isolated=slave.get("isolated") if info.get("info_slave_kind") == "bridge" else None,
+        txqlen=raw.get("txqlen"),
+        qdisc=raw.get("qdisc"),
+        promiscuity=raw.get("promiscuity"),
+        stats=_stats(raw),
     )
 
 
@@ -79,16 +100,17 @@ def read_links(timeout: float = 10.0) -> tuple[ObservedLink, ...]:
         raise NetlinkError("the 'ip' command (iproute2) is not installed")
     try:
         proc = subprocess.run(
-            [ip, "-j", "-d", "link", "show"],
+            # -s adds IFLA_STATS64: every vif's counters for the exporter, same dump.
+            [ip, "-j", "-s", "-d", "link", "show"],
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise NetlinkError(f"'ip -j -d link show' timed out after {timeout:.0f} s") from exc
+        raise NetlinkError(f"'ip -j -s -d link show' timed out after {timeout:.0f} s") from exc
     if proc.returncode != 0:
-        raise NetlinkError(f"'ip -j -d link show' failed: {proc.stderr.strip()}")
+        raise NetlinkError(f"'ip -j -s -d link show' failed: {proc.stderr.strip()}")
     try:
         return parse_links(json.loads(proc.stdout or "[]"))
     except (ValueError, KeyError, TypeError) as exc:

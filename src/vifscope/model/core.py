@@ -106,6 +106,21 @@ class DeclaredVif:
 
 
 @dataclass(frozen=True)
+class LinkStats:
+    """IFLA_STATS64 counters of a link, host view: rx is what the host received *from* the
+    guest through a tap (the guest's tx), tx what the host sent to the guest."""
+
+    rx_bytes: int = 0
+    rx_packets: int = 0
+    rx_errors: int = 0
+    rx_dropped: int = 0
+    tx_bytes: int = 0
+    tx_packets: int = 0
+    tx_errors: int = 0
+    tx_dropped: int = 0
+
+
+@dataclass(frozen=True)
 class ObservedLink:
     """One kernel network link in the current namespace (``ip -d link show``).
 
@@ -130,6 +145,10 @@ class ObservedLink:
     forward_delay: int | None = None  # bridges only, in centiseconds as the kernel reports
     port_state: str | None = None  # bridge ports: forwarding/blocking/learning/disabled
     isolated: bool | None = None  # bridge ports: BR_ISOLATED
+    txqlen: int | None = None
+    qdisc: str | None = None
+    promiscuity: int | None = None
+    stats: LinkStats | None = None  # IFLA_STATS64 from the same dump (ip -s)
 
 
 @dataclass(frozen=True)
