@@ -16,18 +16,22 @@ from vifscope.model.core import (
     VifBinding,
     VifStatus,
 )
+from vifscope.model.finding import Evidence, Finding, Severity
 
 __all__ = [
     "DeclaredVif",
     "DhcpRange",
     "DomainState",
+    "Evidence",
     "Expectation",
+    "Finding",
     "HostSnapshot",
     "LibvirtNetwork",
     "LinkStats",
     "ObservedLink",
     "OvsPort",
     "Problem",
+    "Severity",
     "SourceError",
     "VifBinding",
     "VifStatus",
