@@ -80,12 +80,6 @@ def _check_up(link: ObservedLink, out: Finding, what: str = "tap") -> None:
         out.add(Problem.NO_CARRIER, f"{what} {link.name} has no carrier (oper {link.oper_state})")
 
 
-def _uplinks(bridge: str, snap: HostSnapshot) -> tuple[str, ...]:
-    """A bridge's ports that are not guest taps: the way out of the bridge."""
-    ports = snap.ports_by_master.get(bridge, ())
-    return tuple(p.name for p in ports if p.kind not in ("tun", "macvtap"))
-
-
 def verify_linux_bridge(
     vif: DeclaredVif, exp: Expectation, link: ObservedLink, snap: HostSnapshot, out: Finding
 ) -> None:
@@ -103,7 +97,7 @@ def verify_linux_bridge(
     elif bridge is not None:
         if not bridge.admin_up:
             out.add(Problem.BRIDGE_DOWN, f"bridge {want} is admin down")
-        out.uplinks = _uplinks(bridge.name, snap)
+        out.uplinks = snap.uplinks_by_bridge.get(bridge.name, ())
     _check_up(link, out)
 
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.host import HostFacts
+
 
 class DomainState(StrEnum):
     """libvirt ``virDomainState`` (``virsh domstate``), as lowercase words."""
@@ -231,6 +233,7 @@ class HostSnapshot:
     ovs_available: bool = False  # OVSDB answered (False: not installed, or see errors)
     networks: tuple[LibvirtNetwork, ...] = ()
     errors: tuple[SourceError, ...] = ()
+    facts: HostFacts | None = None  # deep snapshots only (doctor): sysctls, leases, filters...
 
     @cached_property
     def links_by_name(self) -> dict[str, ObservedLink]:
@@ -252,6 +255,15 @@ class HostSnapshot:
             if link.master:
                 grouped.setdefault(link.master, []).append(link)
         return {k: tuple(v) for k, v in grouped.items()}
+
+    @cached_property
+    def uplinks_by_bridge(self) -> dict[str, tuple[str, ...]]:
+        """A bridge's ports that are not guest taps (tun/macvtap): its way out. Computed once
+        per snapshot: per-vif recomputation was quadratic in ports per bridge."""
+        return {
+            bridge: tuple(p.name for p in ports if p.kind not in ("tun", "macvtap"))
+            for bridge, ports in self.ports_by_master.items()
+        }
 
     def failed(self, source: str) -> bool:
         return any(err.source == source for err in self.errors)

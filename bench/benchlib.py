@@ -1,0 +1,54 @@
+"""Shared bits for bench/ scripts: timing child processes, medians, BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    max_rss_kb: int
+    returncode: int
+    stdout: bytes
+
+
+def run_timed(cmd: Sequence[str]) -> Run:
+    """Wall time and peak RSS of one child (os.wait4's rusage: the exec'd program itself)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(elapsed, usage.ru_maxrss, proc.returncode, out)
+
+
+def median_runs(cmd: Sequence[str], n: int = 5) -> tuple[float, int, Run]:
+    """Median wall seconds and median peak RSS (KB) of n runs, plus the last run."""
+    runs = [run_timed(cmd) for _ in range(n)]
+    return (
+        statistics.median(r.seconds for r in runs),
+        int(statistics.median(r.max_rss_kb for r in runs)),
+        runs[-1],
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section between <!-- bench:NAME --> markers in BENCHMARKS.md."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{body.rstrip()}\n{end}\n"
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# vifscope benchmarks\n\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    BENCHMARKS.write_text(text)

@@ -1,0 +1,133 @@
+"""Scale benchmark: vifscope on a synthetic host of up to 5,000 vifs (issue 5).
+
+Builds each size with vifscope.lab.synth (libvirt test-driver node file + real bridges and
+held taps in the netns vs-scale), then times, side by side in the same run:
+  * ``vifscope status --json`` (and ``doctor --json`` / one exporter scrape when present),
+  * the floor: one process that opens libvirt, fetches every domain's XML and takes one
+    ``ip -j -s -d link show`` dump, with no parsing-into-model and no joining,
+  * the admin's loop: ``virsh domiflist`` per domain + ``ip link show dev X`` per vif, timed
+    on a sample and extrapolated (printed as such).
+Every figure is the median of --runs runs (default 5). Also checks that the planted
+faults get exactly the planted verdicts. Run as root: ``.venv/bin/python bench/scale.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import median_runs, run_timed, write_section  # noqa: E402
+
+from vifscope.lab.synth import SynthHost, SynthPlan, plan  # noqa: E402
+
+NS = "vs-scale"
+NICS = 4
+FLOOR = """
+import subprocess, libvirt, sys
+conn = libvirt.openReadOnly(sys.argv[1])
+xmls = [d.XMLDesc(0) for d in conn.listAllDomains(0)]
+dump = subprocess.run(["ip", "-j", "-s", "-d", "link", "show"], capture_output=True).stdout
+print(len(xmls), len(dump))
+"""
+
+
+def in_ns(*cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", NS, *cmd]
+
+
+def vifscope(uri: str, *args: str) -> list[str]:
+    return in_ns(sys.executable, "-m", "vifscope", "-c", uri, *args)
+
+
+def check_verdicts(p: SynthPlan, out: bytes) -> tuple[bool, int]:
+    doc = json.loads(out)
+    got = {(v["domain"], v["index"]): v["status"] for v in doc["vifs"]}
+    want = {(v.domain, v.index): v.expect for v in p.vifs}
+    broken = sum(1 for v in p.vifs if v.expect not in ("bound", "inactive"))
+    return got == want, broken
+
+
+def admin_loop(uri: str, p: SynthPlan, sample: int) -> float:
+    """Seconds the per-domain / per-vif shell loop would take, from a timed sample.
+
+    Each ``virsh -c test:///node.xml`` re-parses the whole node file, which real libvirtd
+    does not, so a virsh call is costed as (one shell of many domiflist commands) per domain
+    plus the process+connect cost of ``virsh -c qemu:///system version`` on this host.
+    """
+    doms = list(p.domains)[:sample]
+    vifs = [v for v in p.vifs if v.domain in doms and v.fault != "missing"]
+    batch = "".join(f"domiflist {d}\n" for d in doms)
+    t0 = time.perf_counter()
+    subprocess.run(["virsh", "-c", uri], input=batch.encode(), capture_output=True, check=False)
+    per_dom = (time.perf_counter() - t0) / len(doms)
+    connect = statistics.median(run_timed(["virsh", "-c", "qemu:///system", "version"]).seconds for _ in range(3))
+    t0 = time.perf_counter()
+    for v in vifs:
+        subprocess.run(in_ns("ip", "link", "show", "dev", v.tap), capture_output=True, check=False)
+    per_vif = (time.perf_counter() - t0) / len(vifs)
+    return len(p.domains) * (per_dom + connect) + len(p.vifs) * per_vif
+
+
+def bench_size(vifs: int, runs: int, sample: int) -> dict[str, float | int | bool | str]:
+    p = plan(domains=vifs // NICS, nics=NICS)
+    with SynthHost(p, NS) as host:
+        status_s, status_rss, last = median_runs(vifscope(host.uri, "status", "--json"), runs)
+        correct, broken = check_verdicts(p, last.stdout)
+        floor_s, floor_rss, _ = median_runs(in_ns(sys.executable, "-c", FLOOR, host.uri), runs)
+        row: dict[str, float | int | bool | str] = {
+            "vifs": len(p.vifs),
+            "status_s": status_s,
+            "status_rss_mb": status_rss / 1024,
+            "floor_s": floor_s,
+            "floor_rss_mb": floor_rss / 1024,
+            "correct": correct,
+            "broken": broken,
+        }
+        doctor = run_timed(vifscope(host.uri, "doctor", "--json"))
+        if doctor.returncode in (0, 1, 3):
+            row["doctor_s"], row["doctor_rss_mb"], _ = median_runs(vifscope(host.uri, "doctor", "--json"), runs)
+            row["doctor_rss_mb"] = float(row["doctor_rss_mb"]) / 1024
+        row["admin_loop_s"] = admin_loop(host.uri, p, sample)
+    return row
+
+
+def render(rows: list[dict[str, float | int | bool | str]], runs: int) -> str:
+    head = "| vifs | status s | status RSS MB | floor s | status/floor | doctor s | doctor/floor | admin loop s (extrapolated) | speed-up | verdicts exact |"
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        fs, ss = float(r["floor_s"]), float(r["status_s"])
+        ds = float(r.get("doctor_s", "nan"))
+        lines.append(
+            f"| {r['vifs']} | {ss:.3f} | {float(r['status_rss_mb']):.0f} | {fs:.3f} | {ss / fs:.2f}x "
+            f"| {ds:.3f} | {ds / fs:.2f}x | {float(r['admin_loop_s']):.1f} | {float(r['admin_loop_s']) / ss:.0f}x "
+            f"| {r['correct']} ({r['broken']} broken) |"
+        )
+    return "\n".join(lines) + f"\n\nMedian of {runs} runs each; process wall time, peak RSS from wait4()."
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="500,1000,2500,5000")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=20, help="domains timed for the admin loop")
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args()
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        rows.append(bench_size(size, args.runs, args.sample))
+        print(json.dumps(rows[-1]), flush=True)
+    table = render(rows, args.runs)
+    print(table)
+    if not args.no_write:
+        write_section("scale", "## Scale: synthetic host (bench/scale.py)\n\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
