@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median_runs, run_timed, write_section  # noqa: E402
+from benchlib import median_runs, run_timed, write_section
 
-from vifscope.lab.synth import SynthHost, SynthPlan, plan  # noqa: E402
+from vifscope.lab.synth import SynthHost, SynthPlan, plan
 
 NS = "vs-scale"
 NICS = 4
@@ -98,7 +98,10 @@ def bench_size(vifs: int, runs: int, sample: int) -> dict[str, float | int | boo
 
 
 def render(rows: list[dict[str, float | int | bool | str]], runs: int) -> str:
-    head = "| vifs | status s | status RSS MB | floor s | status/floor | doctor s | doctor/floor | admin loop s (extrapolated) | speed-up | verdicts exact |"
+    head = (
+        "| vifs | status s | status RSS MB | floor s | status/floor | doctor s | doctor/floor "
+        "| admin loop s (extrapolated) | speed-up | verdicts exact |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         fs, ss = float(r["floor_s"]), float(r["status_s"])
