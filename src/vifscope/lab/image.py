@@ -30,6 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 Log = Callable[[str], None]
@@ -58,78 +59,13 @@ ON_EVENTS = (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", 
 # A .build-* dir older than this was left by an interrupted build, not by a running one.
 STALE_BUILD_SECONDS = 3600
 
-INIT_SCRIPT = r"""#!/bin/busybox sh
-# vifscope lab guest /init. It is PID 1: it must never exit, or the kernel panics.
-/bin/busybox mount -t proc proc /proc
-/bin/busybox --install -s /bin
-export PATH=/bin HOME=/root
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-exec </dev/console >/dev/console 2>&1
+# The guest's /init and udhcpc hook live beside this module as plain shell files
+# (package data); they are hashed into the cache stamp, so editing them rebuilds the image.
+_GUEST_FILES = resources.files("vifscope.lab") / "guest"
 
-for m in @MODULES@; do
-  [ -f "/lib/modules/$m.ko" ] || continue
-  insmod "/lib/modules/$m.ko" || echo "vs-init: insmod $m failed"
-done
 
-gw= name=
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in
-    vs.ip[0-9]*=*|vs.dhcp[0-9]*=*)
-      key=${arg%%=*}; key=${key#vs.}
-      case "$key" in *[!a-z0-9]*) continue ;; esac
-      eval "vs_$key=\${arg#*=}" ;;
-    vs.gw=*) gw=${arg#*=} ;;
-    vs.name=*) name=${arg#*=} ;;
-  esac
-done
-[ -n "$name" ] && hostname "$name"
-
-up_link() {  # $1=eth<n>: link up, static address vs.ip<n>, DHCP client if vs.dhcp<n>=1
-  n=${1#eth}
-  eval "addr=\${vs_ip$n-} dhcp=\${vs_dhcp$n-}"
-  ip link set "$1" up
-  [ -n "$addr" ] && ip addr add "$addr" dev "$1"
-  if [ "$dhcp" = 1 ]; then
-    udhcpc -f -i "$1" -s /etc/udhcpc.script >/dev/null 2>&1 &
-  fi
-  changed=1
-}
-
-scan_links() {  # bring up every eth<n> that is down: at boot and after NIC hotplug
-  changed=
-  for d in /sys/class/net/eth*; do
-    [ -r "$d/flags" ] || continue
-    read -r flags <"$d/flags"
-    [ $((flags & 1)) = 0 ] && up_link "${d##*/}"
-  done
-  [ -n "$changed" ] && [ -n "$gw" ] && ip route replace default via "$gw" 2>/dev/null
-}
-
-# Answer ARP only on the NIC that owns the address, so each vif carries its own traffic.
-echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore
-echo 2 >/proc/sys/net/ipv4/conf/all/arp_announce
-ip link set lo up
-scan_links
-ip -o -4 addr show
-echo "@MARKER@ name=$name"
-# A root shell on the console for `virsh console` (pty serial); respawned, never PID 1.
-(while :; do setsid cttyhack sh; sleep 1; done) &
-while :; do sleep 2; scan_links; done
-"""
-
-UDHCPC_SCRIPT = r"""#!/bin/sh
-# udhcpc hook: apply the lease's address and router to $interface; nothing else.
-case "$1" in
-  deconfig) ip link set "$interface" up ;;
-  bound|renew)
-    ip -4 addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface" ;;
-esac
-exit 0
-"""
+def _guest_script(name: str) -> str:
+    return (_GUEST_FILES / name).read_text(encoding="utf-8")
 
 
 class GuestImageError(RuntimeError):
@@ -202,7 +138,9 @@ def guest_domain_xml(
 
 def recipe_stamp() -> str:
     """Return a short hash of everything that shapes the image, used as its cache key."""
-    recipe = repr((RECIPE_VERSION, KERNEL_METAPACKAGE, MODULE_ORDER, INIT_SCRIPT, UDHCPC_SCRIPT))
+    recipe = repr(
+        (RECIPE_VERSION, KERNEL_METAPACKAGE, MODULE_ORDER, _guest_script("init.sh"), _guest_script("udhcpc.sh"))
+    )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -359,9 +297,9 @@ def _stage_userland(tree: Path) -> None:
     for sub in ("bin", "dev", "etc", "proc", "root", "sys", "tmp"):
         (tree / sub).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_static_busybox(), tree / "bin" / "busybox")
-    init = INIT_SCRIPT.replace("@MODULES@", " ".join(MODULE_ORDER))
+    init = _guest_script("init.sh").replace("@MODULES@", " ".join(MODULE_ORDER))
     (tree / "init").write_text(init.replace("@MARKER@", READY_MARKER))
-    (tree / "etc" / "udhcpc.script").write_text(UDHCPC_SCRIPT)
+    (tree / "etc" / "udhcpc.script").write_text(_guest_script("udhcpc.sh"))
     for executable in ("bin/busybox", "init", "etc/udhcpc.script"):
         (tree / executable).chmod(0o755)
 
