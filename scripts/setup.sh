@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 openvswitch-switch iproute2
       dnsmasq-base busybox-static iputils-ping ethtool tcpdump nftables iptables conntrack
-      libvirt-dev pkg-config gcc python3-dev python3-venv)
+      libvirt-dev pkg-config gcc python3-dev python3-venv prometheus
+      chromium chromium-driver graphviz)
 PYTHON=${PYTHON:-python3}
 
 missing=()
@@ -36,5 +37,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
+fi
+# The watch --heal service unit, where systemd runs (these lab machines have none). Installed,
+# not enabled: healing is the admin's decision (systemctl enable --now vifscope-watch).
+if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
+  unit=/etc/systemd/system/vifscope-watch.service
+  sed "s|@VIFSCOPE@|$PWD/.venv/bin/vifscope|" contrib/systemd/vifscope-watch.service > "$unit.tmp"
+  if ! cmp -s "$unit.tmp" "$unit"; then
+    mv "$unit.tmp" "$unit" && systemctl daemon-reload && echo "setup: installed $unit"
+  else
+    rm -f "$unit.tmp"
+  fi
 fi
 echo "setup: ok ($(.venv/bin/vifscope --version))"

@@ -23,7 +23,10 @@ from vifscope.sources.snapshot import take_snapshot
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
-    json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+    """Indented for a terminal; compact when piped. (indent forces json's pure-Python
+    encoder: 1.3 s for 5,000 vifs against ~0.1 s for the C one.)"""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(doc, indent=indent, ensure_ascii=False))
     sys.stdout.write("\n")
 
 
@@ -78,7 +81,15 @@ def cmd_networks(args: argparse.Namespace) -> int:
 
 
 # Each front-end module exposes add_parser(subparsers, common); one line here registers it.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("vifscope.lab.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "vifscope.lab.cli",
+    "vifscope.exporter_cli",
+    "vifscope.top",
+    "vifscope.watch_cli",
+    "vifscope.doctor_cli",
+    "vifscope.graph_cli",
+    "vifscope.serve_cli",
+)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -114,10 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
     try:
+        # Inside the guard: a broken subcommand module is a one-line error, not a traceback.
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except KeyboardInterrupt:
         make_console(stderr=True).print("interrupted")
@@ -130,7 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             highlight=False,
         )
         return report.EXIT_INTERNAL
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -89,7 +89,7 @@ def lab() -> Iterator[LabSpec]:
     try:
         lab_up(SPEC, _log, wait=0)
         names = [g.name for g in SPEC.guests() if g.running]
-        not_ready = wait_ready(names, 90, _log)
+        not_ready = wait_ready(names, 180, _log)  # TCG boots slow down when the host is loaded
         assert not not_ready, f"guests did not boot: {not_ready}"
         yield SPEC
     finally:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from vifscope.model import HostSnapshot, SourceError
+from vifscope.sources.facts import read_host_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
@@ -34,8 +35,13 @@ def take_snapshot(
     uri: str,
     *,
     read_libvirt_fn: Callable[[str], LibvirtState] = read_libvirt,
+    deep: bool = False,
 ) -> HostSnapshot:
-    """One consistent-enough look at the host: libvirt first, then kernel links, then OVSDB."""
+    """One consistent-enough look at the host: libvirt first, then kernel links, then OVSDB.
+
+    ``deep`` adds HostFacts (sysctls, leases, nwfilters, firewall, qdiscs...) for doctor;
+    status stays one libvirt read plus one link dump.
+    """
     errors: list[SourceError] = []
     taken_at = datetime.now(UTC)
     try:
@@ -51,6 +57,12 @@ def take_snapshot(
     ovs = _read_ovs(errors)
     if lv is not None:
         errors.extend(lv.errors)
+    facts = None
+    if deep:
+        facts, fact_errors = read_host_facts(
+            uri, lv.vifs if lv else (), lv.networks if lv else (), libvirt_ok=lv is not None
+        )
+        errors.extend(fact_errors)
     return HostSnapshot(
         host=lv.hostname if lv else socket.gethostname(),
         uri=uri,
@@ -62,4 +74,5 @@ def take_snapshot(
         ovs_available=ovs is not None,
         networks=lv.networks if lv else (),
         errors=tuple(errors),
+        facts=facts,
     )

@@ -1,0 +1,173 @@
+"""Apply a Plan as one transaction: run, take a fresh snapshot, verify, roll back on failure.
+
+nmstate's shape. Actions run in plan order; if a step fails, or any promise does not hold
+on the fresh snapshot, every applied action is undone in reverse order (best effort: an undo
+step that fails is reported, the others still run). Every apply, verification and rollback
+goes to the audit log. An interrupt (Ctrl-C) mid-apply rolls back too, then propagates.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from vifscope.actions.audit import AuditError, AuditLog, record
+from vifscope.actions.model import Action, Observed, Plan
+from vifscope.actions.runner import Runner, StepFailed
+from vifscope.sources.snapshot import take_snapshot
+
+
+class ApplyStatus(StrEnum):
+    NOTHING = "nothing-to-do"
+    VERIFIED = "verified"  # every action applied and every promise holds on a fresh snapshot
+    ROLLED_BACK = "rolled-back"  # applied, but a promise did not hold: everything undone
+    APPLY_FAILED = "apply-failed"  # a step failed: what was applied is undone
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What happened to one action. ``broken`` lists promises that did not hold, with what was seen."""
+
+    action: Action
+    applied: bool = False
+    error: str | None = None
+    verified: bool | None = None  # None: verification did not run
+    broken: tuple[str, ...] = ()
+    rolled_back: bool = False
+    rollback_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    run: str
+    status: ApplyStatus
+    results: tuple[ActionResult, ...]
+    after: Observed | None = None  # what verification looked at
+    audit_errors: tuple[str, ...] = ()
+
+
+Observe = Callable[[Plan, Runner], Observed]
+Progress = Callable[[str], None]
+
+
+def observe_host(plan: Plan, runner: Runner) -> Observed:
+    """The real fresh look: a new snapshot, plus the sysctls the plan promised."""
+    return Observed(take_snapshot(plan.uri), tuple((k, runner.read_sysctl(k)) for k in plan.sysctl_keys))
+
+
+@dataclass
+class _Txn:
+    """Mutable bookkeeping of one apply (never leaves this module)."""
+
+    plan: Plan
+    actor: str
+    audit: AuditLog | None
+    runner: Runner
+    progress: Progress
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    results: list[ActionResult] = field(default_factory=list)
+    audit_errors: list[str] = field(default_factory=list)
+
+    def log(self, phase: str, action: Action, result: str, commands: Sequence[str], error: str | None = None) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(record(self.run, self.actor, phase, action, result, commands, error))
+        except AuditError as exc:  # keep going: stopping half-way would be worse than a missing line
+            self.audit_errors.append(str(exc))
+
+    def update(self, index: int, **changes: object) -> None:
+        self.results[index] = replace(self.results[index], **changes)  # type: ignore[arg-type]
+
+    def outcome(self, status: ApplyStatus, after: Observed | None = None) -> ApplyOutcome:
+        return ApplyOutcome(self.run, status, tuple(self.results), after, tuple(self.audit_errors))
+
+
+def _apply_one(txn: _Txn, index: int) -> bool:
+    """Run one action's steps; on failure stop at the failing step. True when all ran."""
+    action = txn.plan.actions[index]
+    txn.progress(f"applying: {action.description}")
+    ran: list[str] = []
+    for step in action.steps:
+        ran.append(step.text())
+        try:
+            txn.runner.run(step)
+        except StepFailed as exc:
+            # Partially applied (an earlier step ran): its undo is needed too.
+            txn.update(index, applied=len(ran) > 1, error=str(exc))
+            txn.log("apply", action, "failed", ran, str(exc))
+            return False
+    txn.update(index, applied=True)
+    txn.log("apply", action, "ok", ran)
+    return True
+
+
+def _verify(txn: _Txn, seen: Observed) -> bool:
+    ok = True
+    for i, res in enumerate(txn.results):
+        broken = tuple(f"{p.text()}: {why}" for p in res.action.promises if (why := p.broken(seen)) is not None)
+        txn.update(i, verified=not broken, broken=broken)
+        txn.log("verify", res.action, "verified" if not broken else "not-verified", (), "; ".join(broken) or None)
+        ok = ok and not broken
+    return ok
+
+
+def _rollback(txn: _Txn) -> None:
+    """Undo every (even partially) applied action, last first; keep going past failed undo steps."""
+    for i in reversed(range(len(txn.results))):
+        res = txn.results[i]
+        if not res.applied:
+            continue
+        txn.progress(f"rolling back: {res.action.description}")
+        errors: list[str] = []
+        for step in res.action.undo:
+            try:
+                txn.runner.run(step)
+            except StepFailed as exc:
+                errors.append(str(exc))
+        error = "; ".join(errors) or None
+        txn.update(i, rolled_back=not errors, rollback_error=error)
+        txn.log(
+            "rollback", res.action, "rolled-back" if not errors else "rollback-failed", res.action.undo_commands, error
+        )
+
+
+def apply_plan(
+    plan: Plan,
+    *,
+    actor: str,
+    audit: AuditLog | None,
+    runner: Runner | None = None,
+    observe: Observe = observe_host,
+    settle: float = 0.0,
+    progress: Progress | None = None,
+) -> ApplyOutcome:
+    """Apply ``plan``; verify on a fresh observation ``settle`` seconds later; roll back on failure.
+
+    ``settle`` > 0 also catches another tool that reverts the change right after it was made.
+    """
+    txn = _Txn(plan, actor, audit, runner or Runner(), progress or (lambda _line: None))
+    if not plan.actions:
+        return txn.outcome(ApplyStatus.NOTHING)
+    txn.results = [ActionResult(a) for a in plan.actions]
+    seen: Observed | None = None
+    try:
+        applied_all = all(_apply_one(txn, i) for i in range(len(plan.actions)))
+        if applied_all:
+            time.sleep(max(0.0, settle))
+            txn.progress("verifying on a fresh snapshot")
+            seen = observe(plan, txn.runner)
+            verified = _verify(txn, seen)
+    except BaseException:
+        _rollback(txn)  # interrupted (or a bug) half-way: leave the host as it was
+        raise
+    if not applied_all:
+        _rollback(txn)
+        return txn.outcome(ApplyStatus.APPLY_FAILED)
+    if verified:
+        return txn.outcome(ApplyStatus.VERIFIED, seen)
+    _rollback(txn)
+    return txn.outcome(ApplyStatus.ROLLED_BACK, seen)

@@ -1,0 +1,217 @@
+"""The check framework: a Check is a stable id, a category, a usual severity, a pure function
+over a CheckContext, its requirements (which facts it needs) and its long explanation."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from vifscope.checks.config import DoctorConfig
+from vifscope.model import (
+    Evidence,
+    Finding,
+    HostFacts,
+    HostSnapshot,
+    ObservedLink,
+    OvsPort,
+    Severity,
+    VifBinding,
+    VifStatus,
+)
+
+CATEGORIES = ("binding", "network", "host", "security", "performance")
+
+
+@dataclass(frozen=True)
+class Explain:
+    """``doctor --explain``: what it means, why it matters, how to fix, when it is wrong."""
+
+    what: str
+    why: str
+    fix: str
+    false_positives: str = "None known."
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What every check reads: the snapshot, its bindings, the thresholds. Pure data."""
+
+    snap: HostSnapshot
+    bindings: tuple[VifBinding, ...]
+    config: DoctorConfig = field(default_factory=DoctorConfig)
+
+    @property
+    def facts(self) -> HostFacts:
+        return self.snap.facts or HostFacts()
+
+    @cached_property
+    def running(self) -> tuple[VifBinding, ...]:
+        """Bindings of domains with a QEMU process (their taps exist)."""
+        return tuple(b for b in self.bindings if b.status is not VifStatus.INACTIVE)
+
+    @cached_property
+    def linux_bridges(self) -> dict[str, tuple[VifBinding, ...]]:
+        """Existing Linux bridges that running vifs are declared on, with those vifs."""
+        grouped: dict[str, list[VifBinding]] = {}
+        for b in self.running:
+            link = self.snap.links_by_name.get(b.expect.bridge or "")
+            if b.expect.attach == "linux-bridge" and link is not None and link.kind == "bridge":
+                grouped.setdefault(link.name, []).append(b)
+        return {k: tuple(v) for k, v in sorted(grouped.items())}
+
+    @cached_property
+    def _ports(self) -> dict[str, tuple[tuple[ObservedLink, ...], tuple[ObservedLink, ...]]]:
+        """Per bridge: (uplinks, guest ports), split once (per-vif splitting was quadratic)."""
+        out = {}
+        for bridge, ports in self.snap.ports_by_master.items():
+            guests = tuple(p for p in ports if p.kind in ("tun", "macvtap"))
+            out[bridge] = (tuple(p for p in ports if p.kind not in ("tun", "macvtap")), guests)
+        return out
+
+    @cached_property
+    def ovs_ports_by_bridge(self) -> dict[str, tuple[OvsPort, ...]]:
+        grouped: dict[str, list[OvsPort]] = {}
+        for port in self.snap.ovs_ports:
+            grouped.setdefault(port.bridge, []).append(port)
+        return {k: tuple(v) for k, v in grouped.items()}
+
+    @cached_property
+    def running_targets(self) -> frozenset[str]:
+        return frozenset(b.vif.target for b in self.running if b.vif.target)
+
+    def uplinks(self, bridge: str) -> tuple[ObservedLink, ...]:
+        """A bridge's ports that are not guest taps (tun/macvtap): its way out."""
+        return self._ports.get(bridge, ((), ()))[0]
+
+    def host_addresses(self, dev: str) -> tuple[str, ...]:
+        """The host's addresses on a link, link-local ones left out (every up link has an fe80::)."""
+        out = []
+        for a in self.facts.addresses_by_dev.get(dev, ()):
+            try:
+                if not ipaddress.ip_interface(a.address).ip.is_link_local:
+                    out.append(a.address)
+            except ValueError:
+                continue
+        return tuple(out)
+
+    def guest_ports(self, bridge: str) -> tuple[ObservedLink, ...]:
+        return self._ports.get(bridge, ((), ()))[1]
+
+    def peers(self, bridge: str, me: str) -> tuple[int, str]:
+        """How many other guest ports share ``bridge`` with ``me``, and a short list of them.
+        O(1) per vif: a bridge with thousands of taps must not make the checks quadratic."""
+        ports = self.guest_ports(bridge)
+        count = len(ports) - (1 if me in self._port_names(bridge) else 0)
+        first = [p.name for p in ports[:9] if p.name != me][:8]
+        more = f" (+{count - len(first)} more)" if count > len(first) else ""
+        return count, ", ".join(first) + more
+
+    def _port_names(self, bridge: str) -> frozenset[str]:
+        return self._guest_names.get(bridge, frozenset())
+
+    @cached_property
+    def _guest_names(self) -> dict[str, frozenset[str]]:
+        return {br: frozenset(p.name for p in guests) for br, (_, guests) in self._ports.items()}
+
+
+CheckFn = Callable[[CheckContext, "Check"], Iterable[Finding]]
+# A requirement returns why the check cannot be evaluated on this snapshot, or None.
+Requirement = Callable[[CheckContext], str | None]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    category: str
+    severity: Severity  # the usual severity; a finding may be raised or lowered with a reason
+    title: str
+    fn: CheckFn
+    explain: Explain
+    requires: tuple[Requirement, ...] = ()
+
+    def skip_reason(self, ctx: CheckContext) -> str | None:
+        return next((r for r in (req(ctx) for req in self.requires) if r), None)
+
+    def run(self, ctx: CheckContext) -> Iterator[Finding]:
+        yield from self.fn(ctx, self)
+
+    def on_vif(
+        self,
+        b: VifBinding,
+        message: str,
+        evidence: Iterable[tuple[str, object]] = (),
+        fix: str | None = None,
+        *,
+        severity: Severity | None = None,
+        subject: str | None = None,
+    ) -> Finding:
+        """A finding about one vif (grouped under it in the output)."""
+        return Finding(
+            check=self.id,
+            severity=severity or self.severity,
+            category=self.category,
+            message=message,
+            domain=b.vif.domain,
+            mac=b.vif.mac,
+            target=b.vif.target,
+            evidence=tuple((k, scalar(v)) for k, v in evidence),
+            fix=fix,
+            subject=subject,
+        )
+
+    def on_host(
+        self,
+        subject: str,
+        message: str,
+        evidence: Iterable[tuple[str, object]] = (),
+        fix: str | None = None,
+        *,
+        severity: Severity | None = None,
+    ) -> Finding:
+        """A finding about a bridge, a network, an OVS port or the host itself."""
+        return Finding(
+            check=self.id,
+            severity=severity or self.severity,
+            category=self.category,
+            message=message,
+            evidence=tuple((k, scalar(v)) for k, v in evidence),
+            fix=fix,
+            subject=subject,
+        )
+
+
+def scalar(value: object) -> Evidence:
+    """Evidence values stay JSON scalars; anything else (a tuple, an enum) is shown as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def needs(part: str, what: str) -> Requirement:
+    """Requirement: HostFacts.<part> was read (deep snapshot, source answered)."""
+
+    def check(ctx: CheckContext) -> str | None:
+        if ctx.snap.facts is None:
+            return "host facts were not collected (not a deep snapshot)"
+        if getattr(ctx.snap.facts, part) is None:
+            return f"{what} could not be read (see source_errors)"
+        return None
+
+    return check
+
+
+def vif_name(b: VifBinding) -> str:
+    return f"{b.vif.domain}#{b.vif.index}"
+
+
+def short(items: Iterable[str], limit: int = 8) -> str:
+    """A readable list: the first ``limit`` items and how many more (evidence stays small at scale)."""
+    shown = list(items)
+    more = f" (+{len(shown) - limit} more)" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def names(bindings: Iterable[VifBinding]) -> str:
+    return short(vif_name(b) for b in bindings)

@@ -1,0 +1,185 @@
+"""Security checks on each running vif: anti-spoofing filters, bridge port isolation,
+promiscuous listeners, guests trusted to change the host's RX filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from vifscope.checks.base import Check, CheckContext, Explain, needs
+from vifscope.model import Finding, Severity, VifBinding
+
+ANTI_SPOOF = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing")
+
+
+def filter_closure(name: str, refs: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """Every filter ``name`` pulls in through <filterref>, itself included (cycles are cut)."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        cur = todo.pop()
+        if cur not in seen:
+            seen.add(cur)
+            todo.extend(refs.get(cur, ()))
+    return seen
+
+
+def protections(ctx: CheckContext, b: VifBinding) -> tuple[str | None, tuple[str, ...]]:
+    """(filter bound to the vif's port, the anti-spoof filters it includes)."""
+    binding = ctx.facts.bindings_by_port.get(b.vif.target or "")
+    if binding is None:
+        return None, ()
+    refs = {f.name: f.references for f in ctx.facts.nwfilters or ()}
+    closure = filter_closure(binding.filter, refs)
+    return binding.filter, tuple(p for p in ANTI_SPOOF if p in closure)
+
+
+def shared(ctx: CheckContext, bridge: str) -> bool:
+    """A bridge is shared when it leads out (uplink) or holds more than one guest."""
+    return bool(ctx.uplinks(bridge)) or len(ctx.guest_ports(bridge)) > 1
+
+
+def no_spoof_filter(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    for br, vifs in ctx.linux_bridges.items():
+        if not shared(ctx, br):
+            continue
+        for b in vifs:
+            name, found = protections(ctx, b)
+            if "no-mac-spoofing" in found:
+                continue
+            ev = [
+                ("bridge", br),
+                ("nwfilter", name),
+                ("declared_filterref", b.vif.filterref),
+                ("protects", ", ".join(found)),
+            ]
+            how = "no nwfilter bound" if name is None else f"nwfilter {name} has no no-mac-spoofing"
+            if b.vif.filterref and name is None:
+                how = f"<filterref filter='{b.vif.filterref}'/> is declared but not bound to {b.vif.target}"
+            fix = (
+                f"virsh edit {b.vif.domain}: add <filterref filter='clean-traffic'/> to the interface, then re-plug it"
+            )
+            yield c.on_vif(b, f"{how}: the guest can spoof MAC/IP on shared bridge {br}", ev, fix, subject=br)
+
+
+def declared_isolated(ctx: CheckContext, b: VifBinding) -> bool:
+    extras = ctx.facts.extras_by_vif.get((b.vif.domain, b.vif.index))
+    net = ctx.facts.runtime_by_network.get(b.expect.network.name) if b.expect.network else None
+    if extras is not None and extras.port_isolated is not None:
+        return extras.port_isolated
+    return bool(net and net.port_isolated)
+
+
+def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    for br, vifs in ctx.linux_bridges.items():
+        for b in vifs:
+            if b.link is None or b.link.master != br or b.link.isolated:
+                continue
+            count, others = ctx.peers(br, b.link.name)
+            ev = [("bridge", br), ("isolated", b.link.isolated), ("other_guest_ports", others)]
+            fix = f"bridge link set dev {b.vif.target} isolated on  # keep it: <port isolated='yes'/> in the XML"
+            if declared_isolated(ctx, b):
+                msg = f"<port isolated='yes'/> is declared but {b.vif.target} is not isolated on {br}"
+                yield c.on_vif(b, msg, ev, fix, subject=br)
+            elif count:
+                msg = f"{b.vif.target} can reach {count} other guest port(s) on {br} directly"
+                yield c.on_vif(b, msg, ev, fix, severity=Severity.INFO, subject=br)
+
+
+def baseline_promiscuity(ctx: CheckContext, b: VifBinding) -> int:
+    """Promiscuity the plumbing itself sets: one for a bridge port or an OVS port."""
+    link = b.link
+    if link is None:
+        return 0
+    return int(link.slave_kind == "bridge" or link.name in ctx.snap.ovs_by_name)
+
+
+def promisc(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    for b in ctx.running:
+        if b.link is None or b.link.promiscuity is None:
+            continue
+        base = baseline_promiscuity(ctx, b)
+        if b.link.promiscuity <= base:
+            continue
+        ev = [("promiscuity", b.link.promiscuity), ("expected", base), ("kind", b.link.kind)]
+        fix = f"ip link set {b.vif.target} promisc off  # a manual setting; a capture holds it until it ends"
+        msg = (
+            f"{b.vif.target} is promiscuous beyond its plumbing ({b.link.promiscuity} > {base}): something captures it"
+        )
+        yield c.on_vif(b, msg, ev, fix)
+
+
+def trust_rx_filters(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    for b in ctx.bindings:
+        extras = ctx.facts.extras_by_vif.get((b.vif.domain, b.vif.index))
+        if extras is None or not extras.trust_guest_rx_filters:
+            continue
+        ev = [("type", b.vif.type), ("trustGuestRxFilters", True)]
+        fix = f"virsh edit {b.vif.domain}: drop trustGuestRxFilters='yes' from the interface"
+        msg = "trustGuestRxFilters='yes': the guest changes the host macvtap's MAC, multicast and promiscuous mode"
+        yield c.on_vif(b, msg, ev, fix)
+
+
+_NWF = (needs("nwfilter_bindings", "nwfilter bindings"), needs("nwfilters", "nwfilter definitions"))
+_EXTRAS = needs("interface_extras", "interface attributes")
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "sec.no_spoof_filter",
+        "security",
+        Severity.WARNING,
+        "no anti-spoofing filter",
+        no_spoof_filter,
+        Explain(
+            "A vif on a shared Linux bridge (one with an uplink or other guests) has no libvirt nwfilter binding "
+            "that includes no-mac-spoofing (clean-traffic does).",
+            "The guest can send with any MAC or IP: impersonate the gateway, poison ARP caches, hijack neighbours.",
+            "<filterref filter='clean-traffic'/> in the interface XML (needs ebtables); re-plug or restart to apply.",
+            "Guests that must send as other MACs (routers, bridges, VRRP) — use a custom filter.",
+        ),
+        _NWF,
+    ),
+    Check(
+        "sec.port_not_isolated",
+        "security",
+        Severity.ERROR,
+        "bridge port not isolated",
+        port_not_isolated,
+        Explain(
+            "The vif's bridge port does not have the kernel's isolated flag: error when the XML declares "
+            "<port isolated='yes'/> (on the interface or its network) — a hand re-plug loses the flag — info when "
+            "nothing asks for isolation but other guests share the bridge.",
+            "Non-isolated ports reach every other guest port directly at L2, bypassing any router or firewall.",
+            "bridge link set dev TAP isolated on; declare <port isolated='yes'/> so libvirt keeps it.",
+            "Guests that are meant to talk to each other (the info level says so).",
+        ),
+        (_EXTRAS,),
+    ),
+    Check(
+        "sec.promisc",
+        "security",
+        Severity.WARNING,
+        "promiscuous vif",
+        promisc,
+        Explain(
+            "The vif's host link is promiscuous more times than the plumbing explains (a bridge or OVS port counts "
+            "one).",
+            "Someone (tcpdump, an IDS) or the guest itself (macvtap with trustGuestRxFilters) receives frames not "
+            "meant for it.",
+            "Find and stop the listener; ip link set TAP promisc off when set by hand.",
+            "A deliberate monitoring session.",
+        ),
+    ),
+    Check(
+        "sec.trust_guest_rx_filters",
+        "security",
+        Severity.WARNING,
+        "guest trusted with RX filters",
+        trust_rx_filters,
+        Explain(
+            "The interface has trustGuestRxFilters='yes'.",
+            "libvirt applies the guest's MAC, multicast and promiscuous changes to the host macvtap: a guest can "
+            "change its MAC or sniff the lower device's traffic.",
+            "Remove the attribute unless the guest must change its MAC (bonding, CARP).",
+        ),
+        (_EXTRAS,),
+    ),
+)

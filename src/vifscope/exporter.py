@@ -1,0 +1,264 @@
+"""Prometheus metrics: one snapshot per scrape, turned into metric families.
+
+``Exporter`` is a prometheus_client collector with its own CollectorRegistry (never the
+global REGISTRY): every scrape takes a ``DeadlineSnapshotter`` snapshot (each source bounded,
+so a stuck libvirtd gives ``vifscope_source_up{source="libvirt"} 0``, not a hung or failed
+scrape), binds it, runs the checks, reads the heal count from the audit log, and
+``families()`` converts that ``Scrape`` into metrics. ``render_metrics()`` returns the text
+exposition, for ``vifscope exporter`` or any HTTP service that mounts it.
+
+Counters come from the same ``ip -j -s -d link show`` dump as the verdicts (IFLA_STATS64),
+never from libvirt's getAllDomainStats, which re-reads /proc/net/dev once per vif and grows
+quadratically with the number of vifs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+
+from vifscope import __version__
+from vifscope.bind import bind
+from vifscope.checks import ALL_CHECKS, DoctorConfig, evaluate
+from vifscope.exposition import Family, Row, exposition, to_client
+from vifscope.model import Finding, HostSnapshot, Severity, SourceError, VifBinding, VifStatus
+from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG, ActionCount, AuditLogError, AuditLogTail
+from vifscope.sources.deadline import DeadlineSnapshotter
+from vifscope.vifstats import guest_counters
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Identity of a vif series. ``index`` (position in <devices>) keeps two vifs unique even when
+# they share a MAC and have no target (a shut-off domain with a duplicated interface).
+VIF_LABELS = ("domain", "domain_uuid", "index", "mac", "target", "type", "bridge")
+
+# (GuestCounters field, counter name without _total, help). rx/tx are the guest's view.
+VIF_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    ("rx_bytes", "vifscope_vif_rx_bytes", "Bytes the guest received on this vif (host tap tx)."),
+    ("tx_bytes", "vifscope_vif_tx_bytes", "Bytes the guest sent on this vif (host tap rx)."),
+    ("rx_packets", "vifscope_vif_rx_packets", "Packets the guest received on this vif."),
+    ("tx_packets", "vifscope_vif_tx_packets", "Packets the guest sent on this vif."),
+    ("rx_errors", "vifscope_vif_rx_errors", "Receive errors on this vif (guest's view)."),
+    ("tx_errors", "vifscope_vif_tx_errors", "Transmit errors on this vif (guest's view)."),
+    ("rx_dropped", "vifscope_vif_rx_drops", "Packets dropped on their way to the guest."),
+    ("tx_dropped", "vifscope_vif_tx_drops", "Packets the guest sent that the host dropped."),
+)
+
+# (findings, the checks that were evaluated with their usual severity): evaluated checks with
+# no finding get a 0 series, skipped ones (facts missing) none at all: unknown is not zero.
+CheckResult = tuple[tuple[Finding, ...], tuple[tuple[str, Severity], ...]]
+ChecksFn = Callable[[HostSnapshot, tuple[VifBinding, ...]], CheckResult]
+# Sources that always get a vifscope_source_up series (others once they have been seen).
+BASE_SOURCES = ("libvirt", "netlink")
+AUDIT_SOURCE = "audit-log"
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """Everything one scrape measured; ``families()`` turns it into metrics (pure)."""
+
+    snapshot: HostSnapshot
+    bindings: tuple[VifBinding, ...]
+    findings: tuple[Finding, ...] = ()
+    known_checks: tuple[tuple[str, Severity], ...] = ()  # checks evaluated: 0 series when they found nothing
+    actions: tuple[ActionCount, ...] = ()
+    sources: tuple[tuple[str, bool], ...] = ()  # (source, up)
+    source_seconds: tuple[tuple[str, float], ...] = ()
+    seconds: float = 0.0
+
+
+def doctor_checks(config: DoctorConfig | None = None) -> ChecksFn:
+    """doctor's checks (vifscope.checks) as the exporter runs them on every scrape."""
+
+    def run(snap: HostSnapshot, bindings: tuple[VifBinding, ...]) -> CheckResult:
+        result = evaluate(snap, bindings, config)
+        skipped = {check_id for check_id, _ in result.skipped}
+        return result.findings, tuple((c.id, c.severity) for c in ALL_CHECKS if c.id not in skipped)
+
+    return run
+
+
+def vif_labels(b: VifBinding) -> tuple[str, ...]:
+    """Label values of one vif; never None (an SR-IOV/hostdev or user vif has no target or bridge)."""
+    v, exp = b.vif, b.expect
+    bridge = exp.bridge if exp.attach in ("linux-bridge", "ovs-bridge") else None
+    target = v.target if v.domain_state.has_taps else None  # a shut-off domain's target is stale
+    return (v.domain, v.domain_uuid, str(v.index), v.mac or "", target or "", v.type, bridge or "")
+
+
+def vif_families(bindings: Sequence[VifBinding]) -> Iterator[Family]:
+    bound: list[Row] = []
+    status: list[Row] = []
+    counters: dict[str, list[Row]] = {field: [] for field, _, _ in VIF_COUNTERS}
+    summary: Counter[str] = Counter()
+    for b in bindings:
+        labels = vif_labels(b)
+        summary[b.status.value] += 1
+        bound.append((labels, 1.0 if b.status is VifStatus.BOUND else 0.0))
+        status.extend(((*labels, st.value), 1.0 if b.status is st else 0.0) for st in VifStatus)
+        stats = guest_counters(b.link)
+        if stats is not None:
+            for field, rows in counters.items():
+                rows.append((labels, float(getattr(stats, field))))
+    yield Family("vifscope_vif_bound", "gauge", "1 if the vif is plugged where libvirt says.", VIF_LABELS, tuple(bound))
+    yield Family(
+        "vifscope_vif_status",
+        "gauge",
+        "The vif's verdict, one-hot over every status.",
+        (*VIF_LABELS, "status"),
+        tuple(status),
+    )
+    for field, name, text in VIF_COUNTERS:
+        yield Family(f"{name}_total", "counter", text, VIF_LABELS, tuple(counters[field]))
+    per_status = tuple(((st.value,), float(summary[st.value])) for st in VifStatus)
+    yield Family("vifscope_vifs", "gauge", "Number of vifs per verdict.", ("status",), per_status)
+
+
+def finding_families(findings: Sequence[Finding], known: Sequence[tuple[str, Severity]]) -> Iterator[Family]:
+    counts: Counter[tuple[str, str]] = Counter({(check, sev.value): 0 for check, sev in known})
+    counts.update((f.check, f.severity.value) for f in findings)
+    yield Family(
+        "vifscope_findings",
+        "gauge",
+        "Findings of the doctor checks now, per check id and severity.",
+        ("check", "severity"),
+        tuple((key, float(n)) for key, n in sorted(counts.items())),
+    )
+
+
+def action_families(actions: Sequence[ActionCount]) -> Iterator[Family]:
+    heals = tuple(((a.result,), float(a.count)) for a in actions if (a.actor, a.phase) == ("heal", "apply"))
+    yield Family(
+        "vifscope_heals_total",
+        "counter",
+        "Heal actions 'vifscope watch --heal' applied (audit log), by result.",
+        ("result",),
+        heals,
+    )
+    yield Family(
+        "vifscope_actions_total",
+        "counter",
+        "Audit log lines: every action, verification and rollback of doctor --fix and watch --heal.",
+        ("actor", "phase", "result"),
+        tuple(((a.actor, a.phase, a.result), float(a.count)) for a in actions),
+    )
+
+
+def host_families(scrape: Scrape) -> Iterator[Family]:
+    yield from action_families(scrape.actions)
+    yield Family(
+        "vifscope_source_up",
+        "gauge",
+        "1 if the source answered this scrape in time.",
+        ("source",),
+        tuple(((name,), 1.0 if ok else 0.0) for name, ok in scrape.sources),
+    )
+    yield Family(
+        "vifscope_source_duration_seconds",
+        "gauge",
+        "How long each source took this scrape.",
+        ("source",),
+        tuple(((name,), seconds) for name, seconds in scrape.source_seconds),
+    )
+    yield Family(
+        "vifscope_scrape_duration_seconds", "gauge", "Time to collect this scrape.", (), (((), scrape.seconds),)
+    )
+    yield Family("vifscope_build_info", "gauge", "vifscope version.", ("version",), (((__version__,), 1.0),))
+
+
+def families(scrape: Scrape) -> list[Family]:
+    """All metric families of one scrape (pure)."""
+    return [
+        *vif_families(scrape.bindings),
+        *finding_families(scrape.findings, scrape.known_checks),
+        *host_families(scrape),
+    ]
+
+
+def render(scrape: Scrape) -> bytes:
+    """The Prometheus text exposition (format 0.0.4) of one scrape."""
+    return exposition(families(scrape))
+
+
+class Exporter:
+    """A prometheus_client collector: each ``collect()`` is one bounded scrape of this host."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        timeout: float = 3.0,
+        audit_log: Path | None = DEFAULT_AUDIT_LOG,
+        checks: ChecksFn | None = None,
+    ) -> None:
+        # Checks read HostFacts (sysctls, leases, filters...): only then is the snapshot deep.
+        self.snapshotter = DeadlineSnapshotter(uri, timeout, deep=checks is not None)
+        self.audit = AuditLogTail(audit_log) if audit_log is not None else None
+        self.checks = checks
+        self._seen: dict[str, None] = dict.fromkeys(BASE_SOURCES)  # insertion-ordered set
+        self._lock = threading.Lock()  # one scrape at a time: sources are not read twice at once
+
+    def scrape(self, timeout: float | None = None) -> Scrape:
+        with self._lock:
+            start = time.monotonic()
+            timed = self.snapshotter.take(timeout)
+            snap = timed.snapshot
+            bindings = bind(snap)
+            findings, known = self.checks(snap, bindings) if self.checks else ((), ())
+            actions, audit_error = self._actions()
+            errors = (*snap.errors, *audit_error)
+            return Scrape(
+                snapshot=snap,
+                bindings=bindings,
+                findings=findings,
+                known_checks=known,
+                actions=actions,
+                sources=self._sources(snap, errors),
+                source_seconds=timed.source_seconds,
+                seconds=time.monotonic() - start,
+            )
+
+    def _actions(self) -> tuple[tuple[ActionCount, ...], tuple[SourceError, ...]]:
+        if self.audit is None:
+            return (), ()
+        try:
+            return self.audit.read(), ()
+        except AuditLogError as exc:
+            return (), (SourceError(AUDIT_SOURCE, str(exc), "check the audit log's permissions"),)
+
+    def _sources(self, snap: HostSnapshot, errors: Iterable[SourceError]) -> tuple[tuple[str, bool], ...]:
+        """Every source seen so far stays a series: one that recovers goes back to 1, not away."""
+        failed = {e.source for e in errors}
+        if snap.ovs_available or "ovs" in failed:
+            self._seen["ovs"] = None
+        if self.audit is not None:
+            self._seen[AUDIT_SOURCE] = None
+        if self.snapshotter.deep:
+            self._seen["facts"] = None
+        self._seen.update(dict.fromkeys(sorted(failed)))
+        return tuple((name, name not in failed) for name in self._seen)
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client's collector protocol: one scrape per call."""
+        yield from to_client(families(self.scrape()))
+
+    def describe(self) -> list[Metric]:
+        # Empty: registering must not trigger a scrape (prometheus_client calls describe()).
+        return []
+
+    def registry(self) -> CollectorRegistry:
+        """A private registry holding only this exporter (never the global REGISTRY)."""
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(self)
+        return reg
+
+    def render_metrics(self, timeout: float | None = None) -> bytes:
+        """The text exposition of one scrape (``timeout`` caps every source's deadline)."""
+        return render(self.scrape(timeout))

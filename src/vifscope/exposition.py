@@ -1,0 +1,78 @@
+"""Metric families as plain data, written as Prometheus text (format 0.0.4) or handed to
+prometheus_client.
+
+Why a writer of our own: prometheus_client's ``generate_latest`` validates and escapes every
+label name of every sample (0.26: ~37 us per sample), 3 s for the 80,000 samples of a
+5,000-vif host. Here a vif's label set is escaped once and reused by its 16 series, so the
+same text costs a fraction of that. ``to_client()`` gives the same families to
+prometheus_client (``Exporter.collect()``, for a registry that mounts the exporter), and a
+unit test checks that both expositions parse to the same samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+Row = tuple[tuple[str, ...], float]  # (label values in the order of Family.labels, value)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family. ``name`` is the exposition name (counters end in ``_total``)."""
+
+    name: str
+    kind: str  # "gauge" | "counter"
+    help: str
+    labels: tuple[str, ...] = ()
+    rows: tuple[Row, ...] = ()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _value(value: float) -> str:
+    """Sample values as Prometheus writes them: repr of a float, +Inf / -Inf / NaN."""
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def exposition(families: Iterable[Family]) -> bytes:
+    """The text exposition; each distinct label set is escaped once."""
+    out: list[str] = []
+    cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+    for fam in families:
+        out.append(f"# HELP {fam.name} {_help(fam.help)}\n# TYPE {fam.name} {fam.kind}\n")
+        for values, value in fam.rows:
+            key = (fam.labels, values)
+            text = cache.get(key)
+            if text is None:
+                pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(fam.labels, values, strict=True))
+                text = cache[key] = f"{{{pairs}}}" if pairs else ""
+            out.append(f"{fam.name}{text} {_value(value)}\n")
+    return "".join(out).encode()
+
+
+def to_client(families: Iterable[Family]) -> list[Metric]:
+    """The same families as prometheus_client metric objects."""
+    metrics: list[Metric] = []
+    for fam in families:
+        metric: GaugeMetricFamily | CounterMetricFamily
+        if fam.kind == "counter":
+            metric = CounterMetricFamily(fam.name.removesuffix("_total"), fam.help, labels=fam.labels)
+        else:
+            metric = GaugeMetricFamily(fam.name, fam.help, labels=fam.labels)
+        for values, value in fam.rows:
+            metric.add_metric(list(values), value)
+        metrics.append(metric)
+    return metrics

@@ -1,0 +1,137 @@
+"""Read-only endpoints. Thin: a view from the shared snapshot cache (in a worker thread, never
+on the event loop) handed to the same report functions the CLI's ``--json`` uses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from vifscope import __version__, report
+from vifscope.graph_cli import graph_document
+from vifscope.report_findings import doctor_report, select
+from vifscope.serve.backend import Backend
+from vifscope.serve.errors import ApiError, error_responses
+from vifscope.serve.live import Feed, event_text
+from vifscope.serve.schema import FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
+from vifscope.serve.state import View
+from vifscope.topology import build_topology
+
+KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
+Domains = Annotated[list[str] | None, Query(description="only this domain, by name or UUID (repeatable)")]
+Problems = Annotated[bool, Query(description="only vifs that are not bound or inactive")]
+
+
+def _json(doc: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(doc, status_code=status)
+
+
+def status_doc(view: View, domains: tuple[str, ...], problems: bool) -> JSONResponse:
+    return _json(report.status_report(view.snapshot, report.select(view.bindings, domains, problems)))
+
+
+def domain_doc(view: View, domain: str) -> JSONResponse:
+    mine = view.domain_bindings(domain)
+    if not mine:
+        if view.snapshot.failed("libvirt"):
+            raise ApiError(503, "libvirt is unavailable: cannot look the domain up", "is libvirtd running?")
+        raise ApiError(404, f"no domain {domain!r} with interfaces", "GET /api/v1/vifs lists every vif")
+    return _json(report.status_report(view.snapshot, mine))
+
+
+def findings_doc(view: View, domains: tuple[str, ...]) -> JSONResponse:
+    run = select(view.check_run, view.bindings, domains)
+    return _json(doctor_report(view.snapshot, run))
+
+
+def topology_doc(view: View, domains: tuple[str, ...], problems: bool) -> JSONResponse:
+    if not domains and not problems:
+        return _json(graph_document(view.snapshot, view.bindings, view.topology))
+    chosen = report.select(view.bindings, domains, problems)
+    return _json(graph_document(view.snapshot, chosen, build_topology(view.snapshot, chosen, all_networks=False)))
+
+
+def health_doc(view: View) -> JSONResponse:
+    failed = [e for e in view.snapshot.errors if e.source in report.REQUIRED_SOURCES]
+    doc = {
+        "status": "degraded" if failed else "ok",
+        "version": __version__,
+        "source_errors": report.errors_list(view.snapshot.errors),
+    }
+    return _json(doc, 503 if failed else 200)
+
+
+def read_router(b: Backend, feed: Feed) -> APIRouter:
+    r = APIRouter(tags=["read"])
+    age = b.interval
+
+    @r.get("/api/v1/vifs", responses={200: {"model": StatusDoc}})
+    async def vifs(domain: Domains = None, problems: Problems = False) -> Response:
+        """Every vif and its binding verdict (``vifscope status --json``)."""
+        return await run_in_threadpool(lambda: status_doc(b.snapshots.get(age), tuple(domain or ()), problems))
+
+    @r.get("/api/v1/vifs/{domain}", responses={200: {"model": StatusDoc}, **error_responses(404, 503)})
+    async def vifs_of(domain: str) -> Response:
+        """The vifs of one domain, by name or UUID (``vifscope status -d DOMAIN --json``)."""
+        return await run_in_threadpool(lambda: domain_doc(b.snapshots.get(age), domain))
+
+    @r.get("/api/v1/networks", responses={200: {"model": NetworksDoc}})
+    async def networks() -> Response:
+        """libvirt networks, their bridges and DHCP (``vifscope networks --json``)."""
+        return await run_in_threadpool(lambda: _json(report.networks_report(b.snapshots.get(age).snapshot)))
+
+    @r.get("/api/v1/findings", responses={200: {"model": FindingsDoc}})
+    async def findings(domain: Domains = None) -> Response:
+        """Doctor findings with evidence and fixes (``vifscope doctor --json``)."""
+        return await run_in_threadpool(lambda: findings_doc(b.deep.get(b.findings_max_age), tuple(domain or ())))
+
+    @r.get("/api/v1/topology", responses={200: {"model": TopologyDoc}})
+    async def topology(domain: Domains = None, problems: Problems = False) -> Response:
+        """The graph host → uplinks → switches → vifs → domains (``vifscope graph --format json``)."""
+        return await run_in_threadpool(lambda: topology_doc(b.snapshots.get(age), tuple(domain or ()), problems))
+
+    @r.get("/healthz", responses={200: {"model": HealthDoc}, 503: {"model": HealthDoc}})
+    async def healthz() -> Response:
+        """200 when libvirt and the link dump answer; 503 (with the errors) when one does not."""
+        return await run_in_threadpool(lambda: health_doc(b.snapshots.get(age)))
+
+    @r.get("/api/v1/info", responses={200: {"model": InfoDoc}})
+    async def info() -> Response:
+        """What the page needs to know about this server (no snapshot taken)."""
+        return _json({"version": __version__, "uri": b.uri, "mutations": b.token is not None, "interval": age})
+
+    @r.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def metrics() -> Response:
+        """Prometheus metrics (the exporter's collector, one scrape per request)."""
+        if b.metrics is None:
+            raise ApiError(404, "metrics are not enabled on this server")
+        body = await run_in_threadpool(b.metrics)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @r.get("/api/v1/events", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    async def events() -> StreamingResponse:
+        """Server-sent events: ``hello`` on connect, then ``vifs`` whenever a binding changes."""
+        return StreamingResponse(
+            _stream(feed),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return r
+
+
+async def _stream(feed: Feed) -> AsyncIterator[str]:
+    q = feed.subscribe()
+    try:
+        yield "retry: 2000\n" + event_text("hello", {"interval": feed.interval})
+        while True:
+            try:
+                yield await asyncio.wait_for(q.get(), timeout=KEEPALIVE)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+    finally:
+        feed.unsubscribe(q)

@@ -1,0 +1,106 @@
+"""What the server knows: the latest snapshot and everything derived from it, shared by every
+request and the live feed.
+
+``Snapshots.get(max_age)`` returns a View no older than ``max_age`` seconds. Taking a snapshot
+blocks (libvirt, ``ip``, OVSDB), so it is called from worker threads, never the event loop; it
+is single-flight: while one thread takes a snapshot the others wait for it and share it, so a
+burst of requests costs one snapshot, not one each. ``invalidate()`` (after a change made
+through the API) makes the next ``get`` take a new one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from vifscope import report
+from vifscope.bind import bind
+from vifscope.checks import CheckRun, DoctorConfig, evaluate
+from vifscope.model import HostSnapshot, VifBinding
+from vifscope.topology import Topology, build_topology
+
+VifKey = tuple[str, int]  # (domain UUID, index in <devices>)
+
+
+def vif_key(b: VifBinding) -> VifKey:
+    return (b.vif.domain_uuid, b.vif.index)
+
+
+@dataclass(frozen=True)
+class View:
+    """One snapshot, its bindings, and what the routes derive from them (computed once)."""
+
+    snapshot: HostSnapshot
+    bindings: tuple[VifBinding, ...]
+    taken: float  # time.monotonic() when the snapshot was started
+    generation: int = 0
+    doctor: DoctorConfig = field(default_factory=DoctorConfig)
+
+    @cached_property
+    def docs(self) -> dict[VifKey, dict[str, Any]]:
+        """Every vif as its ``status --json`` dict, by key."""
+        return {vif_key(b): report.binding_dict(b) for b in self.bindings}
+
+    @cached_property
+    def topology(self) -> Topology:
+        return build_topology(self.snapshot, self.bindings)
+
+    @cached_property
+    def shape(self) -> frozenset[tuple[str, ...]]:
+        """The graph without node colours: when this changes (a node or edge appeared, went, or an
+        edge broke) the page redraws; otherwise it only recolours the vifs that changed."""
+        nodes = {(n.id,) for n in self.topology.nodes}
+        edges = {(e.source, e.target, e.kind.value, e.state) for e in self.topology.edges}
+        return frozenset(nodes | edges)
+
+    @cached_property
+    def check_run(self) -> CheckRun:
+        return evaluate(self.snapshot, self.bindings, self.doctor)
+
+    def domain_bindings(self, domain: str) -> tuple[VifBinding, ...]:
+        """By name or UUID, like ``status -d``."""
+        return report.select(self.bindings, (domain,))
+
+
+class Snapshots:
+    """A single-flight cache of Views over a blocking snapshot function."""
+
+    def __init__(
+        self,
+        take: Callable[[], HostSnapshot],
+        *,
+        doctor: DoctorConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._take = take
+        self._doctor = doctor or DoctorConfig()
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._view: View | None = None
+        self._generation = 0  # bumped by invalidate(); a view of an older generation is stale
+        self._bump = threading.Lock()  # invalidate() never waits for a snapshot in progress
+
+    def get(self, max_age: float) -> View:
+        """A view no older than ``max_age`` seconds (blocking: call from a worker thread)."""
+        with self._lock:
+            view = self._view
+            if view is not None and view.generation == self._generation and self._clock() - view.taken <= max_age:
+                return view
+            generation, started = self._generation, self._clock()
+            snap = self._take()
+            view = View(snap, bind(snap), started, generation, self._doctor)
+            self._view = view
+            return view
+
+    def latest(self) -> View | None:
+        """The last view taken, however old (never blocks)."""
+        return self._view
+
+    def invalidate(self) -> None:
+        """The host was changed: the next ``get`` takes a new snapshot whatever its age."""
+        with self._bump:
+            self._generation += 1

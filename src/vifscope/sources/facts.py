@@ -1,0 +1,92 @@
+"""Read every deep fact for ``doctor``: each reader guarded, a failing one becomes a SourceError
+and leaves its part of HostFacts as None (its checks are then skipped, with the reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from vifscope.model import DeclaredVif, HostFacts, LibvirtNetwork, NeighEntry, SourceError
+from vifscope.sources.cmd import CommandError
+from vifscope.sources.firewall import read_firewall
+from vifscope.sources.guestip import merge_guest_addresses
+from vifscope.sources.iproute import read_addresses, read_neighbors, read_qdiscs
+from vifscope.sources.libvirt_facts import LibvirtFacts, read_libvirt_facts
+from vifscope.sources.libvirt_src import LibvirtUnavailable
+from vifscope.sources.procfs import read_device_nodes, read_sysctls
+from vifscope.sources.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
+
+T = TypeVar("T")
+
+IPROUTE_HINT = "install iproute2 (tc and ip with JSON output)"
+NFT_HINT = "install nftables ('nft -j list ruleset' shows every nf_tables rule, iptables-nft's too)"
+
+
+def is_local_qemu(uri: str) -> bool:
+    """qemu:///system or qemu+unix:///system: libvirt's pid files on this machine are that host's."""
+    parts = urlsplit(uri)
+    driver, _, transport = parts.scheme.partition("+")
+    return driver == "qemu" and transport in ("", "unix") and not parts.hostname
+
+
+def _guarded(source: str, hint: str, fn: Callable[[], T], errors: list[SourceError]) -> T | None:
+    try:
+        return fn()
+    except CommandError as exc:
+        errors.append(SourceError(source, str(exc), hint))
+        return None
+
+
+def _libvirt_part(uri: str, errors: list[SourceError]) -> LibvirtFacts | None:
+    try:
+        lf = read_libvirt_facts(uri)
+    except LibvirtUnavailable as exc:
+        errors.append(SourceError("libvirt-facts", str(exc), exc.hint))
+        return None
+    errors.extend(lf.errors)
+    return lf
+
+
+def _libvirt_facts(
+    lf: LibvirtFacts,
+    uri: str,
+    vifs: Sequence[DeclaredVif],
+    networks: Sequence[LibvirtNetwork],
+    neighbors: tuple[NeighEntry, ...] | None,
+) -> HostFacts:
+    """The libvirt-derived parts (filters, leases, runtime, extras, guest addresses)."""
+    local = is_local_qemu(uri)
+    return HostFacts(
+        leases=tuple(lf.leases),
+        guest_addresses=merge_guest_addresses([v.mac for v in vifs if v.mac], lf.agent, lf.leases, neighbors or ()),
+        nwfilter_bindings=tuple(lf.bindings) if lf.bindings is not None else None,
+        nwfilters=tuple(lf.filters) if lf.filters is not None else None,
+        network_runtime=network_runtime(
+            [n.name for n in networks], lf.active_networks, lf.isolated_networks, NETWORK_RUN if local else None
+        ),
+        domain_runtime=domain_runtime(lf.domains, QEMU_RUN if local else None),
+        interface_extras=tuple(lf.extras),
+        notes=tuple(dict.fromkeys(lf.notes)),
+    )
+
+
+def read_host_facts(
+    uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork], *, libvirt_ok: bool = True
+) -> tuple[HostFacts, tuple[SourceError, ...]]:
+    """Every fact doctor's checks read; ``libvirt_ok=False`` skips libvirt (already known down)."""
+    errors: list[SourceError] = []
+    lf = _libvirt_part(uri, errors) if libvirt_ok else None
+    neighbors = _guarded("neigh", IPROUTE_HINT, read_neighbors, errors)
+    base = _libvirt_facts(lf, uri, vifs, networks, neighbors) if lf else HostFacts()
+    facts = replace(
+        base,
+        sysctls=read_sysctls(),
+        devices=read_device_nodes(),
+        qdiscs=_guarded("tc", IPROUTE_HINT, read_qdiscs, errors),
+        neighbors=neighbors,
+        addresses=_guarded("addr", IPROUTE_HINT, read_addresses, errors),
+        firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
+    )
+    return facts, tuple(errors)

@@ -1,0 +1,140 @@
+"""The packet filter's view of forwarded traffic: base-chain policies, source-NAT rules, and
+interfaces forward rules accept. From ``nft -j list ruleset`` (every nf_tables table,
+including iptables-nft's) plus ``iptables-legacy-save`` where legacy tables exist.
+
+Why both: Docker and older distributions still load legacy x_tables rules, which nft
+does not show; a DROP policy there drops bridged traffic just the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vifscope.model import Firewall, FirewallChain, NatRule
+from vifscope.sources.cmd import CommandError, run_json, run_text
+
+_NAT_TARGETS = {"masquerade": "masquerade", "snat": "snat", "MASQUERADE": "masquerade", "SNAT": "snat"}
+_FORWARD_FAMILIES = frozenset({"ip", "ip6", "inet"})
+
+
+def _match_value(expr: Mapping[str, Any], *, meta: str | None = None, field: str | None = None) -> str | None:
+    """The right-hand side of an ``==`` match on ``meta <meta>`` or ``ip <field>``."""
+    match = expr.get("match")
+    if not isinstance(match, Mapping) or match.get("op", "==") != "==":
+        return None
+    left, right = match.get("left") or {}, match.get("right")
+    if meta is not None and (left.get("meta") or {}).get("key") != meta:
+        return None
+    if field is not None and (left.get("payload") or {}).get("field") != field:
+        return None
+    if isinstance(right, Mapping) and "prefix" in right:
+        return f"{right['prefix'].get('addr')}/{right['prefix'].get('len')}"
+    return str(right) if isinstance(right, str | int) else None
+
+
+def _first(exprs: list[Mapping[str, Any]], **kw: str) -> str | None:
+    return next((v for e in exprs if (v := _match_value(e, **kw)) is not None), None)
+
+
+def _nat_target(exprs: list[Mapping[str, Any]]) -> str | None:
+    for e in exprs:
+        for key in ("masquerade", "snat"):
+            if key in e:
+                return _NAT_TARGETS[key]
+        xt = e.get("xt")
+        if isinstance(xt, Mapping) and xt.get("type") == "target" and xt.get("name") in _NAT_TARGETS:
+            return _NAT_TARGETS[str(xt["name"])]
+    return None
+
+
+def _rule_facts(rule: Mapping[str, Any], nat: list[NatRule], accepts: set[str]) -> None:
+    exprs = [e for e in rule.get("expr") or () if isinstance(e, Mapping)]
+    target = _nat_target(exprs)
+    if target is not None:
+        source = _first(exprs, field="saddr")
+        out = _first(exprs, meta="oifname")
+        nat.append(NatRule(str(rule.get("table")), str(rule.get("chain")), target, source, out))
+    elif any("accept" in e for e in exprs) and rule.get("family") in _FORWARD_FAMILIES:
+        for key in ("iifname", "oifname"):
+            if (name := _first(exprs, meta=key)) is not None:
+                accepts.add(name)
+
+
+def parse_nft_ruleset(doc: Mapping[str, Any]) -> Firewall:
+    """``nft -j list ruleset`` → base chains, NAT rules, and forward-accepted interfaces."""
+    chains: list[FirewallChain] = []
+    nat: list[NatRule] = []
+    accepts: set[str] = set()
+    for item in doc.get("nftables") or ():
+        if "chain" in item and item["chain"].get("hook"):
+            c = item["chain"]
+            chains.append(
+                FirewallChain(
+                    str(c["family"]), str(c["table"]), str(c["name"]), str(c["hook"]), c.get("policy", "accept")
+                )
+            )
+        elif "rule" in item:
+            _rule_facts(item["rule"], nat, accepts)
+    return Firewall(tuple(chains), tuple(nat), tuple(sorted(accepts)))
+
+
+def _opt(words: list[str], flag: str) -> str | None:
+    """The value after ``flag`` in an iptables-save rule; None when absent or negated (``! -d``)."""
+    if flag not in words[:-1]:
+        return None
+    i = words.index(flag)
+    return None if i > 0 and words[i - 1] == "!" else words[i + 1]
+
+
+def _legacy_rule(table: str, words: list[str], nat: list[NatRule], accepts: set[str]) -> None:
+    target = _opt(words, "-j")
+    chain = words[1] if len(words) > 1 else ""
+    if target in _NAT_TARGETS:
+        nat.append(NatRule(table, chain, _NAT_TARGETS[target], _opt(words, "-s"), _opt(words, "-o"), "iptables-legacy"))
+    elif target == "ACCEPT" and table == "filter":
+        accepts.update(x for x in (_opt(words, "-i"), _opt(words, "-o")) if x)
+
+
+def parse_iptables_save(text: str, family: str = "ip") -> Firewall:
+    """``iptables-legacy-save`` text: builtin chain policies (``:FORWARD DROP``) and rules."""
+    chains: list[FirewallChain] = []
+    nat: list[NatRule] = []
+    accepts: set[str] = set()
+    table = ""
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].startswith("*"):
+            table = words[0][1:]
+        elif words[0].startswith(":") and len(words) >= 2 and words[1] != "-":
+            name = words[0][1:]
+            chains.append(FirewallChain(family, table, name, name.lower(), words[1].lower(), "iptables-legacy"))
+        elif words[0] == "-A":
+            _legacy_rule(table, words, nat, accepts)
+    return Firewall(tuple(chains), tuple(nat), tuple(sorted(accepts)))
+
+
+def merge(parts: Iterable[Firewall]) -> Firewall:
+    items = list(parts)
+    return Firewall(
+        chains=tuple(c for f in items for c in f.chains),
+        nat_rules=tuple(r for f in items for r in f.nat_rules),
+        forward_accept_ifaces=tuple(sorted({i for f in items for i in f.forward_accept_ifaces})),
+    )
+
+
+def read_firewall(timeout: float = 10.0) -> Firewall:
+    """nf_tables always (raises CommandError when nft is missing); legacy tables when present."""
+    doc = run_json(["nft", "-j", "list", "ruleset"], timeout=timeout)
+    parts = [parse_nft_ruleset(doc if isinstance(doc, Mapping) else {})]
+    for exe, family in (("iptables-legacy-save", "ip"), ("ip6tables-legacy-save", "ip6")):
+        if shutil.which(exe) is None:
+            continue
+        try:
+            parts.append(parse_iptables_save(run_text([exe], timeout=timeout), family))
+        except CommandError:
+            continue  # no legacy x_tables in this kernel: nothing there to drop packets
+    return merge(parts)

@@ -1,0 +1,162 @@
+"""Deep facts from libvirt (read-only connection): nwfilter bindings and definitions, DHCP
+leases per network, each domain's type and interface extras, guest-agent addresses.
+
+Separate from libvirt_src.py on purpose: ``status`` must stay one fast read; only ``doctor``
+asks for these. Every per-object failure is an error entry, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from vifscope.model import (
+    AddressSource,
+    DhcpLease,
+    GuestAddress,
+    InterfaceExtras,
+    NwfilterBinding,
+    NwfilterDef,
+    SourceError,
+)
+from vifscope.sources.factxml import (
+    FactXmlError,
+    parse_binding_xml,
+    parse_domain_extras,
+    parse_network_port_isolated,
+    parse_nwfilter_xml,
+)
+from vifscope.sources.libvirt_src import connect
+
+T = TypeVar("T")
+AGENT_SOURCE = 1  # VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
+ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})  # running, blocked, paused, shutdown, pmsuspended
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    """What the runtime reader needs about one domain."""
+
+    name: str
+    uuid: str
+    virt_type: str
+    active: bool
+
+
+@dataclass
+class LibvirtFacts:
+    """Scratch result of one read (mutable while filled, then handed to facts.py)."""
+
+    bindings: list[NwfilterBinding] | None = None
+    filters: list[NwfilterDef] | None = None
+    leases: list[DhcpLease] = field(default_factory=list)
+    isolated_networks: dict[str, bool] = field(default_factory=dict)
+    active_networks: list[str] = field(default_factory=list)
+    domains: list[DomainInfo] = field(default_factory=list)
+    extras: list[InterfaceExtras] = field(default_factory=list)
+    agent: list[GuestAddress] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    agent_denied: bool = False
+    errors: list[SourceError] = field(default_factory=list)
+
+
+def _guard(out: LibvirtFacts, what: str, fn: Callable[[], T]) -> T | None:
+    import libvirt
+
+    try:
+        return fn()
+    except (libvirt.libvirtError, FactXmlError) as exc:
+        out.errors.append(SourceError("libvirt-facts", f"{what}: {str(exc).strip()}"))
+        return None
+
+
+def _binding(obj: Any) -> NwfilterBinding:
+    return parse_binding_xml(obj.XMLDesc(0))
+
+
+def _filter(obj: Any) -> NwfilterDef:
+    return parse_nwfilter_xml(obj.XMLDesc(0))
+
+
+def _nwfilters(conn: Any, out: LibvirtFacts) -> None:
+    bindings: list[Any] | None = _guard(out, "nwfilter bindings", conn.listAllNWFilterBindings)
+    if bindings is not None:
+        parsed = (_guard(out, "nwfilter binding", partial(_binding, b)) for b in bindings)
+        out.bindings = [b for b in parsed if b is not None]
+    filters: list[Any] | None = _guard(out, "nwfilters", conn.listAllNWFilters)
+    if filters is not None:
+        defs = (_guard(out, "nwfilter", partial(_filter, f)) for f in filters)
+        out.filters = [f for f in defs if f is not None]
+
+
+def parse_lease(net: str, raw: dict[str, Any]) -> DhcpLease:
+    """One entry of virNetworkGetDHCPLeases (a dict with libvirt's key names)."""
+    return DhcpLease(
+        network=net,
+        mac=str(raw.get("mac") or "").lower(),
+        ip=str(raw.get("ipaddr") or ""),
+        prefix=raw.get("prefix"),
+        hostname=raw.get("hostname"),
+        expiry=raw.get("expirytime"),
+    )
+
+
+def _network(net: Any, out: LibvirtFacts) -> None:
+    import libvirt
+
+    name = net.name()
+    out.isolated_networks[name] = parse_network_port_isolated(net.XMLDesc(0))
+    if not net.isActive():
+        return
+    out.active_networks.append(name)
+    try:
+        out.leases.extend(parse_lease(name, raw) for raw in net.DHCPLeases())
+    except libvirt.libvirtError:
+        return  # no DHCP on this network (no lease file): nothing to lease, not an error
+
+
+def _agent_addresses(dom: Any, out: LibvirtFacts) -> None:
+    """Guest-agent addresses; a read-only connection is refused once, then we stop asking."""
+    import libvirt
+
+    try:
+        ifaces = dom.interfaceAddresses(AGENT_SOURCE)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED:
+            out.agent_denied = True
+            out.notes.append("guest agent addresses need a read-write libvirt connection; used leases and ARP")
+        return  # no agent in this guest: the lease / ARP sources answer instead
+    for info in ifaces.values():
+        mac = str(info.get("hwaddr") or "").lower()
+        for addr in info.get("addrs") or ():
+            if mac and addr.get("addr"):
+                out.agent.append(GuestAddress(mac, str(addr["addr"]), AddressSource.AGENT, dom.name()))
+
+
+def _domain(dom: Any, out: LibvirtFacts) -> None:
+    name = dom.name()
+    virt_type, extras = parse_domain_extras(dom.XMLDesc(0), name)
+    active = dom.state()[0] in ACTIVE_STATES
+    out.domains.append(DomainInfo(name, dom.UUIDString(), virt_type, active))
+    out.extras.extend(extras)
+    if active and not out.agent_denied:
+        _agent_addresses(dom, out)
+
+
+def _sorted(out: LibvirtFacts, what: str, fn: Callable[[], list[Any]]) -> list[Any]:
+    found: list[Any] = _guard(out, what, fn) or []
+    return sorted(found, key=lambda obj: str(obj.name()))
+
+
+def read_libvirt_facts(uri: str) -> LibvirtFacts:
+    """One read-only pass; raises LibvirtUnavailable only when libvirt cannot be reached."""
+    out = LibvirtFacts()
+    with connect(uri) as conn:
+        _nwfilters(conn, out)
+        for net in _sorted(out, "networks", partial(conn.listAllNetworks, 0)):
+            _guard(out, f"network {net.name()}", partial(_network, net, out))
+        for dom in _sorted(out, "domains", partial(conn.listAllDomains, 0)):
+            _guard(out, f"domain {dom.name()}", partial(_domain, dom, out))
+    return out

@@ -1,0 +1,216 @@
+"""libvirt as a live source: an event loop thread, a read-only connection with domain and
+network callbacks, and the two narrow reads the engine needs between full resyncs.
+
+The only module of the watcher that touches libvirt-python. Callbacks run on the event
+loop thread and do nothing but post an event to the engine's queue (calling libvirt from
+inside a callback can deadlock the loop). Reads happen on the engine's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from vifscope.model import DeclaredVif, LibvirtNetwork
+from vifscope.sources.domxml import DomainXmlError
+from vifscope.sources.libvirt_src import LibvirtUnavailable, _domain_vifs, _hint_for, _network
+from vifscope.sources.netxml import NetworkXmlError
+from vifscope.watch.events import DomainChanged, NetworkChanged, SourceDown, WatchEvent
+
+Post = Callable[[WatchEvent], None]
+
+# virDomainEventType and virNetworkEventLifecycleType numbers (stable ABI).
+DOMAIN_LIFECYCLE = (
+    "defined",
+    "undefined",
+    "started",
+    "suspended",
+    "resumed",
+    "stopped",
+    "shutdown",
+    "pmsuspended",
+    "crashed",
+)
+NETWORK_LIFECYCLE = ("defined", "undefined", "started", "stopped")
+
+
+class LibvirtReadError(RuntimeError):
+    """A read on a live connection failed; ``lost`` says whether the connection is gone."""
+
+    def __init__(self, message: str, lost: bool) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
+def _word(table: tuple[str, ...], code: int) -> str:
+    return table[code] if 0 <= code < len(table) else f"event{code}"
+
+
+class EventLoop:
+    """libvirt's default (poll-based) event loop, run forever on a daemon thread.
+
+    virEventRegisterDefaultImpl must run before any connection is opened; libvirt makes
+    the call idempotent, so a second EventLoop in one process is harmless.
+    """
+
+    def __init__(self) -> None:
+        import libvirt
+
+        libvirt.virEventRegisterDefaultImpl()
+        self._thread = threading.Thread(target=self._run, name="vifscope-libvirt-events", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run() -> None:
+        import libvirt
+
+        while True:
+            libvirt.virEventRunDefaultImpl()
+
+
+class LibvirtWatcher:
+    """One read-only connection with event callbacks; ``connect()`` again after a loss."""
+
+    def __init__(self, uri: str, post: Post) -> None:
+        self.uri = uri
+        self._post = post
+        self._conn: Any = None
+        self._callbacks: list[int] = []
+        self._generation = 0  # bumped per connection (see _on_close)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def connect(self) -> str:
+        """Open the connection and register callbacks; returns the hostname.
+
+        Raises LibvirtUnavailable (with a hint) when libvirtd cannot be reached.
+        """
+        import libvirt
+
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        try:
+            conn = libvirt.openReadOnly(self.uri)
+            self._register(conn)
+            hostname = str(conn.getHostname())
+        except libvirt.libvirtError as exc:
+            msg = str(exc).strip()
+            raise LibvirtUnavailable(
+                f"cannot connect to libvirt at {self.uri}: {msg}", _hint_for(self.uri, msg)
+            ) from exc
+        self._conn = conn
+        return hostname
+
+    def _register(self, conn: Any) -> None:
+        import libvirt
+
+        self._generation += 1
+        conn.registerCloseCallback(self._on_close(self._generation), None)
+        self._callbacks = [
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, self._on_device("added"), None),
+            conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, self._on_device("removed"), None
+            ),
+        ]
+        conn.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, self._on_network, None)
+        # Keepalive makes a silently dead remote peer show up as a close within ~15 s.
+        conn.setKeepAlive(5, 3)
+
+    def _on_close(self, generation: int) -> Callable[[Any, int, Any], None]:
+        """A close callback bound to one connection: a late close of an old, already replaced
+        connection must not tear down the new one."""
+        reasons = {0: "error", 1: "end of file", 2: "keepalive timeout", 3: "client closed"}
+
+        def callback(_conn: Any, reason: int, _opaque: Any) -> None:
+            if generation == self._generation:
+                self._post(SourceDown("libvirt", f"libvirt connection closed: {reasons.get(reason, reason)}"))
+
+        return callback
+
+    def _on_lifecycle(self, _conn: Any, dom: Any, event: int, _detail: int, _opaque: Any) -> None:
+        self._post(DomainChanged(dom.UUIDString(), dom.name(), f"lifecycle:{_word(DOMAIN_LIFECYCLE, event)}"))
+
+    def _on_device(self, what: str) -> Callable[[Any, Any, str, Any], None]:
+        def callback(_conn: Any, dom: Any, alias: str, _opaque: Any) -> None:
+            self._post(DomainChanged(dom.UUIDString(), dom.name(), f"device-{what}:{alias}"))
+
+        return callback
+
+    def _on_network(self, _conn: Any, net: Any, event: int, _detail: int, _opaque: Any) -> None:
+        self._post(NetworkChanged(net.name(), _word(NETWORK_LIFECYCLE, event)))
+
+    def drop(self) -> None:
+        """Forget a lost connection (its callbacks died with it); closing may fail: ignore why."""
+        import libvirt
+
+        conn, self._conn = self._conn, None
+        self._generation += 1  # whatever that connection still reports is stale now
+        if conn is None:
+            return
+        with contextlib.suppress(libvirt.libvirtError):  # the daemon is already gone: nothing to release
+            conn.close()
+
+    def close(self) -> None:
+        """Deregister callbacks and close (clean shutdown)."""
+        import libvirt
+
+        if self._conn is not None:
+            with contextlib.suppress(libvirt.libvirtError):  # already broken: drop() still releases it
+                self._conn.unregisterCloseCallback()
+                for cb in self._callbacks:
+                    self._conn.domainEventDeregisterAny(cb)
+        self.drop()
+
+    def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        import libvirt
+
+        if self._conn is None:
+            raise LibvirtReadError(f"{what}: not connected", lost=True)
+        try:
+            return fn()
+        except libvirt.libvirtError as exc:
+            raise LibvirtReadError(f"{what}: {str(exc).strip()}", lost=self._lost()) from exc
+
+    def _lost(self) -> bool:
+        import libvirt
+
+        try:
+            return not self._conn.isAlive()
+        except libvirt.libvirtError:
+            return True  # asking failed too: the connection is as good as gone
+
+    def domain_vifs(self, uuid: str) -> tuple[DeclaredVif, ...] | None:
+        """The live interfaces of one domain (as ``status`` reads them); None when it is gone."""
+        import libvirt
+
+        def read() -> tuple[DeclaredVif, ...] | None:
+            try:
+                return _domain_vifs(self._conn.lookupByUUIDString(uuid))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise
+            except DomainXmlError as exc:
+                raise LibvirtReadError(f"domain {uuid}: {exc}", lost=False) from exc
+
+        result: tuple[DeclaredVif, ...] | None = self._guard(f"domain {uuid}", read)
+        return result
+
+    def networks(self) -> tuple[LibvirtNetwork, ...]:
+        """Every libvirt network, as ``status`` reads them. One that vanishes between the list
+        and its read is left out: the event saying it vanished is already queued."""
+        import libvirt
+
+        def read() -> tuple[LibvirtNetwork, ...]:
+            out: list[LibvirtNetwork] = []
+            for net in sorted(self._conn.listAllNetworks(0), key=lambda n: n.name()):
+                with contextlib.suppress(libvirt.libvirtError, NetworkXmlError):
+                    out.append(_network(net))
+            return tuple(out)
+
+        result: tuple[LibvirtNetwork, ...] = self._guard("networks", read)
+        return result

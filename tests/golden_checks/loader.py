@@ -1,0 +1,252 @@
+"""Build a deep HostSnapshot from a golden-checks case directory, through the real parsers.
+
+Layout (see README.md): the binding inputs of tests/golden (domains, networks, links, ovs)
+plus ``facts/`` with the raw output of each deep source. A missing facts file means that
+source failed (its part of HostFacts is None), exactly as in a live deep snapshot.
+
+A case may name a ``base`` case: files it does not have are read from the base, and
+``patch`` edits JSON files (so a fault case shows exactly what it changes).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vifscope.model import (
+    AddressSource,
+    DeviceNode,
+    DeviceNodes,
+    DomainRuntime,
+    DomainState,
+    Firewall,
+    GuestAddress,
+    HostFacts,
+    HostSnapshot,
+    NetworkRuntime,
+    SourceError,
+    Sysctls,
+)
+from vifscope.sources.domxml import parse_domain_xml
+from vifscope.sources.factxml import (
+    parse_binding_xml,
+    parse_domain_extras,
+    parse_network_port_isolated,
+    parse_nwfilter_xml,
+)
+from vifscope.sources.firewall import merge, parse_iptables_save, parse_nft_ruleset
+from vifscope.sources.guestip import merge_guest_addresses
+from vifscope.sources.iproute import parse_addresses, parse_neighbors, parse_qdiscs
+from vifscope.sources.libvirt_facts import parse_lease
+from vifscope.sources.netlink import parse_links
+from vifscope.sources.netxml import parse_network_xml
+from vifscope.sources.ovs import parse_ovs_tables
+from vifscope.sources.procfs import read_sysctls
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    meta: dict[str, Any]
+    snap: HostSnapshot
+    expected: list[dict[str, Any]]
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _dig(doc: Any, dotted: str) -> Any:
+    for part in dotted.split(".") if dotted else ():
+        doc = doc[part]
+    return doc
+
+
+def _set(item: dict[str, Any], dotted: str, value: Any) -> None:
+    *path, last = dotted.split(".")
+    for part in path:
+        item = item.setdefault(part, {})
+    if value is None:
+        item.pop(last, None)  # null removes a key (e.g. "master": null: the tap leaves its bridge)
+    else:
+        item[last] = value
+
+
+def _matches(item: Any, where: dict[str, Any]) -> bool:
+    try:
+        return all(_dig(item, k) == v for k, v in where.items())
+    except (KeyError, TypeError):
+        return False
+
+
+def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    """Edit a JSON document: each op picks list items (``at`` + ``where``) or the whole dict,
+    then ``set``s dotted keys (null deletes), ``drop``s the items, or ``append``s new ones."""
+    for op in ops:
+        target = _dig(doc, op.get("at", ""))
+        if "append" in op:
+            target.extend(op["append"])
+            continue
+        items = [x for x in target if _matches(x, op["where"])] if "where" in op else [target]
+        assert items, f"patch matches nothing: {op}"
+        for item in items:
+            if op.get("drop"):
+                target.remove(item)
+            for key, value in op.get("set", {}).items():
+                _set(item, key, value)
+    return doc
+
+
+@dataclass(frozen=True)
+class Files:
+    """A case directory over its optional base: own files win; patches edit JSON files."""
+
+    path: Path
+    base: Path | None
+    patches: dict[str, Any]
+
+    def find(self, rel: str) -> Path | None:
+        if self.patches.get(rel) == "delete":
+            return None
+        for root in (self.path, self.base):
+            if root is not None and (root / rel).exists():
+                return root / rel
+        return None
+
+    def json(self, rel: str) -> Any:
+        found = self.find(rel)
+        if found is None:
+            return None
+        ops = self.patches.get(rel)
+        return apply_patch(_json(found), ops) if isinstance(ops, list) else _json(found)
+
+    def text(self, rel: str) -> str:
+        found = self.find(rel)
+        assert found is not None, f"{self.path.name}: {rel} missing"
+        return found.read_text(encoding="utf-8")
+
+    def xml_dir(self, rel: str) -> list[str] | None:
+        """Every *.xml of a directory (the case's replaces the base's); None when neither has it."""
+        found = self.find(rel)
+        return [p.read_text(encoding="utf-8") for p in sorted(found.glob("*.xml"))] if found else None
+
+
+def _sysctls(doc: dict[str, str] | None) -> Sysctls | None:
+    """Write the values as a /proc/sys tree and read it back with the real reader."""
+    if doc is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="vs-golden-sysctl-") as tmp:
+        for key, value in doc.items():
+            (Path(tmp) / key).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / key).write_text(value + "\n")
+        return read_sysctls(Path(tmp))
+
+
+def _devices(doc: dict[str, Any] | None) -> DeviceNodes | None:
+    if doc is None:
+        return None
+    nodes = {k: DeviceNode(**doc[k]) for k in ("tun", "vhost_net", "kvm")}
+    return DeviceNodes(
+        **nodes, kvm_api_version=doc.get("kvm_api_version"), cpu_virt_extensions=doc.get("cpu_virt_extensions")
+    )
+
+
+def _firewall(files: Files) -> Firewall | None:
+    nft = files.json("facts/nft.json")
+    if nft is None:
+        return None
+    parts = [parse_nft_ruleset(nft)]
+    if files.find("facts/iptables-legacy.txt"):
+        parts.append(parse_iptables_save(files.text("facts/iptables-legacy.txt")))
+    return merge(parts)
+
+
+def _runtime(
+    doc: dict[str, Any] | None, dom_xml: dict[str, str], net_xml: dict[str, str]
+) -> tuple[tuple[DomainRuntime, ...] | None, tuple[NetworkRuntime, ...] | None]:
+    if doc is None:
+        return None, None
+    doms = []
+    for d in doc["domains"]:
+        vtype, _ = parse_domain_extras(dom_xml[d["name"]], d["name"])
+        started = datetime.fromisoformat(d["started_at"]) if d.get("started_at") else None
+        doms.append(DomainRuntime(d["name"], d.get("uuid", ""), vtype, d.get("pid"), started, d.get("vhost_fds")))
+    nets = tuple(
+        NetworkRuntime(
+            n["name"], n.get("dnsmasq_pid"), n.get("dnsmasq_running"), parse_network_port_isolated(net_xml[n["name"]])
+        )
+        for n in doc["networks"]
+    )
+    return tuple(doms), nets
+
+
+def _facts(files: Files, macs: list[str], dom_xml: dict[str, str], net_xml: dict[str, str]) -> HostFacts:
+    leases_doc = files.json("facts/leases.json")
+    leases = tuple(parse_lease(net, raw) for net, raws in (leases_doc or {}).items() for raw in raws)
+    neigh_doc = files.json("facts/neigh.json")
+    neighbors = parse_neighbors(neigh_doc) if neigh_doc is not None else None
+    agent = [
+        GuestAddress(a["mac"], a["ip"], AddressSource.AGENT, a.get("domain", ""))
+        for a in files.json("facts/agent.json") or []
+    ]
+    dom_rt, net_rt = _runtime(files.json("facts/runtime.json"), dom_xml, net_xml)
+    tc, addr = files.json("facts/tc.json"), files.json("facts/addr.json")
+    bindings, filters = files.xml_dir("facts/nwfilter-bindings"), files.xml_dir("facts/nwfilters")
+    return HostFacts(
+        sysctls=_sysctls(files.json("facts/sysctl.json")),
+        devices=_devices(files.json("facts/devices.json")),
+        qdiscs=parse_qdiscs(tc) if tc is not None else None,
+        neighbors=neighbors,
+        addresses=parse_addresses(addr) if addr is not None else None,
+        leases=leases if leases_doc is not None else None,
+        guest_addresses=merge_guest_addresses(macs, agent, leases, neighbors or ()),
+        nwfilter_bindings=tuple(parse_binding_xml(x) for x in bindings or ()),
+        nwfilters=tuple(parse_nwfilter_xml(x) for x in filters) if filters is not None else None,
+        firewall=_firewall(files),
+        network_runtime=net_rt,
+        domain_runtime=dom_rt,
+        interface_extras=tuple(e for name, text in dom_xml.items() for e in parse_domain_extras(text, name)[1]),
+    )
+
+
+def load_case(path: Path) -> Case:
+    meta = _json(path / "case.json")
+    files = Files(path, CASES_DIR / meta["base"] if meta.get("base") else None, meta.get("patch", {}))
+    vifs, dom_xml = [], {}
+    for dom in files.json("domains.json"):
+        text = files.text(f"domains/{dom['file']}")
+        dom_xml[dom["file"].removesuffix(".xml")] = text
+        vifs.extend(parse_domain_xml(text, DomainState(dom["state"])))
+    networks, net_xml = [], {}
+    for net in files.json("networks.json") or []:
+        text = files.text(f"networks/{net['file']}")
+        parsed = parse_network_xml(text, active=net["active"], autostart=net["autostart"], leases=net.get("leases"))
+        networks.append(parsed)
+        net_xml[parsed.name] = text
+    ovs_file = files.find("ovs.json")
+    ovs = None
+    if ovs_file is not None:
+        lines = ovs_file.read_text(encoding="utf-8").splitlines()
+        ovs = parse_ovs_tables([json.loads(line) for line in lines if line.strip()])
+    errors = tuple(SourceError(e["source"], e["error"], e.get("hint", "")) for e in meta.get("source_errors", []))
+    has_facts = files.find("facts") is not None
+    snap = HostSnapshot(
+        host="golden-host",
+        uri="qemu:///system",
+        taken_at=datetime.fromisoformat(meta["taken_at"]),
+        vifs=tuple(vifs),
+        links=parse_links(files.json("links.json")),
+        ovs_ports=ovs.ports if ovs else (),
+        ovs_bridges=ovs.bridges if ovs else (),
+        ovs_available=ovs is not None,
+        networks=tuple(networks),
+        errors=errors,
+        facts=_facts(files, [v.mac for v in vifs if v.mac], dom_xml, net_xml) if has_facts else None,
+    )
+    return Case(path.name, meta, snap, _json(path / "expected.json"))

@@ -1,0 +1,150 @@
+"""``vifscope serve`` pieces that need no server: settings, the token check, the live diff,
+the single-flight snapshot cache. (The HTTP API itself is tested on a real uvicorn server
+in tests/e2e/test_serve_e2e.py.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.ipjson import bridge, snapshot, tap
+from tests.unit.test_topology import vif
+from vifscope.bind import bind
+from vifscope.model import HostSnapshot, LinkStats
+from vifscope.serve.config import (
+    ServeConfig,
+    ServeConfigError,
+    is_loopback,
+    load_token,
+    parse_listen,
+    parse_serve_config,
+    with_overrides,
+)
+from vifscope.serve.live import diff
+from vifscope.serve.mutate import Auth
+from vifscope.serve.state import Snapshots, View
+
+TOKEN = "0123456789abcdef0123"
+
+
+def test_serve_table_and_doctor_table_share_one_file(tmp_path: Path) -> None:
+    text = '[serve]\nlisten = "[::1]:9000"\ntoken_file = "/etc/t"\ninterval = 2\n[doctor]\ntxqueuelen_min = 7\n'
+    cfg = parse_serve_config(text, tmp_path / "v.toml")
+    assert cfg.listen == "[::1]:9000" and cfg.token_file == Path("/etc/t") and cfg.interval == 2.0
+    assert cfg.doctor.txqueuelen_min == 7
+    assert with_overrides(cfg, listen="127.0.0.1:1", interval=None).listen == "127.0.0.1:1"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[serve]\nport = 1\n", "unknown key serve.port"),
+        ('[serve]\ninterval = "fast"\n', "wrong type"),
+        ("[serve]\ntimeout = 0\n", "must be > 0"),
+        ("[serve\n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(tmp_path: Path, text: str, words: str) -> None:
+    with pytest.raises(ServeConfigError, match=words):
+        parse_serve_config(text, tmp_path / "v.toml")
+
+
+def test_listen_addresses() -> None:
+    assert parse_listen("127.0.0.1:8777") == ("127.0.0.1", 8777)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    for bad in ("8777", ":8777", "host:port", "h:70000"):
+        with pytest.raises(ServeConfigError):
+            parse_listen(bad)
+    assert is_loopback("127.0.0.5") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("example.org")
+
+
+def test_token_file_must_be_private_and_long(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    os.chmod(path, 0o600)
+    assert load_token(path) == TOKEN
+    os.chmod(path, 0o644)
+    with pytest.raises(ServeConfigError, match="readable by other users"):
+        load_token(path)
+    os.chmod(path, 0o600)
+    path.write_text("short")
+    with pytest.raises(ServeConfigError, match="at least 16"):
+        load_token(path)
+    with pytest.raises(ServeConfigError, match="cannot read"):
+        load_token(tmp_path / "absent")
+
+
+def test_token_check() -> None:
+    auth = Auth(TOKEN)
+    assert auth.refusal(f"Bearer {TOKEN}") is None
+    assert auth.refusal(f"bearer {TOKEN}") is None
+    for header in (None, "", "Bearer", f"Basic {TOKEN}", "Bearer wrong-token-wrong-token", f"Bearer {TOKEN}x"):
+        resp = auth.refusal(header)
+        assert resp is not None and resp.status_code == 401, header
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+    readonly = Auth(None).refusal(f"Bearer {TOKEN}")
+    assert readonly is not None and readonly.status_code == 403
+
+
+def _view(snap: HostSnapshot) -> View:
+    return View(snap, bind(snap), 0.0)
+
+
+def _web(master: str | None, rx: int = 0) -> HostSnapshot:
+    link = tap("vnet0", master=master)
+    snap = snapshot([vif("web", "bridge", "br0", "vnet0", mac="52:54:00:00:00:01")], [bridge("br0"), link])
+    return dataclasses.replace(
+        snap, links=tuple(dataclasses.replace(x, stats=LinkStats(rx_bytes=rx)) for x in snap.links)
+    )
+
+
+def test_diff_ignores_counters_and_reports_verdict_changes() -> None:
+    base = _web("br0", rx=1)
+    same_uuid = dataclasses.replace(_web("br0", rx=999), vifs=base.vifs)
+    assert diff(_view(base), _view(same_uuid)).empty
+    detached = dataclasses.replace(_web(None), vifs=base.vifs)
+    change = diff(_view(base), _view(detached))
+    assert [d["status"] for d in change.changed] == ["detached"]
+    assert change.topology  # its declared edge broke: the page redraws the graph
+    down = dataclasses.replace(
+        base, links=tuple(dataclasses.replace(x, admin_up=x.name != "vnet0") for x in base.links)
+    )
+    change = diff(_view(base), _view(down))
+    assert [d["status"] for d in change.changed] == ["down"] and not change.topology  # recolour only
+    gone = dataclasses.replace(base, vifs=())
+    assert diff(_view(base), _view(gone)).removed == ((base.vifs[0].domain_uuid, 0),)
+    assert diff(None, _view(base)).topology  # a first look is a full redraw
+
+
+def test_snapshots_are_single_flight_and_invalidated() -> None:
+    calls: list[float] = []
+
+    def take() -> HostSnapshot:
+        calls.append(time.monotonic())
+        time.sleep(0.2)
+        return _web("br0")
+
+    snaps = Snapshots(take)
+    views: list[View] = []
+    threads = [threading.Thread(target=lambda: views.append(snaps.get(5.0))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(v) for v in views}) == 1
+    assert snaps.get(5.0) is views[0]
+    snaps.invalidate()
+    assert snaps.get(5.0) is not views[0] and len(calls) == 2
+    fresh = snaps.get(0.0)  # max_age 0: always a new snapshot
+    assert len(calls) == 3 and snaps.latest() is fresh
+
+
+def test_default_settings_are_loopback_and_read_only() -> None:
+    cfg = ServeConfig()
+    assert is_loopback(parse_listen(cfg.listen)[0]) and cfg.token_file is None
