@@ -142,5 +142,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return report.EXIT_INTERNAL
 
+
 if __name__ == "__main__":
     sys.exit(main())
