@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from vifscope.lab.host import ensure_libvirtd, ensure_ovs
-from vifscope.lab.lab import guest_targets, lab_down, lab_up, wait_ready
+from vifscope.lab.lab import break_guest, guest_targets, lab_down, lab_up, wait_ready
 from vifscope.lab.topology import LabSpec
 
 # Overridable so two checkouts can run their e2e suites side by side without clashing.
@@ -94,6 +94,15 @@ def lab() -> Iterator[LabSpec]:
         yield SPEC
     finally:
         lab_down(SPEC, _log)
+
+
+@pytest.fixture(autouse=True)
+def _lab_baseline(request: pytest.FixtureRequest) -> None:
+    """Every lab test starts from the lab's known faults: a libvirtd restart (some tests do
+    one) re-plugs detached bridge taps of running domains, healing 'broken' behind our back."""
+    if "lab" in request.fixturenames:
+        spec: LabSpec = request.getfixturevalue("lab")
+        break_guest(spec.guest("broken"))
 
 
 @pytest.fixture
