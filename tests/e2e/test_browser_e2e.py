@@ -12,9 +12,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -23,6 +25,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from tests.e2e.conftest import sh, wait_for
 from tests.e2e.serve_helpers import Server, serve
 from vifscope.lab.topology import LabSpec
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,14 +70,39 @@ def vif_node(driver: WebDriver, domain: str) -> WebElement:
     return driver.find_element(By.CSS_SELECTOR, f'#graph g.node.kind-vif[data-domain="{domain}"]')
 
 
-def fill(driver: WebDriver, node: WebElement) -> str:
-    rect = node.find_element(By.TAG_NAME, "rect")
-    return str(driver.execute_script("return getComputedStyle(arguments[0]).fill", rect))
+def fresh(read: Callable[[], T], tries: int = 20) -> T:
+    """Live updates re-render the graph at any moment, so an element found a moment ago can
+    be gone: look it up again instead of failing on a stale reference."""
+    for _ in range(tries - 1):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return read()
+
+
+def fill(driver: WebDriver, domain: str) -> str:
+    def read() -> str:
+        rect = vif_node(driver, domain).find_element(By.TAG_NAME, "rect")
+        return str(driver.execute_script("return getComputedStyle(arguments[0]).fill", rect))
+
+    return fresh(read)
 
 
 def shows(driver: WebDriver, domain: str, status: str) -> bool:
-    nodes = driver.find_elements(By.CSS_SELECTOR, f'#graph g.node.kind-vif[data-domain="{domain}"]')
-    return bool(nodes) and nodes[0].get_attribute("data-status") == status
+    def read() -> bool:
+        nodes = driver.find_elements(By.CSS_SELECTOR, f'#graph g.node.kind-vif[data-domain="{domain}"]')
+        return bool(nodes) and nodes[0].get_attribute("data-status") == status
+
+    return fresh(read)
+
+
+def finding_text(driver: WebDriver, check: str) -> str | None:
+    def read() -> str | None:
+        found = driver.find_elements(By.CSS_SELECTOR, f'#details .finding[data-check="{check}"]')
+        return found[0].text if found else None
+
+    return fresh(read)
 
 
 def screenshot(driver: WebDriver, tmp_path: Path, name: str) -> Path:
@@ -90,17 +119,19 @@ def test_page_shows_broken_vif_red_its_finding_and_live_updates(
 ) -> None:
     browser.get(f"{server.url}?q={lab.prefix}")
     assert wait_for(lambda: shows(browser, lab.name("broken"), "detached"), 20), "graph never drew the lab"
-    broken = vif_node(browser, lab.name("broken"))
-    assert fill(browser, broken) == RED
-    assert fill(browser, vif_node(browser, lab.name("web1"))) != RED
-    row = browser.find_element(By.CSS_SELECTOR, f'#vifs tr[data-domain="{lab.name("broken")}"]')
-    assert row.get_attribute("data-status") == "detached"
+    assert fill(browser, lab.name("broken")) == RED
+    assert fill(browser, lab.name("web1")) != RED
+    row_status = fresh(
+        lambda: browser.find_element(By.CSS_SELECTOR, f'#vifs tr[data-domain="{lab.name("broken")}"]').get_attribute(
+            "data-status"
+        )
+    )
+    assert row_status == "detached"
 
-    broken.click()
-    details = browser.find_element(By.ID, "details")
-    assert wait_for(lambda: bool(details.find_elements(By.CSS_SELECTOR, '.finding[data-check="vif.detached"]')), 20)
-    finding = details.find_element(By.CSS_SELECTOR, '.finding[data-check="vif.detached"]')
-    assert lab.bridge in finding.text and target("broken") in finding.text
+    fresh(lambda: vif_node(browser, lab.name("broken")).click())
+    assert wait_for(lambda: finding_text(browser, "vif.detached") is not None, 20)
+    text = finding_text(browser, "vif.detached") or ""
+    assert lab.bridge in text and target("broken") in text
     screenshot(browser, tmp_path, "serve-broken-vif.png")
 
     loaded_at = browser.execute_script("return performance.timeOrigin")
@@ -111,7 +142,7 @@ def test_page_shows_broken_vif_red_its_finding_and_live_updates(
         started = time.monotonic()
         assert wait_for(lambda: shows(browser, lab.name("web1"), "detached"), 20), "the page did not update"
         took = time.monotonic() - started
-        assert fill(browser, vif_node(browser, lab.name("web1"))) == RED
+        assert fill(browser, lab.name("web1")) == RED
         assert browser.execute_script("return performance.timeOrigin") == loaded_at  # same page: no reload
         assert browser.execute_script("return window.vifscope.updates") > updates
         screenshot(browser, tmp_path, "serve-live-update.png")
