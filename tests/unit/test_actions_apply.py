@@ -86,7 +86,10 @@ def test_verified_plan_keeps_its_changes_and_logs_apply_and_verify(tmp_path: Pat
     assert line["commands"] == [f"write {target}: x=1"]
 
 
-def test_failed_promise_rolls_back_every_action_in_reverse(tmp_path: Path) -> None:
+def test_failed_promise_rolls_back_what_still_holds_and_leaves_what_someone_else_changed(tmp_path: Path) -> None:
+    """A broken promise means the state is no longer what we set (another tool changed it):
+    undoing that action would clobber the other tool, so only the actions whose effect is
+    still in place are undone, last first."""
     first, second, audit = tmp_path / "first", tmp_path / "second", tmp_path / "actions.jsonl"
     second.write_text("before\n")
     plan = Plan(
@@ -95,18 +98,18 @@ def test_failed_promise_rolls_back_every_action_in_reverse(tmp_path: Path) -> No
     )
     outcome = apply_plan(plan, actor="doctor-fix", audit=AuditLog(audit), observe=lambda _p, _r: seen("tap-detached"))
     assert outcome.status == ApplyStatus.ROLLED_BACK
-    assert not first.exists()  # did not exist before: removed
-    assert second.read_text() == "before\n"  # existed: its old content is back
+    assert not first.exists()  # its promise held: undone (did not exist before: removed)
+    assert second.read_text() == "2\n"  # its promise was broken by someone else: left alone
     r1, r2 = outcome.results
     assert (r1.verified, r1.rolled_back) == (True, True)
-    assert (r2.verified, r2.rolled_back) == (False, True)
+    assert (r2.verified, r2.rolled_back) == (False, False)
     assert r2.broken == ("vs-web-0 is a port of vs-br0: vs-web-0 master is none",)
     assert [(r.phase, r.target, r.result) for r in read_records(audit)] == [
         ("apply", str(first), "ok"),
         ("apply", str(second), "ok"),
         ("verify", str(first), "verified"),
         ("verify", str(second), "not-verified"),
-        ("rollback", str(second), "rolled-back"),
+        ("rollback", str(second), "rollback-skipped"),
         ("rollback", str(first), "rolled-back"),
     ]
 

@@ -115,11 +115,21 @@ def _verify(txn: _Txn, seen: Observed) -> bool:
     return ok
 
 
-def _rollback(txn: _Txn) -> None:
-    """Undo every (even partially) applied action, last first; keep going past failed undo steps."""
+def _rollback(txn: _Txn, seen: Observed | None = None) -> None:
+    """Undo every (even partially) applied action, last first; keep going past failed undo steps.
+
+    After a verification (``seen``), an action whose own promises no longer hold is *not*
+    undone: the state is no longer what we set, so another tool changed it since, and undoing
+    would clobber that tool's change (never fight another tool).
+    """
     for i in reversed(range(len(txn.results))):
         res = txn.results[i]
         if not res.applied:
+            continue
+        if seen is not None and res.broken:
+            why = "changed by someone else since it was applied: left as it is"
+            txn.update(i, rollback_error=why)
+            txn.log("rollback", res.action, "rollback-skipped", (), "; ".join(res.broken) + f" ({why})")
             continue
         txn.progress(f"rolling back: {res.action.description}")
         errors: list[str] = []
@@ -169,5 +179,5 @@ def apply_plan(
         return txn.outcome(ApplyStatus.APPLY_FAILED)
     if verified:
         return txn.outcome(ApplyStatus.VERIFIED, seen)
-    _rollback(txn)
+    _rollback(txn, seen)
     return txn.outcome(ApplyStatus.ROLLED_BACK, seen)

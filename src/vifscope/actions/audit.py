@@ -5,7 +5,7 @@ is one ``write()`` on an O_APPEND descriptor, so concurrent writers never interl
 
 Line fields: ts (ISO-8601 UTC), run (one id per apply), actor, phase (apply / verify /
 rollback), action (ActionKind), target, domain, mac, reason (problem code or check id),
-commands (exact, as run), result (ok / failed / verified / not-verified / rolled-back /
+commands (exact, as run), result (ok / failed / verified / not-verified / rolled-back / rollback-skipped /
 rollback-failed), error.
 """
 
