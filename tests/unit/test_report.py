@@ -147,6 +147,12 @@ OVS_DOWN = SourceError("ovs", "database connection failed", "start ovsdb-server"
         pytest.param(_many(detached=1), [NETLINK_DOWN], 3, id="source-beats-problems"),
         pytest.param(_many(bound=2), [OVS_DOWN], 0, id="ovs-down-but-not-needed"),
         pytest.param(
+            _many(bound=2),
+            [SourceError("libvirt-domain", "domain vs-gone: Domain not found")],
+            0,
+            id="one-domain-vanished-mid-read-is-not-exit-3",
+        ),
+        pytest.param(
             [*_many(bound=1), _binding(VifStatus.UNVERIFIED, "ovs", problems=(Problem.SOURCE_UNAVAILABLE,))],
             [OVS_DOWN],
             3,

@@ -56,7 +56,7 @@ def resolve_uri(uri: str | None) -> str:
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
 
 
-def _hint_for(uri: str, message: str) -> str:
+def hint_for(uri: str, message: str) -> str:
     if "No such file" in message or "Connection refused" in message:
         return (
             "is libvirtd running? start it with 'libvirtd -d' (no systemd) or "
@@ -82,32 +82,36 @@ def connect(uri: str) -> Iterator[Any]:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
         msg = str(exc).strip()
-        raise LibvirtUnavailable(f"cannot connect to libvirt at {uri}: {msg}", _hint_for(uri, msg)) from exc
+        raise LibvirtUnavailable(f"cannot connect to libvirt at {uri}: {msg}", hint_for(uri, msg)) from exc
     try:
         yield conn
     finally:
         conn.close()
 
 
-def _domain_vifs(dom: Any) -> tuple[DeclaredVif, ...]:
+def domain_vifs(dom: Any) -> tuple[DeclaredVif, ...]:
     state_code = dom.state()[0]
     state = _STATES.get(state_code, DomainState.NOSTATE)
     # XMLDesc(0) of a running domain is its live XML (targets, resolved network bridges).
     return parse_domain_xml(dom.XMLDesc(0), state, name=dom.name(), uuid=dom.UUIDString())
 
 
-def _guarded(what: str, fn: Callable[[], Any], errors: list[SourceError]) -> Any:
-    """Run one per-object read; a vanished or odd object is an error entry, not a crash."""
+def _guarded(source: str, what: str, fn: Callable[[], Any], errors: list[SourceError]) -> Any:
+    """Run one per-object read; a vanished or odd object is an error entry, not a crash.
+
+    Recorded under its own source name ("libvirt-domain" / "libvirt-network"), not "libvirt":
+    one domain vanishing mid-read must not turn the whole answer into exit 3.
+    """
     import libvirt
 
     try:
         return fn()
     except (libvirt.libvirtError, DomainXmlError, NetworkXmlError) as exc:
-        errors.append(SourceError("libvirt", f"{what}: {str(exc).strip()}"))
+        errors.append(SourceError(source, f"{what}: {str(exc).strip()}"))
         return None
 
 
-def _network(net: Any) -> LibvirtNetwork:
+def read_network(net: Any) -> LibvirtNetwork:
     import libvirt
 
     active = bool(net.isActive())
@@ -130,10 +134,10 @@ def read_libvirt(uri: str) -> LibvirtState:
             hostname = conn.getHostname()
             domains = conn.listAllDomains(0)
         except libvirt.libvirtError as exc:
-            raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", _hint_for(uri, str(exc))) from exc
+            raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
         vifs: list[DeclaredVif] = []
         for dom in sorted(domains, key=lambda d: d.name()):
-            found = _guarded(f"domain {dom.name()}", partial(_domain_vifs, dom), errors)
+            found = _guarded("libvirt-domain", f"domain {dom.name()}", partial(domain_vifs, dom), errors)
             vifs.extend(found or ())
         nets: list[LibvirtNetwork] = []
         try:
@@ -143,7 +147,7 @@ def read_libvirt(uri: str) -> LibvirtState:
             errors.append(SourceError("libvirt-network", str(exc).strip()))
             all_nets = []
         for net in sorted(all_nets, key=lambda n: n.name()):
-            parsed = _guarded(f"network {net.name()}", partial(_network, net), errors)
+            parsed = _guarded("libvirt-network", f"network {net.name()}", partial(read_network, net), errors)
             if parsed is not None:
                 nets.append(parsed)
     return LibvirtState(hostname, tuple(vifs), tuple(nets), tuple(errors))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vifscope import report
 from vifscope.model import HostSnapshot, SourceError
-from vifscope.sources.libvirt_src import LibvirtUnavailable, _hint_for
+from vifscope.sources.libvirt_src import LibvirtUnavailable, hint_for
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe
 from vifscope.watch.events import WatchEvent
@@ -215,7 +215,7 @@ class Watch:
     def libvirt_down(self, error: str) -> None:
         if not self.up.get("libvirt"):
             return
-        err = SourceError("libvirt", error, _hint_for(self.opt.uri, error))
+        err = SourceError("libvirt", error, hint_for(self.opt.uri, error))
         self._source("libvirt", err)
         self.libvirt.drop()
         self.table.snap = with_error(self.table.snap, "libvirt", err)

@@ -15,7 +15,7 @@ from typing import Any
 
 from vifscope.model import DeclaredVif, LibvirtNetwork
 from vifscope.sources.domxml import DomainXmlError
-from vifscope.sources.libvirt_src import LibvirtUnavailable, _domain_vifs, _hint_for, _network
+from vifscope.sources.libvirt_src import LibvirtUnavailable, domain_vifs, hint_for, read_network
 from vifscope.sources.netxml import NetworkXmlError
 from vifscope.watch.events import DomainChanged, NetworkChanged, SourceDown, WatchEvent
 
@@ -99,7 +99,7 @@ class LibvirtWatcher:
         except libvirt.libvirtError as exc:
             msg = str(exc).strip()
             raise LibvirtUnavailable(
-                f"cannot connect to libvirt at {self.uri}: {msg}", _hint_for(self.uri, msg)
+                f"cannot connect to libvirt at {self.uri}: {msg}", hint_for(self.uri, msg)
             ) from exc
         self._conn = conn
         return hostname
@@ -189,7 +189,7 @@ class LibvirtWatcher:
 
         def read() -> tuple[DeclaredVif, ...] | None:
             try:
-                return _domain_vifs(self._conn.lookupByUUIDString(uuid))
+                return domain_vifs(self._conn.lookupByUUIDString(uuid))
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                     return None
@@ -209,7 +209,7 @@ class LibvirtWatcher:
             out: list[LibvirtNetwork] = []
             for net in sorted(self._conn.listAllNetworks(0), key=lambda n: n.name()):
                 with contextlib.suppress(libvirt.libvirtError, NetworkXmlError):
-                    out.append(_network(net))
+                    out.append(read_network(net))
             return tuple(out)
 
         result: tuple[LibvirtNetwork, ...] = self._guard("networks", read)
