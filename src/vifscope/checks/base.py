@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from vifscope.checks.config import DoctorConfig
@@ -148,22 +148,12 @@ class Check:
         subject: str | None = None,
     ) -> Finding:
         """A finding about one vif (grouped under it in the output)."""
-        return Finding(
-            check=self.id,
-            severity=severity or self.severity,
-            category=self.category,
-            message=message,
-            domain=b.vif.domain,
-            mac=b.vif.mac,
-            target=b.vif.target,
-            evidence=tuple((k, scalar(v)) for k, v in evidence),
-            fix=fix,
-            subject=subject,
-        )
+        found = self.on_host(subject, message, evidence, fix, severity=severity)
+        return replace(found, domain=b.vif.domain, mac=b.vif.mac, target=b.vif.target)
 
     def on_host(
         self,
-        subject: str,
+        subject: str | None,
         message: str,
         evidence: Iterable[tuple[str, object]] = (),
         fix: str | None = None,
