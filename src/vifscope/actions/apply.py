@@ -118,15 +118,15 @@ def _verify(txn: _Txn, seen: Observed) -> bool:
 def _rollback(txn: _Txn, seen: Observed | None = None) -> None:
     """Undo every (even partially) applied action, last first; keep going past failed undo steps.
 
-    After a verification (``seen``), an action whose own promises no longer hold is *not*
-    undone: the state is no longer what we set, so another tool changed it since, and undoing
-    would clobber that tool's change (never fight another tool).
+    After a verification (``seen``), a live link/OVS action whose own promises no longer hold
+    is *not* undone: the state is no longer what we set, so another tool changed it since, and
+    undoing would clobber that tool's change (never fight another tool).
     """
     for i in reversed(range(len(txn.results))):
         res = txn.results[i]
         if not res.applied:
             continue
-        if seen is not None and res.broken:
+        if seen is not None and res.broken and res.action.kind.yields_to_others:
             why = "changed by someone else since it was applied: left as it is"
             txn.update(i, rollback_error=why)
             txn.log("rollback", res.action, "rollback-skipped", (), "; ".join(res.broken) + f" ({why})")

@@ -218,6 +218,13 @@ class ActionKind(StrEnum):
     LINK_STATE_UP = "link-state-up"
     SYSCTL = "sysctl"
 
+    @property
+    def yields_to_others(self) -> bool:
+        """Live link/OVS state another tool may legitimately take over between apply and
+        verify: when its promise is broken, rollback leaves it alone instead of clobbering
+        that tool's change. Sysctls (a file we wrote) and networks are always undone."""
+        return self not in (ActionKind.SYSCTL, ActionKind.NETWORK_START)
+
 
 @dataclass(frozen=True)
 class Action:

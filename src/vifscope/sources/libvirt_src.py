@@ -56,8 +56,25 @@ def resolve_uri(uri: str | None) -> str:
     return uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
 
 
+_DAEMON_GONE = (
+    "no such file",
+    "connection refused",
+    "end of file",
+    "connection reset",
+    "connection closed",
+    "keepalive timeout",
+    "cannot recv data",
+    "cannot write data",
+    "broken pipe",
+    "client socket is closed",
+    "not connected",
+)
+
+
 def hint_for(uri: str, message: str) -> str:
-    if "No such file" in message or "Connection refused" in message:
+    # Socket missing / refused (daemon not running), or the connection dropped (daemon
+    # stopped or restarted under us: libvirt reports EOF / reset on the open connection).
+    if any(sign in message.lower() for sign in _DAEMON_GONE):
         return (
             "is libvirtd running? start it with 'libvirtd -d' (no systemd) or "
             "'systemctl start libvirtd', or pick another URI with -c"
