@@ -182,6 +182,19 @@ def test_link_state_up_through_the_api(server: Server, lab: LabSpec) -> None:
         sh("virsh", "domif-setlink", dom, mac, "up", check=False)
 
 
+def test_link_state_down_through_the_api_is_verified_and_audited(server: Server, lab: LabSpec) -> None:
+    dom, mac = lab.name("web1"), lab.guest("web1").nics[0].mac
+    try:
+        ans = post(f"{server.url}api/v1/vifs/{dom}/{mac}/link", {"state": "down"})
+        assert ans.status == 200 and ans.doc["result"] == "verified", ans.body
+        web = vif_of(get(server, f"/api/v1/vifs/{dom}"), dom)
+        assert (web["link_state"], web["status"]) == ("down", "down")
+        assert "link_state_down" in web["problems"]
+        assert any(x["action"] == "link-state-down" and x["actor"] == "api" for x in _audit(server))
+    finally:
+        sh("virsh", "domif-setlink", dom, mac, "up", check=False)
+
+
 def _schemathesis(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}openapi.json", "--no-color"]
     cmd += ["--exclude-path", "/api/v1/events", "-n", "25", "--request-timeout", "30", "--generation-deterministic"]

@@ -216,6 +216,7 @@ class ActionKind(StrEnum):
     OVS_EXTERNAL_IDS = "ovs-external-ids"
     TAP_UP = "tap-up"
     LINK_STATE_UP = "link-state-up"
+    LINK_STATE_DOWN = "link-state-down"  # only on explicit request (the API's link endpoint)
     SYSCTL = "sysctl"
 
     @property

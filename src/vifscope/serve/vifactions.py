@@ -78,14 +78,7 @@ def link_plan(snap: HostSnapshot, b: VifBinding, state: str) -> Plan:
         raise ActionRefused(409, f"domain {v.domain} is {v.domain_state.value}", "start it first (virsh start)")
     if v.link_state == state:
         return Plan(snap.uri)
-    try:
-        kind = ActionKind(f"link-state-{state}")
-    except ValueError as exc:  # the actions layer of this version has no such kind
-        raise ActionRefused(
-            409,
-            f"this version's actions layer cannot set a link {state}",
-            f"virsh domif-setlink {v.domain} {v.mac} {state}",
-        ) from exc
+    kind = ActionKind.LINK_STATE_UP if state == "up" else ActionKind.LINK_STATE_DOWN
     virsh = ("virsh", "-c", snap.uri, "domif-setlink", v.domain, v.mac or "")
     other = "up" if state == "down" else "down"
     action = Action(
