@@ -80,23 +80,39 @@ def cmd_networks(args: argparse.Namespace) -> int:
     return code
 
 
-# Each front-end module exposes add_parser(subparsers, common); one line here registers it.
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "vifscope.lab.cli",
-    "vifscope.exporter_cli",
-    "vifscope.top",
-    "vifscope.watch_cli",
-    "vifscope.doctor_cli",
-    "vifscope.graph_cli",
-    "vifscope.serve_cli",
-)
+# command name -> the front-end module that registers it with add_parser(subparsers, common).
+# Only the module of the command being run is imported (all of them for --help or a typo):
+# `status` must not pay for importing the exporter, the web server or the checks.
+SUBCOMMAND_MODULES: dict[str, str] = {
+    "lab": "vifscope.lab.cli",
+    "exporter": "vifscope.exporter_cli",
+    "top": "vifscope.top",
+    "watch": "vifscope.watch_cli",
+    "doctor": "vifscope.doctor_cli",
+    "graph": "vifscope.graph_cli",
+    "serve": "vifscope.serve_cli",
+}
+_GLOBAL_WITH_VALUE = ("-c", "--connect")
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand word of argv (skipping global options), or None."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vifscope",
         description="Is every VM NIC plugged where libvirt says? Joins domain XML with kernel links and OVSDB.",
@@ -119,15 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
     nets = sub.add_parser("networks", help="libvirt networks, their bridges and DHCP")
     _common(nets)
     nets.set_defaults(func=cmd_networks)
-    for module in SUBCOMMAND_MODULES:
-        importlib.import_module(module).add_parser(sub, _common)
+    wanted = _command_in(sys.argv[1:] if argv is None else argv)
+    lazy = wanted in SUBCOMMAND_MODULES or wanted in ("status", "networks")
+    for command, module in SUBCOMMAND_MODULES.items():
+        if not lazy or command == wanted:
+            importlib.import_module(module).add_parser(sub, _common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Inside the guard: a broken subcommand module is a one-line error, not a traceback.
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except KeyboardInterrupt:

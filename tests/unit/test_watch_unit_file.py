@@ -17,7 +17,7 @@ def test_unit_execstart_parses_with_the_cli() -> None:
     unit.read_string(UNIT.read_text())
     argv = shlex.split(unit["Service"]["ExecStart"])
     assert argv[0] == "@VIFSCOPE@"  # scripts/setup.sh substitutes the installed path
-    args = build_parser().parse_args(argv[1:])
+    args = build_parser(argv[1:]).parse_args(argv[1:])
     assert (args.command, args.heal, args.dry_run) == ("watch", True, False)
     assert unit["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"  # SIGHUP: reload the config
     assert unit["Service"]["KillSignal"] == "SIGTERM"  # SIGTERM: clean exit 0
