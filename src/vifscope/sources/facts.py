@@ -4,7 +4,7 @@ and leaves its part of HostFacts as None (its checks are then skipped, with the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -72,16 +72,23 @@ def _libvirt_facts(
     )
 
 
-def read_host_facts(
-    uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork], *, libvirt_ok: bool = True
-) -> tuple[HostFacts, tuple[SourceError, ...]]:
-    """Every fact doctor's checks read; ``libvirt_ok=False`` skips libvirt (already known down)."""
+@dataclass(frozen=True)
+class GatheredFacts:
+    """Every deep read that does not depend on the declared side, so it can run while libvirt's
+    domain read runs (doctor's snapshot then costs the slower of the two, not their sum)."""
+
+    libvirt: LibvirtFacts | None
+    neighbors: tuple[NeighEntry, ...] | None
+    facts: HostFacts  # sysctls, devices, qdiscs, neighbors, addresses, firewall
+    errors: tuple[SourceError, ...]
+
+
+def gather_host_facts(uri: str, *, libvirt_ok: bool = True) -> GatheredFacts:
+    """Run every fact reader; ``libvirt_ok=False`` skips libvirt (already known down)."""
     errors: list[SourceError] = []
     lf = _libvirt_part(uri, errors) if libvirt_ok else None
     neighbors = _guarded("neigh", IPROUTE_HINT, read_neighbors, errors)
-    base = _libvirt_facts(lf, uri, vifs, networks, neighbors) if lf else HostFacts()
-    facts = replace(
-        base,
+    facts = HostFacts(
         sysctls=read_sysctls(),
         devices=read_device_nodes(),
         qdiscs=_guarded("tc", IPROUTE_HINT, read_qdiscs, errors),
@@ -89,4 +96,26 @@ def read_host_facts(
         addresses=_guarded("addr", IPROUTE_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
     )
-    return facts, tuple(errors)
+    return GatheredFacts(lf, neighbors, facts, tuple(errors))
+
+
+def finish_host_facts(
+    got: GatheredFacts, uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork]
+) -> HostFacts:
+    """Join the gathered facts with the declared vifs and networks (guest addresses, runtime)."""
+    if got.libvirt is None:
+        return got.facts
+    base = _libvirt_facts(got.libvirt, uri, vifs, networks, got.neighbors)
+    f = got.facts
+    return replace(
+        base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,
+        addresses=f.addresses, firewall=f.firewall,
+    )  # fmt: skip
+
+
+def read_host_facts(
+    uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork], *, libvirt_ok: bool = True
+) -> tuple[HostFacts, tuple[SourceError, ...]]:
+    """Every fact doctor's checks read, in one call (gather, then join)."""
+    got = gather_host_facts(uri, libvirt_ok=libvirt_ok)
+    return finish_host_facts(got, uri, vifs, networks), got.errors
