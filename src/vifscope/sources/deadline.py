@@ -16,14 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from vifscope.model import HostFacts, HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.facts import read_host_facts
+from vifscope.sources.facts import GatheredFacts, finish_host_facts, gather_host_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
@@ -102,15 +102,15 @@ _EXPECTED: dict[str, tuple[type[Exception], str]] = {
     "libvirt": (LibvirtUnavailable, LIBVIRT_STUCK_HINT),
     "netlink": (NetlinkError, NETLINK_HINT),
     "ovs": (OvsError, OVS_HINT),
-    "facts": (CommandError, STUCK_HINT),  # read_host_facts guards its parts; this is the rest
+    "facts": (CommandError, STUCK_HINT),  # gather_host_facts guards its parts; this is the rest
 }
 
 
 class DeadlineSnapshotter:
     """Takes snapshots whose sources each get at most ``timeout`` seconds (run in parallel).
 
-    ``deep`` adds HostFacts (what doctor's checks read). The facts need libvirt's vifs and
-    networks, so they start when libvirt has answered and get what is left of the deadline.
+    ``deep`` adds HostFacts (what doctor's checks read): gathered in parallel with the other
+    sources, then joined with libvirt's vifs and networks once both are in.
     """
 
     def __init__(self, uri: str, timeout: float = 3.0, *, deep: bool = False) -> None:
@@ -126,6 +126,8 @@ class DeadlineSnapshotter:
         }
         if ovs_installed():  # OVS not installed is not an error (most hosts have none)
             readers["ovs"] = lambda: read_ovs(timeout=max(1, round(timeout)))
+        if self.deep:
+            readers["facts"] = lambda: gather_host_facts(self.uri)
         return readers
 
     def take(self, timeout: float | None = None) -> TimedSnapshot:
@@ -137,23 +139,12 @@ class DeadlineSnapshotter:
         done_at: dict[str, float] = {}
         for name, fut in futures.items():
             fut.add_done_callback(partial(_stamp, done_at, name))
-        if self.deep:
-            futures["facts"] = self._submit_facts(futures["libvirt"], start + limit)
-            started["facts"] = time.monotonic()
-            futures["facts"].add_done_callback(partial(_stamp, done_at, "facts"))
         wait(futures.values(), timeout=max(0.0, start + limit - time.monotonic()))
         errors: list[SourceError] = []
         results = {name: self._result(name, fut, limit, errors) for name, fut in futures.items()}
         now = time.monotonic()
         seconds = tuple((n, round(done_at.get(n, now) - started[n], 6)) for n in futures)
         return _assemble(self.uri, taken_at, results, errors, seconds)
-
-    def _submit_facts(self, libvirt: Future[Any], deadline: float) -> Future[Any]:
-        wait([libvirt], timeout=max(0.0, deadline - time.monotonic()))
-        ok = libvirt.done() and libvirt.exception() is None
-        lv: LibvirtState | None = libvirt.result() if ok else None
-        vifs, nets = (lv.vifs, lv.networks) if lv else ((), ())
-        return self._workers["facts"].submit(lambda: read_host_facts(self.uri, vifs, nets, libvirt_ok=lv is not None))
 
     def _result(self, name: str, fut: Future[Any], limit: float, errors: list[SourceError]) -> Any:
         if not fut.done():
@@ -184,11 +175,15 @@ def _assemble(
     lv: LibvirtState | None = results.get("libvirt")
     dumped: tuple[tuple[ObservedLink, ...], float] | None = results.get("netlink")
     ovs: OvsState | None = results.get("ovs")
-    deep: tuple[HostFacts, tuple[SourceError, ...]] | None = results.get("facts")
+    got: GatheredFacts | None = results.get("facts")
     if lv is not None:
         errors.extend(lv.errors)
-    if deep is not None:
-        errors.extend(deep[1])
+    facts: HostFacts | None = None
+    if got is not None:
+        if lv is None:  # libvirt is down: its error is reported once, as "libvirt"
+            got = replace(got, libvirt=None, errors=tuple(e for e in got.errors if e.source != "libvirt-facts"))
+        facts = finish_host_facts(got, uri, lv.vifs if lv else (), lv.networks if lv else ())
+        errors.extend(got.errors)
     snap = HostSnapshot(
         host=lv.hostname if lv else socket.gethostname(),
         uri=uri,
@@ -200,6 +195,6 @@ def _assemble(
         ovs_available=ovs is not None,
         networks=lv.networks if lv else (),
         errors=tuple(errors),
-        facts=deep[0] if deep else None,
+        facts=facts,
     )
     return TimedSnapshot(snap, dumped[1] if dumped else None, seconds)

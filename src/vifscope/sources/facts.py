@@ -111,11 +111,3 @@ def finish_host_facts(
         base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,
         addresses=f.addresses, firewall=f.firewall,
     )  # fmt: skip
-
-
-def read_host_facts(
-    uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork], *, libvirt_ok: bool = True
-) -> tuple[HostFacts, tuple[SourceError, ...]]:
-    """Every fact doctor's checks read, in one call (gather, then join)."""
-    got = gather_host_facts(uri, libvirt_ok=libvirt_ok)
-    return finish_host_facts(got, uri, vifs, networks), got.errors
