@@ -3,10 +3,14 @@ VENV := .venv
 VS := $(VENV)/bin/vifscope
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo lab-up lab-down status test lint unit e2e clean
+.PHONY: setup setup-test demo lab-up lab-down status test lint unit e2e clean
 
 setup:
 	@scripts/setup.sh
+
+# The test suite also needs Prometheus, Chromium and Graphviz (not installed by make demo).
+setup-test:
+	@scripts/setup.sh --test
 
 # Build the demo lab (real TCG guests, every object named vs-*) and show its bindings.
 # status exits 1 here on purpose: the lab contains one deliberately detached vif.
@@ -21,7 +25,7 @@ lab-up: setup
 lab-down: setup
 	$(VS) lab down
 
-lint: setup
+lint: setup-test
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy
@@ -29,7 +33,7 @@ lint: setup
 unit: setup
 	$(PY) -m pytest -q tests/unit tests/golden
 
-e2e: setup
+e2e: setup-test
 	$(PY) -m pytest -q -m "e2e or integration" tests
 
 # Lint, then every test: unit, golden, libvirt test driver integration, e2e on real guests.

@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 openvswitch-switch iproute2
       dnsmasq-base busybox-static iputils-ping ethtool tcpdump nftables iptables conntrack
-      libvirt-dev pkg-config gcc python3-dev python3-venv prometheus
-      chromium chromium-driver graphviz)
+      libvirt-dev pkg-config gcc python3-dev python3-venv)
+# Only the test suite needs these (a real Prometheus + promtool, a headless browser, Graphviz):
+# `make demo` does not install them on a user's host.
+TEST_PKGS=(prometheus chromium chromium-driver graphviz)
+[ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 PYTHON=${PYTHON:-python3}
 
 missing=()
