@@ -11,23 +11,22 @@ thread, not one per scrape.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from vifscope.model import HostFacts, HostSnapshot, ObservedLink, SourceError
+from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.facts import GatheredFacts, finish_host_facts, gather_host_facts
-from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
+from vifscope.sources.facts import gather_host_facts
+from vifscope.sources.libvirt_src import LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
-from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
-from vifscope.sources.snapshot import NETLINK_HINT, OVS_HINT
+from vifscope.sources.ovs import OvsError, ovs_installed, read_ovs
+from vifscope.sources.snapshot import NETLINK_HINT, OVS_HINT, assemble
 
 T = TypeVar("T")
 
@@ -172,29 +171,9 @@ def _assemble(
     seconds: tuple[tuple[str, float], ...],
 ) -> TimedSnapshot:
     """The same HostSnapshot ``take_snapshot`` builds, from whatever answered."""
-    lv: LibvirtState | None = results.get("libvirt")
     dumped: tuple[tuple[ObservedLink, ...], float] | None = results.get("netlink")
-    ovs: OvsState | None = results.get("ovs")
-    got: GatheredFacts | None = results.get("facts")
-    if lv is not None:
-        errors.extend(lv.errors)
-    facts: HostFacts | None = None
-    if got is not None:
-        if lv is None:  # libvirt is down: its error is reported once, as "libvirt"
-            got = replace(got, libvirt=None, errors=tuple(e for e in got.errors if e.source != "libvirt-facts"))
-        facts = finish_host_facts(got, uri, lv.vifs if lv else (), lv.networks if lv else ())
-        errors.extend(got.errors)
-    snap = HostSnapshot(
-        host=lv.hostname if lv else socket.gethostname(),
-        uri=uri,
-        taken_at=taken_at,
-        vifs=lv.vifs if lv else (),
-        links=dumped[0] if dumped else (),
-        ovs_ports=ovs.ports if ovs else (),
-        ovs_bridges=ovs.bridges if ovs else (),
-        ovs_available=ovs is not None,
-        networks=lv.networks if lv else (),
-        errors=tuple(errors),
-        facts=facts,
-    )
+    snap = assemble(
+        uri, taken_at, results.get("libvirt"), dumped[0] if dumped else (), results.get("ovs"),
+        results.get("facts"), errors,
+    )  # fmt: skip
     return TimedSnapshot(snap, dumped[1] if dumped else None, seconds)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
-from vifscope.sources.facts import finish_host_facts, gather_host_facts
+from vifscope.sources.facts import GatheredFacts, finish_host_facts, gather_host_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
@@ -82,8 +82,23 @@ def take_snapshot(
         links, ovs = kernel.result()
         gathered = gathering.result() if gathering else None
     errors.extend(kernel_errors)
-    if lv is not None:
-        errors.extend(lv.errors)
+    return assemble(uri, taken_at, lv, links, ovs, gathered, errors)
+
+
+def assemble(
+    uri: str,
+    taken_at: datetime,
+    lv: LibvirtState | None,
+    links: tuple[ObservedLink, ...],
+    ovs: OvsState | None,
+    gathered: GatheredFacts | None,
+    errors: list[SourceError],
+) -> HostSnapshot:
+    """The HostSnapshot from whatever answered (None: that source failed, its error in ``errors``).
+
+    Shared by take_snapshot and the deadline snapshotter, so both build the same thing.
+    """
+    errors = [*errors, *(lv.errors if lv else ())]
     facts = None
     if gathered is not None:
         if lv is None:  # libvirt is down: its error is reported once, as "libvirt"
