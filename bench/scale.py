@@ -1,7 +1,9 @@
 """Scale benchmark: vifscope on a synthetic host of up to 5,000 vifs (issue 5).
 
-Builds each size with vifscope.lab.synth (libvirt test-driver node file + real bridges and
-held taps in the netns vs-scale), then times, side by side in the same run:
+Builds each size with vifscope.lab.synth (the domains in libvirtd's shared test driver,
+reached over libvirtd's socket like a real host -- or with --node-file an in-process
+test-driver node file -- plus real bridges and held taps in the netns vs-scale), then
+times, side by side in the same run:
   * ``vifscope status --json`` (and ``doctor --json`` / one exporter scrape when present),
   * the floor: one process that opens libvirt, fetches every domain's XML and takes one
     ``ip -j -s -d link show`` dump, with no parsing-into-model and no joining,
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import median_runs, run_timed, write_section
 
+from vifscope.lab.host import ensure_libvirtd
 from vifscope.lab.synth import SynthHost, SynthPlan, plan
 
 NS = "vs-scale"
@@ -53,30 +56,37 @@ def check_verdicts(p: SynthPlan, out: bytes) -> tuple[bool, int]:
     return got == want, broken
 
 
-def admin_loop(uri: str, p: SynthPlan, sample: int) -> float:
+def admin_loop(uri: str, p: SynthPlan, sample: int, daemon: bool) -> float:
     """Seconds the per-domain / per-vif shell loop would take, from a timed sample.
 
-    Each ``virsh -c test:///node.xml`` re-parses the whole node file, which real libvirtd
-    does not, so a virsh call is costed as (one shell of many domiflist commands) per domain
-    plus the process+connect cost of ``virsh -c qemu:///system version`` on this host.
+    Against libvirtd (the default) every ``virsh domiflist`` is run and timed as its own
+    process, as the admin would. An in-process ``virsh -c test:///node.xml`` would re-parse
+    the whole node file each time, which real libvirtd does not; in --node-file mode a virsh
+    call is therefore costed as (one shell of many domiflist commands) per domain plus the
+    process+connect cost of ``virsh -c qemu:///system version`` on this host.
     """
     doms = list(p.domains)[:sample]
     vifs = [v for v in p.vifs if v.domain in doms and v.fault != "missing"]
-    batch = "".join(f"domiflist {d}\n" for d in doms)
     t0 = time.perf_counter()
-    subprocess.run(["virsh", "-c", uri], input=batch.encode(), capture_output=True, check=False)
-    per_dom = (time.perf_counter() - t0) / len(doms)
-    connect = statistics.median(run_timed(["virsh", "-c", "qemu:///system", "version"]).seconds for _ in range(3))
+    if daemon:
+        for d in doms:
+            subprocess.run(["virsh", "-c", uri, "domiflist", d], capture_output=True, check=False)
+        per_dom = (time.perf_counter() - t0) / len(doms)
+    else:
+        batch = "".join(f"domiflist {d}\n" for d in doms)
+        subprocess.run(["virsh", "-c", uri], input=batch.encode(), capture_output=True, check=False)
+        per_dom = (time.perf_counter() - t0) / len(doms)
+        per_dom += statistics.median(run_timed(["virsh", "-c", "qemu:///system", "version"]).seconds for _ in range(3))
     t0 = time.perf_counter()
     for v in vifs:
         subprocess.run(in_ns("ip", "link", "show", "dev", v.tap), capture_output=True, check=False)
     per_vif = (time.perf_counter() - t0) / len(vifs)
-    return len(p.domains) * (per_dom + connect) + len(p.vifs) * per_vif
+    return len(p.domains) * per_dom + len(p.vifs) * per_vif
 
 
-def bench_size(vifs: int, runs: int, sample: int) -> dict[str, float | int | bool | str]:
+def bench_size(vifs: int, runs: int, sample: int, daemon: bool) -> dict[str, float | int | bool | str]:
     p = plan(domains=vifs // NICS, nics=NICS)
-    with SynthHost(p, NS) as host:
+    with SynthHost(p, NS, daemon=daemon) as host:
         status_s, status_rss, last = median_runs(vifscope(host.uri, "status", "--json"), runs)
         correct, broken = check_verdicts(p, last.stdout)
         floor_s, floor_rss, _ = median_runs(in_ns(sys.executable, "-c", FLOOR, host.uri), runs)
@@ -93,7 +103,7 @@ def bench_size(vifs: int, runs: int, sample: int) -> dict[str, float | int | boo
         if doctor.returncode in (0, 1, 3):
             row["doctor_s"], row["doctor_rss_mb"], _ = median_runs(vifscope(host.uri, "doctor", "--json"), runs)
             row["doctor_rss_mb"] = float(row["doctor_rss_mb"]) / 1024
-        row["admin_loop_s"] = admin_loop(host.uri, p, sample)
+        row["admin_loop_s"] = admin_loop(host.uri, p, sample, daemon)
     return row
 
 
@@ -120,10 +130,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sample", type=int, default=20, help="domains timed for the admin loop")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--node-file", action="store_true", help="in-process test driver instead of libvirtd's")
     args = ap.parse_args()
+    if not args.node_file:
+        ensure_libvirtd()
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        rows.append(bench_size(size, args.runs, args.sample))
+        rows.append(bench_size(size, args.runs, args.sample, not args.node_file))
         print(json.dumps(rows[-1]), flush=True)
     table = render(rows, args.runs)
     print(table)

@@ -11,15 +11,23 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from vifscope import __version__, report
 from vifscope.bind import bind
-from vifscope.render import make_console, network_table, print_errors, vif_table
 from vifscope.sources.libvirt_src import resolve_uri
 from vifscope.sources.snapshot import take_snapshot
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    # rich is imported only when something is printed for a human: --json never needs it
+    # (its import is ~35 ms of a status that must answer in well under a second).
+    from vifscope.render import make_console as make
+
+    return make(stderr=stderr)
 
 
 def _emit_json(doc: dict[str, Any]) -> None:
@@ -54,6 +62,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(doc)
         return code
+    from vifscope.render import print_errors, vif_table
+
     console, err = make_console(), make_console(stderr=True)
     if _fatal_source(err, doc):
         return code
@@ -71,6 +81,8 @@ def cmd_networks(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(doc)
         return code
+    from vifscope.render import network_table, print_errors
+
     console, err = make_console(), make_console(stderr=True)
     if _fatal_source(err, doc):
         return code

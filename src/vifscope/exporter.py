@@ -7,7 +7,7 @@ scrape), binds it, runs the checks, reads the heal count from the audit log, and
 ``families()`` converts that ``Scrape`` into metrics. ``render_metrics()`` returns the text
 exposition, for ``vifscope exporter`` or any HTTP service that mounts it.
 
-Counters come from the same ``ip -j -s -d link show`` dump as the verdicts (IFLA_STATS64),
+Counters come from the same rtnetlink link dump as the verdicts (IFLA_STATS64),
 never from libvirt's getAllDomainStats, which re-reads /proc/net/dev once per vif and grows
 quadratically with the number of vifs.
 """

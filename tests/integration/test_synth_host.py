@@ -15,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from vifscope.lab.host import ensure_libvirtd
 from vifscope.lab.synth import SynthHost, plan
 
 pytestmark = pytest.mark.integration
@@ -30,12 +31,17 @@ def run_in(netns: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def synth():  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["node-file", "daemon"])
+def synth(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Both ways the benchmark serves the declared side: an in-process node file, and
+    libvirtd's shared test driver reached over its socket (RPC, like a real host)."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (network namespaces)")
+    daemon = request.param == "daemon"
+    if daemon:
+        ensure_libvirtd()
     p = plan(domains=15, nics=4, bridges=3, fault_every=7, shutoff_every=6, prefix="vs-i")
-    with SynthHost(p, f"vs-it{os.getpid()}") as host:
+    with SynthHost(p, f"vs-it{os.getpid()}", daemon=daemon) as host:
         yield host
 
 

@@ -4,6 +4,12 @@ kernel side (bridges + held taps) in a private network namespace.
 ``plan()`` is pure: it decides every name, every deliberate fault, and the verdict each
 vif must get. ``SynthHost`` builds it for real (netns, ``ip -batch``, a tap holder) and
 tears it down. vifscope then runs inside the namespace against ``test:///node.xml``.
+
+``daemon=True`` serves the same domains from libvirtd instead: libvirtd hosts the test
+driver too, and its ``test+unix:///default`` is one shared in-daemon state for as long as a
+connection holds it. The domains are created there over RPC, so vifscope (and virsh in the
+admin's loop) pay what they pay on a real host: a socket connect and one RPC per call,
+instead of the in-process driver re-parsing a node file of thousands of domains on every open.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 # Fault kinds, and the verdict each must produce. Every ``fault_every``-th vif gets the next one.
 FAULTS: dict[str, str] = {
@@ -23,6 +30,8 @@ FAULTS: dict[str, str] = {
     "missing": "missing",
 }
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+DAEMON_URI = "test+unix:///default"
+STOCK_DOMAIN, STOCK_NETWORK = "test", "default"  # what a fresh test:///default holds
 
 
 @dataclass(frozen=True)
@@ -81,24 +90,63 @@ def _iface_xml(v: SynthVif, mac: str) -> str:
     )
 
 
-def node_xml(p: SynthPlan) -> str:
-    """The libvirt test driver's node file: domains (shut-off ones via test:runstate) + the network."""
+def domain_xmls(p: SynthPlan, *, runstate: bool = True) -> dict[str, str]:
+    """Each domain's XML by name (``runstate``: shut-off ones marked the node-file way)."""
     by_dom: dict[str, list[SynthVif]] = {}
     for v in p.vifs:
         by_dom.setdefault(v.domain, []).append(v)
-    parts = [f"<node xmlns:test='{TEST_NS}'>"]
+    out: dict[str, str] = {}
     for i, (dom, vifs) in enumerate(by_dom.items()):
         ifaces = "".join(
             _iface_xml(v, f"52:54:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:{v.index:02x}") for v in vifs
         )
-        state = "<test:runstate>5</test:runstate>" if dom in p.shutoff else ""
-        parts.append(
+        state = "<test:runstate>5</test:runstate>" if runstate and dom in p.shutoff else ""
+        out[dom] = (
             f"<domain type='test'><name>{dom}</name><memory>65536</memory><vcpu>1</vcpu>"
             f"<os><type>hvm</type></os><devices>{ifaces}</devices>{state}</domain>"
         )
-    parts.append(f"<network><name>{p.network}</name><bridge name='{p.bridges[0]}'/></network>")
-    parts.append("</node>")
+    return out
+
+
+def network_xml(p: SynthPlan) -> str:
+    return f"<network><name>{p.network}</name><bridge name='{p.bridges[0]}'/></network>"
+
+
+def node_xml(p: SynthPlan) -> str:
+    """The libvirt test driver's node file: domains (shut-off ones via test:runstate) + the network."""
+    parts = [f"<node xmlns:test='{TEST_NS}'>", *domain_xmls(p).values(), network_xml(p), "</node>"]
     return "\n".join(parts)
+
+
+def load_daemon(conn: Any, p: SynthPlan) -> None:
+    """Fill libvirtd's shared test driver with the plan (only the plan: its stock objects go).
+
+    Running domains are created transient (``createXML``), shut-off ones defined, so their
+    stale target devs stay in the config the way a stopped guest's do. The state is one per
+    daemon: if anything but the stock objects is there, another synthetic host holds it.
+    """
+    doms, nets = conn.listAllDomains(0), conn.listAllNetworks(0)
+    foreign = sorted({d.name() for d in doms} - {STOCK_DOMAIN} | {n.name() for n in nets} - {STOCK_NETWORK})
+    if foreign:
+        raise RuntimeError(f"libvirtd's shared test driver is in use by another synthetic host ({foreign[0]}...)")
+    for dom in doms:
+        persistent = dom.isPersistent()
+        if dom.isActive():
+            dom.destroy()
+        if persistent:
+            dom.undefine()
+    for net in nets:
+        persistent = net.isPersistent()
+        if net.isActive():
+            net.destroy()
+        if persistent:
+            net.undefine()
+    conn.networkCreateXML(network_xml(p))
+    for name, xml in domain_xmls(p, runstate=False).items():
+        if name in p.shutoff:
+            conn.defineXML(xml)
+        else:
+            conn.createXML(xml, 0)
 
 
 def held_taps(p: SynthPlan) -> list[str]:
@@ -124,18 +172,19 @@ def wiring_batch(p: SynthPlan) -> str:
 class SynthHost:
     """Builds a plan for real in netns ``netns``; a context manager that always cleans up."""
 
-    def __init__(self, p: SynthPlan, netns: str, workdir: Path | None = None) -> None:
+    def __init__(self, p: SynthPlan, netns: str, workdir: Path | None = None, *, daemon: bool = False) -> None:
         if not netns.startswith("vs-"):
             raise ValueError("synthetic namespaces are named vs-*")
-        self.plan, self.netns = p, netns
+        self.plan, self.netns, self.daemon = p, netns, daemon
         self._tmp = tempfile.TemporaryDirectory(prefix="vs-synth-", dir=workdir)
         self.dir = Path(self._tmp.name)
         self.node_file = self.dir / "node.xml"
         self._holder: subprocess.Popen[str] | None = None
+        self._conn: Any = None  # daemon mode: the connection that keeps the shared state alive
 
     @property
     def uri(self) -> str:
-        return f"test://{self.node_file}"
+        return DAEMON_URI if self.daemon else f"test://{self.node_file}"
 
     def __enter__(self) -> SynthHost:
         try:
@@ -150,6 +199,11 @@ class SynthHost:
 
     def build(self) -> None:
         self.node_file.write_text(node_xml(self.plan))
+        if self.daemon:
+            import libvirt  # lazily: the file-based mode needs no libvirt-python here
+
+            self._conn = libvirt.open(DAEMON_URI)
+            load_daemon(self._conn, self.plan)
         subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
         names = self.dir / "taps.txt"
         names.write_text("\n".join(held_taps(self.plan)) + "\n")
@@ -168,6 +222,9 @@ class SynthHost:
         subprocess.run(["ip", "-n", self.netns, "-batch", str(batch)], check=True, capture_output=True)
 
     def close(self) -> None:
+        if self._conn is not None:  # the daemon frees the shared test state with its last connection
+            self._conn.close()
+            self._conn = None
         if self._holder is not None:
             if self._holder.stdin:
                 self._holder.stdin.close()

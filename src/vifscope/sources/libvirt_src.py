@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -113,6 +114,60 @@ def domain_vifs(dom: Any) -> tuple[DeclaredVif, ...]:
     return parse_domain_xml(dom.XMLDesc(0), state, name=dom.name(), uuid=dom.UUIDString())
 
 
+def domains_with_state(conn: Any) -> list[tuple[Any, DomainState]]:
+    """Every domain and its state, sorted by name.
+
+    One getAllDomainStats(STATE) call instead of listAllDomains + one virDomainGetState per
+    domain: over libvirtd's socket each call is a round trip (0.14 s of 1,250 at 5,000 vifs).
+    Drivers without the stats API fall back to the per-domain calls.
+    """
+    import libvirt
+
+    try:
+        stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
+        found = [(dom, _STATES.get(int(st.get("state.state", 0)), DomainState.NOSTATE)) for dom, st in stats]
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+            raise
+        found = [(dom, _STATES.get(dom.state()[0], DomainState.NOSTATE)) for dom in conn.listAllDomains(0)]
+    return sorted(found, key=lambda pair: str(pair[0].name()))
+
+
+def _fetch_xml(dom: Any) -> str | Exception:
+    import libvirt
+
+    try:
+        return str(dom.XMLDesc(0))
+    except libvirt.libvirtError as exc:  # handed back: recorded as that domain's error
+        failed: Exception = exc
+        return failed
+
+
+# XMLDesc calls in flight at once: the round trips overlap (libvirtd serves up to
+# max_client_requests=5 per client at a time and queues the rest, so more gains little).
+XML_FETCHERS = 8
+
+
+def _read_domains(conn: Any, errors: list[SourceError]) -> list[DeclaredVif]:
+    """Every domain's vifs, in name order.
+
+    All XML is fetched first (a few threads overlap the round trips), then parsed here:
+    parsing while the fetchers run makes every thread fight over the GIL and costs more
+    than it overlaps.
+    """
+    pairs = [(dom.name(), dom.UUIDString(), state, dom) for dom, state in domains_with_state(conn)]
+    with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-xml") as pool:
+        xmls = list(pool.map(_fetch_xml, (dom for *_, dom in pairs)))
+    vifs: list[DeclaredVif] = []
+    for (name, uuid, state, _dom), xml in zip(pairs, xmls, strict=True):
+        if isinstance(xml, Exception):
+            errors.append(SourceError("libvirt-domain", f"domain {name}: {str(xml).strip()}"))
+            continue
+        parse = partial(parse_domain_xml, xml, state, name=name, uuid=uuid)
+        vifs.extend(_guarded("libvirt-domain", f"domain {name}", parse, errors) or ())
+    return vifs
+
+
 def _guarded(source: str, what: str, fn: Callable[[], Any], errors: list[SourceError]) -> Any:
     """Run one per-object read; a vanished or odd object is an error entry, not a crash.
 
@@ -149,13 +204,9 @@ def read_libvirt(uri: str) -> LibvirtState:
     with connect(uri) as conn:
         try:
             hostname = conn.getHostname()
-            domains = conn.listAllDomains(0)
+            vifs = _read_domains(conn, errors)
         except libvirt.libvirtError as exc:
             raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
-        vifs: list[DeclaredVif] = []
-        for dom in sorted(domains, key=lambda d: d.name()):
-            found = _guarded("libvirt-domain", f"domain {dom.name()}", partial(domain_vifs, dom), errors)
-            vifs.extend(found or ())
         nets: list[LibvirtNetwork] = []
         try:
             all_nets = conn.listAllNetworks(0)

@@ -12,14 +12,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
-from vifscope.sources.facts import GatheredFacts, finish_host_facts, gather_host_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 
-NETLINK_HINT = "vifscope reads links with iproute2's 'ip -j -d link show'; install iproute2"
+if TYPE_CHECKING:
+    from vifscope.sources.facts import GatheredFacts
+
+NETLINK_HINT = "vifscope reads links over rtnetlink as 'ip link' does: does 'ip link show' work here?"
 OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl start openvswitch-switch'"
 
 
@@ -53,6 +56,12 @@ def _read_declared(
         return None
 
 
+def _gather(uri: str) -> GatheredFacts:
+    from vifscope.sources.facts import gather_host_facts  # doctor's: status never imports it
+
+    return gather_host_facts(uri)
+
+
 def _without(errors: tuple[SourceError, ...], source: str) -> tuple[SourceError, ...]:
     return tuple(e for e in errors if e.source != source)
 
@@ -77,7 +86,7 @@ def take_snapshot(
     # for doctor at 5,000 vifs).
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vifscope-src") as pool:
         kernel = pool.submit(_read_kernel, kernel_errors)
-        gathering = pool.submit(gather_host_facts, uri) if deep else None
+        gathering = pool.submit(_gather, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn, errors)
         links, ovs = kernel.result()
         gathered = gathering.result() if gathering else None
@@ -101,6 +110,8 @@ def assemble(
     errors = [*errors, *(lv.errors if lv else ())]
     facts = None
     if gathered is not None:
+        from vifscope.sources.facts import finish_host_facts
+
         if lv is None:  # libvirt is down: its error is reported once, as "libvirt"
             gathered = replace(gathered, libvirt=None, errors=_without(gathered.errors, "libvirt-facts"))
         facts = finish_host_facts(gathered, uri, lv.vifs if lv else (), lv.networks if lv else ())

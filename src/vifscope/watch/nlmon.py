@@ -16,23 +16,18 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
+from vifscope.sources.rtnl import IFINFOMSG, NLMSG_HDR, RTM_DELLINK, RTM_NEWLINK, cstr, iter_attrs, iter_messages
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.events import LinkBatch, LinkEvent, LinksOverrun, SourceDown, WatchEvent
 
 RTMGRP_LINK = 0x1
-RTM_NEWLINK = 16
-RTM_DELLINK = 17
-NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-IFINFOMSG = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
-RTATTR = struct.Struct("=HH")  # len, type
 IFLA_IFNAME = 3
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
-NLA_TYPE_MASK = 0x3FFF  # strip NLA_F_NESTED / NLA_F_NET_BYTEORDER
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
 # RFC 2863 operstates as the kernel numbers them (IF_OPER_*).
@@ -40,29 +35,10 @@ OPERSTATES = ("unknown", "notpresent", "down", "lowerlayerdown", "testing", "dor
 ACTIONS = {RTM_NEWLINK: "new", RTM_DELLINK: "del"}
 
 
-def _align(n: int) -> int:
-    return (n + 3) & ~3
-
-
-def iter_attrs(buf: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(type, payload) of each rtattr in buf[start:end]; stops at a malformed one."""
-    pos = start
-    while pos + RTATTR.size <= end:
-        length, kind = RTATTR.unpack_from(buf, pos)
-        if length < RTATTR.size or pos + length > end:
-            return
-        yield kind & NLA_TYPE_MASK, buf[pos + RTATTR.size : pos + length]
-        pos += _align(length)
-
-
-def _cstr(payload: bytes) -> str:
-    return payload.split(b"\0", 1)[0].decode(errors="replace")
-
-
 def _kind(payload: bytes) -> str | None:
     for kind, value in iter_attrs(payload, 0, len(payload)):
         if kind == IFLA_INFO_KIND:
-            return _cstr(value)
+            return cstr(value)
     return None
 
 
@@ -75,7 +51,7 @@ def parse_link_message(buf: bytes, pos: int, length: int, mtype: int) -> LinkEve
     name, master, oper, kind = "", None, None, None
     for atype, payload in iter_attrs(buf, body + IFINFOMSG.size, pos + length):
         if atype == IFLA_IFNAME:
-            name = _cstr(payload)
+            name = cstr(payload)
         elif atype == IFLA_MASTER and len(payload) >= 4:
             master = struct.unpack_from("=I", payload)[0] or None
         elif atype == IFLA_OPERSTATE and payload:
@@ -98,16 +74,11 @@ def parse_link_message(buf: bytes, pos: int, length: int, mtype: int) -> LinkEve
 def parse_messages(buf: bytes) -> list[LinkEvent]:
     """Every link event in one datagram (the kernel may batch several messages)."""
     events: list[LinkEvent] = []
-    pos = 0
-    while pos + NLMSG_HDR.size <= len(buf):
-        length, mtype, _flags, _seq, _pid = NLMSG_HDR.unpack_from(buf, pos)
-        if length < NLMSG_HDR.size or pos + length > len(buf):
-            break
+    for mtype, _flags, pos, length in iter_messages(buf):
         if mtype in ACTIONS:
             event = parse_link_message(buf, pos, length, mtype)
             if event is not None:
                 events.append(event)
-        pos += _align(length)
     return events
 
 
