@@ -32,7 +32,8 @@ NS = "vs-e-bench"
 NICS = 4
 IN_PROCESS = r"""
 import json, statistics, sys, time
-from vifscope.exporter import Exporter, doctor_checks, render
+from vifscope.exporter import Exporter, render
+from vifscope.exporter_checks import doctor_checks
 uri, runs, checks = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "checks"
 exp = Exporter(uri, timeout=120, audit_log=None, checks=doctor_checks() if checks else None)
 rows = []

@@ -20,9 +20,11 @@ from types import FrameType
 from typing import Any
 
 from vifscope.checks import ConfigError, load_config
-from vifscope.exporter import CONTENT_TYPE, Exporter, doctor_checks, families, render
+from vifscope.exporter import CONTENT_TYPE, Exporter, families, render
+from vifscope.exporter_checks import doctor_checks
 from vifscope.report import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
+from vifscope.sources.declared import DEFAULT_MAX_AGE
 from vifscope.sources.libvirt_src import resolve_uri
 
 SCRAPE_MARGIN = 0.5  # seconds kept free under Prometheus' scrape timeout for bind + render
@@ -43,8 +45,31 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         "--config", type=Path, default=None, help="doctor's thresholds file (default /etc/vifscope/vifscope.toml)"
     )
     p.add_argument("--no-checks", action="store_true", help="no vifscope_findings (skips the deep host facts)")
+    p.add_argument(
+        "--checks-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="run doctor's checks this often on their own thread, scrapes serve the latest run "
+        "(default 60; 0: inside every scrape)",
+    )
+    p.add_argument(
+        "--declared-max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        metavar="SECONDS",
+        help="keep domain XML between scrapes, re-read on libvirt events, state changes or after "
+        f"this long (default {DEFAULT_MAX_AGE:g}; 0: re-read every scrape)",
+    )
     p.add_argument("--once", action="store_true", help="print one scrape to stdout and exit")
     p.set_defaults(func=run_exporter)
+
+
+def check_durations(args: argparse.Namespace) -> None:
+    """Raises UsageError for a negative --checks-interval / --declared-max-age."""
+    for flag in ("checks_interval", "declared_max_age"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag):g}")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -114,7 +139,15 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
 def _exporter(args: argparse.Namespace) -> Exporter:
     """Raises ConfigError for a bad --config."""
     checks = None if args.no_checks else doctor_checks(load_config(args.config))
-    return Exporter(resolve_uri(args.connect), timeout=args.timeout, audit_log=args.audit_log, checks=checks)
+    return Exporter(
+        resolve_uri(args.connect),
+        timeout=args.timeout,
+        audit_log=args.audit_log,
+        checks=checks,
+        # --once is one scrape: checks run inline, nothing worth keeping between scrapes.
+        checks_interval=0.0 if args.once else args.checks_interval,
+        declared_max_age=args.declared_max_age if args.declared_max_age > 0 and not args.once else None,
+    )
 
 
 def _once(exporter: Exporter, as_json: bool) -> int:
@@ -141,8 +174,9 @@ def run_exporter(args: argparse.Namespace) -> int:
     err = sys.stderr
     try:
         host, port = parse_listen(args.listen)
+        check_durations(args)
     except UsageError as exc:
-        err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177\n")
+        err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177 --checks-interval 60\n")
         return EXIT_USAGE
     try:
         exporter = _exporter(args)

@@ -30,10 +30,35 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     rows: tuple[Row, ...] = ()
+    # Optional: each row's ``{...}`` already rendered (``label_text``), for families with
+    # thousands of rows that share label sets; must match ``rows`` (a test checks it does).
+    texts: tuple[str, ...] | None = None
 
 
 def _escape(value: str) -> str:
+    if "\\" not in value and "\n" not in value and '"' not in value:
+        return value  # the usual case: nothing to escape, no copies
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+LabelCache = dict[tuple[tuple[str, ...], tuple[str, ...]], str]
+
+
+def label_text(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``{a="x",b="y"}``: one label set, escaped, in exposition order."""
+    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+
+
+def _label_text(names: tuple[str, ...], values: tuple[str, ...], cache: LabelCache) -> str:
+    """``{a="x",b="y"}`` for one label set, built on its cached prefix: a vif's one-hot status
+    series share the vif's labels and differ only in the last one, so each costs one pair."""
+    key = (names, values)
+    text = cache.get(key)
+    if text is None:
+        pair = f'{names[-1]}="{_escape(values[-1])}"'
+        head = _label_text(names[:-1], values[:-1], cache) if len(names) > 1 else ""
+        text = cache[key] = f"{head[:-1]},{pair}}}" if head else f"{{{pair}}}"
+    return text
 
 
 def _help(text: str) -> str:
@@ -42,7 +67,7 @@ def _help(text: str) -> str:
 
 def _value(value: float) -> str:
     """Sample values as Prometheus writes them: repr of a float, +Inf / -Inf / NaN."""
-    if math.isfinite(value):
+    if -math.inf < value < math.inf:
         return repr(float(value))
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
@@ -50,16 +75,20 @@ def _value(value: float) -> str:
 def exposition(families: Iterable[Family]) -> bytes:
     """The text exposition; each distinct label set is escaped once."""
     out: list[str] = []
-    cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+    cache: LabelCache = {}
     for fam in families:
         out.append(f"# HELP {fam.name} {_help(fam.help)}\n# TYPE {fam.name} {fam.kind}\n")
+        name, labels = fam.name, fam.labels
+        if fam.texts is not None:
+            if len(fam.texts) != len(fam.rows):
+                raise ValueError(f"{name}: {len(fam.texts)} label texts for {len(fam.rows)} rows")
+            out.extend(f"{name}{text} {_value(value)}\n" for text, (_, value) in zip(fam.texts, fam.rows, strict=True))
+            continue
         for values, value in fam.rows:
-            key = (fam.labels, values)
-            text = cache.get(key)
-            if text is None:
-                pairs = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(fam.labels, values, strict=True))
-                text = cache[key] = f"{{{pairs}}}" if pairs else ""
-            out.append(f"{fam.name}{text} {_value(value)}\n")
+            if len(values) != len(labels):
+                raise ValueError(f"{name}: {len(values)} label values for {len(labels)} labels")
+            text = _label_text(labels, values, cache) if labels else ""
+            out.append(f"{name}{text} {_value(value)}\n")
     return "".join(out).encode()
 
 

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.ipjson import bridge, macvtap, phys, snapshot, tap
 from vifscope.bind import bind
-from vifscope.exporter import VIF_LABELS, Exporter, Scrape, doctor_checks, families, render
+from vifscope.exporter import VIF_LABELS, Exporter, Scrape, families, render
+from vifscope.exporter_checks import doctor_checks
 from vifscope.exposition import to_client
 from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, Severity, SourceError, VifStatus
 from vifscope.sources.audit_log import ActionCount

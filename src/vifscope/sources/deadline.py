@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.cmd import CommandError
+from vifscope.sources.declared import DeclaredCache
 from vifscope.sources.facts import gather_host_facts
 from vifscope.sources.libvirt_src import LibvirtUnavailable, read_libvirt
 from vifscope.sources.netlink import NetlinkError, read_links
@@ -110,17 +111,23 @@ class DeadlineSnapshotter:
 
     ``deep`` adds HostFacts (what doctor's checks read): gathered in parallel with the other
     sources, then joined with libvirt's vifs and networks once both are in.
+    ``declared_max_age`` keeps libvirt's side between snapshots (``DeclaredCache``: one
+    connection, a domain's XML re-read on change or after that many seconds); None reads
+    everything afresh each time.
     """
 
-    def __init__(self, uri: str, timeout: float = 3.0, *, deep: bool = False) -> None:
+    def __init__(
+        self, uri: str, timeout: float = 3.0, *, deep: bool = False, declared_max_age: float | None = None
+    ) -> None:
         self.uri = uri
         self.timeout = timeout
         self.deep = deep
+        self.declared = DeclaredCache(uri, max_age=declared_max_age) if declared_max_age is not None else None
         self._workers = {name: SourceWorker(name) for name in _EXPECTED}
 
     def _readers(self, timeout: float) -> dict[str, Callable[[], Any]]:
         readers: dict[str, Callable[[], Any]] = {
-            "libvirt": lambda: read_libvirt(self.uri),
+            "libvirt": self.declared.read if self.declared else lambda: read_libvirt(self.uri),
             "netlink": lambda: _timed_links(timeout),
         }
         if ovs_installed():  # OVS not installed is not an error (most hosts have none)

@@ -85,9 +85,8 @@ def hint_for(uri: str, message: str) -> str:
     return f"check that '{uri}' is a valid libvirt URI (virsh -c '{uri}' list should work)"
 
 
-@contextmanager
-def connect(uri: str) -> Iterator[Any]:
-    """A read-only libvirt connection, closed on exit. Raises LibvirtUnavailable."""
+def connect_read_only(uri: str) -> Any:
+    """A read-only libvirt connection (the caller closes it). Raises LibvirtUnavailable."""
     try:
         import libvirt
     except ImportError as exc:
@@ -97,10 +96,16 @@ def connect(uri: str) -> Iterator[Any]:
     # libvirt prints every error to stderr by default; we report errors ourselves.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
-        conn = libvirt.openReadOnly(uri)
+        return libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
         msg = str(exc).strip()
         raise LibvirtUnavailable(f"cannot connect to libvirt at {uri}: {msg}", hint_for(uri, msg)) from exc
+
+
+@contextmanager
+def connect(uri: str) -> Iterator[Any]:
+    """A read-only libvirt connection, closed on exit. Raises LibvirtUnavailable."""
+    conn = connect_read_only(uri)
     try:
         yield conn
     finally:
@@ -148,23 +153,37 @@ def _fetch_xml(dom: Any) -> str | Exception:
 XML_FETCHERS = 8
 
 
+def fetch_xmls(doms: list[Any]) -> list[str | Exception]:
+    """Each domain's live XML (or why not), in order; a few threads overlap the round trips."""
+    if len(doms) < 2:
+        return [_fetch_xml(dom) for dom in doms]
+    with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-xml") as pool:
+        return list(pool.map(_fetch_xml, doms))
+
+
+def parse_vifs(
+    name: str, uuid: str, state: DomainState, xml: str | Exception, errors: list[SourceError]
+) -> tuple[DeclaredVif, ...] | None:
+    """One domain's vifs from its fetched XML; None (and an error entry) when unreadable."""
+    if isinstance(xml, Exception):
+        errors.append(SourceError("libvirt-domain", f"domain {name}: {str(xml).strip()}"))
+        return None
+    parse = partial(parse_domain_xml, xml, state, name=name, uuid=uuid)
+    found: tuple[DeclaredVif, ...] | None = _guarded("libvirt-domain", f"domain {name}", parse, errors)
+    return found
+
+
 def _read_domains(conn: Any, errors: list[SourceError]) -> list[DeclaredVif]:
     """Every domain's vifs, in name order.
 
-    All XML is fetched first (a few threads overlap the round trips), then parsed here:
-    parsing while the fetchers run makes every thread fight over the GIL and costs more
-    than it overlaps.
+    All XML is fetched first, then parsed here: parsing while the fetchers run makes every
+    thread fight over the GIL and costs more than it overlaps.
     """
-    pairs = [(dom.name(), dom.UUIDString(), state, dom) for dom, state in domains_with_state(conn)]
-    with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-xml") as pool:
-        xmls = list(pool.map(_fetch_xml, (dom for *_, dom in pairs)))
+    rows = [(dom.name(), dom.UUIDString(), state, dom) for dom, state in domains_with_state(conn)]
+    xmls = fetch_xmls([dom for *_, dom in rows])
     vifs: list[DeclaredVif] = []
-    for (name, uuid, state, _dom), xml in zip(pairs, xmls, strict=True):
-        if isinstance(xml, Exception):
-            errors.append(SourceError("libvirt-domain", f"domain {name}: {str(xml).strip()}"))
-            continue
-        parse = partial(parse_domain_xml, xml, state, name=name, uuid=uuid)
-        vifs.extend(_guarded("libvirt-domain", f"domain {name}", parse, errors) or ())
+    for (name, uuid, state, _dom), xml in zip(rows, xmls, strict=True):
+        vifs.extend(parse_vifs(name, uuid, state, xml, errors) or ())
     return vifs
 
 
@@ -207,15 +226,23 @@ def read_libvirt(uri: str) -> LibvirtState:
             vifs = _read_domains(conn, errors)
         except libvirt.libvirtError as exc:
             raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
-        nets: list[LibvirtNetwork] = []
-        try:
-            all_nets = conn.listAllNetworks(0)
-        except libvirt.libvirtError as exc:
-            # Drivers without networks (some remote/test setups): say so, keep the domains.
-            errors.append(SourceError("libvirt-network", str(exc).strip()))
-            all_nets = []
-        for net in sorted(all_nets, key=lambda n: n.name()):
-            parsed = _guarded("libvirt-network", f"network {net.name()}", partial(read_network, net), errors)
-            if parsed is not None:
-                nets.append(parsed)
-    return LibvirtState(hostname, tuple(vifs), tuple(nets), tuple(errors))
+        nets = read_networks(conn, errors)
+    return LibvirtState(hostname, tuple(vifs), nets, tuple(errors))
+
+
+def read_networks(conn: Any, errors: list[SourceError]) -> tuple[LibvirtNetwork, ...]:
+    """Every network, by name; per-network failures become entries in ``errors``."""
+    import libvirt
+
+    try:
+        all_nets = conn.listAllNetworks(0)
+    except libvirt.libvirtError as exc:
+        # Drivers without networks (some remote/test setups): say so, keep the domains.
+        errors.append(SourceError("libvirt-network", str(exc).strip()))
+        return ()
+    nets: list[LibvirtNetwork] = []
+    for net in sorted(all_nets, key=lambda n: n.name()):
+        parsed = _guarded("libvirt-network", f"network {net.name()}", partial(read_network, net), errors)
+        if parsed is not None:
+            nets.append(parsed)
+    return tuple(nets)

@@ -20,6 +20,7 @@ from pathlib import Path
 from vifscope import report
 from vifscope.model import HostSnapshot, SourceError
 from vifscope.sources.libvirt_src import LibvirtUnavailable, hint_for
+from vifscope.sources.lvloop import EventLoop
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe
 from vifscope.watch.events import WatchEvent
@@ -27,7 +28,7 @@ from vifscope.watch.handlers import HANDLERS
 from vifscope.watch.heal_run import heal_pass
 from vifscope.watch.healing import Healer, HealScheduler
 from vifscope.watch.live import full_read, links_or_error, ovs_or_error
-from vifscope.watch.lvevents import EventLoop, LibvirtReadError, LibvirtWatcher
+from vifscope.watch.lvevents import LibvirtReadError, LibvirtWatcher
 from vifscope.watch.nlmon import LinkWatch
 from vifscope.watch.output import Printer
 from vifscope.watch.ovsmon import OvsMonitor
@@ -99,7 +100,7 @@ class Watch:
 
     def start(self) -> None:
         """Connect and take the first full snapshot. Raises LibvirtUnavailable (exit 3)."""
-        EventLoop()
+        EventLoop.ensure()
         self.libvirt.connect()
         first = full_read(self.opt.uri, None)
         self.table = VifTable(first.snapshot)

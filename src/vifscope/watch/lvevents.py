@@ -9,7 +9,6 @@ inside a callback can deadlock the loop). Reads happen on the engine's thread.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -46,28 +45,6 @@ class LibvirtReadError(RuntimeError):
 
 def _word(table: tuple[str, ...], code: int) -> str:
     return table[code] if 0 <= code < len(table) else f"event{code}"
-
-
-class EventLoop:
-    """libvirt's default (poll-based) event loop, run forever on a daemon thread.
-
-    virEventRegisterDefaultImpl must run before any connection is opened; libvirt makes
-    the call idempotent, so a second EventLoop in one process is harmless.
-    """
-
-    def __init__(self) -> None:
-        import libvirt
-
-        libvirt.virEventRegisterDefaultImpl()
-        self._thread = threading.Thread(target=self._run, name="vifscope-libvirt-events", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _run() -> None:
-        import libvirt
-
-        while True:
-            libvirt.virEventRunDefaultImpl()
 
 
 class LibvirtWatcher:
