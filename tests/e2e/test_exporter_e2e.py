@@ -73,7 +73,8 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 def exporter(lab: LabSpec, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``vifscope exporter`` on a free loopback port; yields (metrics URL, its audit log path)."""
     audit = tmp_path_factory.mktemp("vs-e-audit") / "actions.jsonl"
-    cmd = [sys.executable, "-m", "vifscope", "exporter", "--json", "--listen", "127.0.0.1:0", "--audit-log", str(audit)]
+    cmd = [sys.executable, "-m", "vifscope", "exporter", "--json", "--listen", "127.0.0.1:0", "--audit-log", str(audit),
+           "--checks-interval", "1"]  # findings within a scrape or two of a change  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
