@@ -27,6 +27,7 @@ from vifscope.bind import bind
 from vifscope.model import VifBinding
 from vifscope.render import STATUS_STYLE, make_console
 from vifscope.sources.deadline import DeadlineSnapshotter, TimedSnapshot
+from vifscope.sources.declared import DEFAULT_MAX_AGE
 from vifscope.sources.libvirt_src import resolve_uri
 from vifscope.top_keys import Keys
 from vifscope.vifstats import GuestCounters, GuestRates, guest_counters, rates
@@ -229,7 +230,9 @@ def run_top(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         make_console(stderr=True).print("error: --interval must be > 0\n  hint: e.g. --interval 1")
         return report.EXIT_USAGE
-    session = TopSession(args, DeadlineSnapshotter(resolve_uri(args.connect), args.timeout))
+    # A refresh a second: domain XML is kept between refreshes and re-read on libvirt's events.
+    snapshotter = DeadlineSnapshotter(resolve_uri(args.connect), args.timeout, declared_max_age=DEFAULT_MAX_AGE)
+    session = TopSession(args, snapshotter)
     if args.once or args.json:
         return _once(session)
     return _live(session, make_console())

@@ -51,21 +51,33 @@ def bound_series(text: str, target: str) -> list[str]:
     ]
 
 
-def test_hotplugged_interface_is_seen_at_the_next_scrape(lab: LabSpec, metrics: str) -> None:
+def _hotplugged_mac(dom: str, tap: str) -> str | None:
+    doc = json.loads(sh(sys.executable, "-m", "vifscope", "status", "--json", "--domain", dom))
+    return next((v["mac"] for v in doc["vifs"] if v["target"] == tap), None)
+
+
+def _detach(dom: str, mac: str) -> None:
+    sh("virsh", "-c", "qemu:///system", "detach-interface", dom, "bridge", "--mac", mac, "--live", check=False)
+
+
+def test_hotplugged_interface_comes_and_goes_with_libvirts_events(lab: LabSpec, metrics: str) -> None:
+    """Max age 1 h and no state change: only device-added / device-removed can refresh the cache."""
     dom, tap = lab.name("web1"), f"{lab.prefix}hp0"
-    assert bound_series(scrape(metrics), tap) == []  # cached now; max age 1 h: only the event can refresh it
+    assert bound_series(scrape(metrics), tap) == []
     sh("virsh", "-c", "qemu:///system", "attach-interface", dom, "bridge", lab.bridge,
        "--target", tap, "--model", "virtio", "--live")  # fmt: skip
     try:
         assert wait_for(lambda: bool(bound_series(scrape(metrics), tap)), 10), "hot-plugged vif never exported"
         (line,) = bound_series(scrape(metrics), tap)
         assert f'domain="{dom}"' in line and line.endswith(" 1.0")
+        mac = _hotplugged_mac(dom, tap)
+        assert mac is not None
+        _detach(dom, mac)  # the guest's kernel acks the ACPI unplug; libvirt then sends device-removed
+        assert wait_for(lambda: _hotplugged_mac(dom, tap) is None, 20), "the guest never released the NIC"
+        assert wait_for(lambda: bound_series(scrape(metrics), tap) == [], 10), "unplugged vif still exported"
     finally:
-        mac = json.loads(sh(sys.executable, "-m", "vifscope", "status", "--json", "--domain", dom))
-        for vif in mac["vifs"]:
-            if vif["target"] == tap:
-                sh("virsh", "-c", "qemu:///system", "detach-interface", dom, "bridge", "--mac", vif["mac"], "--live",
-                   check=False)  # fmt: skip
+        if (left := _hotplugged_mac(dom, tap)) is not None:
+            _detach(dom, left)
 
 
 def test_libvirtd_restart_drops_and_reopens_the_cached_connection(lab: LabSpec, metrics: str) -> None:
