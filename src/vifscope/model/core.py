@@ -265,8 +265,12 @@ class HostSnapshot:
             for bridge, ports in self.ports_by_master.items()
         }
 
+    @cached_property
+    def failed_sources(self) -> frozenset[str]:
+        return frozenset(err.source for err in self.errors)
+
     def failed(self, source: str) -> bool:
-        return any(err.source == source for err in self.errors)
+        return source in self.failed_sources
 
 
 @dataclass(frozen=True)

@@ -79,11 +79,14 @@ def parse_interface(
 ) -> DeclaredVif:
     """Convert one ``<interface>`` element."""
     itype = iface.get("type") or "unknown"
-    source = iface.find("source")
-    mac = _attr(iface.find("mac"), "address")
-    vport = iface.find("virtualport")
+    kids: dict[str, ET.Element] = {}
+    for child in iface:  # one pass over the children instead of a find() per field
+        kids.setdefault(child.tag, child)  # the first of a tag, as find() would
+    source = kids.get("source")
+    mac = _attr(kids.get("mac"), "address")
+    vport = kids.get("virtualport")
     params = vport.find("parameters") if vport is not None else None
-    driver = iface.find("driver")
+    driver = kids.get("driver")
     return DeclaredVif(
         domain=domain,
         domain_uuid=uuid,
@@ -91,22 +94,22 @@ def parse_interface(
         index=index,
         type=itype,
         mac=mac.lower() if mac else None,
-        model=_attr(iface.find("model"), "type"),
+        model=_attr(kids.get("model"), "type"),
         source=_source_as_written(itype, source),
         network=_attr(source, "network"),
         portgroup=_attr(source, "portgroup"),
         live_bridge=_attr(source, "bridge") if itype == "network" else None,
         live_dev=_attr(source, "dev") if itype == "network" else None,
         source_mode=_attr(source, "mode"),
-        target=_attr(iface.find("target"), "dev"),
-        link_state=_attr(iface.find("link"), "state") or "up",
+        target=_attr(kids.get("target"), "dev"),
+        link_state=_attr(kids.get("link"), "state") or "up",
         virtualport=_attr(vport, "type"),
         interface_id=_attr(params, "interfaceid"),
-        mtu=_int_attr(iface.find("mtu"), "size"),
-        alias=_attr(iface.find("alias"), "name"),
+        mtu=_int_attr(kids.get("mtu"), "size"),
+        alias=_attr(kids.get("alias"), "name"),
         driver=_attr(driver, "name"),
         queues=_int_attr(driver, "queues"),
-        filterref=_attr(iface.find("filterref"), "filter"),
+        filterref=_attr(kids.get("filterref"), "filter"),
         vcpus=vcpus,
     )
 
