@@ -1,16 +1,14 @@
-"""Exporter scrape cost on a synthetic host (issue 4): how long one /metrics takes, and where.
+"""Exporter scrape cost on a synthetic host (issues 4, 5): how long one /metrics takes, and where.
 
-For each size, builds N domains x 4 NICs with vifscope.lab.synth (libvirt test-driver node
-file + real bridges and held taps in the netns vs-e-bench), then inside that namespace:
-  * in-process: ``Exporter.scrape()`` + ``render()`` --runs times; median total, per source
-    (libvirt, netlink, ovs), bind + checks, rendering; exposition size and sample count;
-  * over HTTP: ``vifscope exporter`` in the namespace and --runs GETs of /metrics from it.
+For each size, builds N domains x 4 NICs with vifscope.lab.synth (the domains in libvirtd's
+shared test driver, reached over its socket like a real host; real bridges and held taps in
+the netns vs-e-bench), then inside that namespace, per exporter configuration:
+  * in-process: ``Exporter.scrape()`` + ``render()`` --runs times after a first scrape;
+    median total, per source, bind (+ inline checks), rendering; the first scrape apart
+    (it fills the declared cache and, with background checks, waits for their first run);
+  * over HTTP: ``vifscope exporter`` with its default flags and --runs GETs of /metrics.
 Prints the numbers and writes the "exporter" section of BENCHMARKS.md. Run as root:
 ``.venv/bin/python bench/exporter_scrape.py [--sizes 320,1250] [--runs 5]``.
-
-The libvirt figure here is the test driver re-parsing its node file on every connection
-(vifscope opens one read-only connection per scrape); on a real libvirtd that part is
-listAllDomains + XMLDesc (62 ms at 1,280 vifs, LAB-FACTS.md).
 """
 
 from __future__ import annotations
@@ -20,22 +18,41 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import write_section
 
+from vifscope.lab.host import ensure_libvirtd, ensure_ovs
 from vifscope.lab.synth import SynthHost, plan
 
 NS = "vs-e-bench"
 NICS = 4
+# name -> (Exporter keyword arguments, "checks": true meaning doctor's checks; what it is)
+MODES: dict[str, tuple[dict[str, object], str]] = {
+    "fresh+inline": (
+        {"declared_max_age": None, "checks": True, "checks_interval": 0},
+        "every scrape re-reads all domain XML and runs the checks (session 1's exporter)",
+    ),
+    "no-checks": ({"checks": False}, "`--no-checks`: domain XML kept between scrapes"),
+    "default": (
+        {"checks": True, "checks_interval": 60},
+        "the CLI default: XML kept, checks every 60 s on their own thread",
+    ),
+    "during-checks": (
+        {"checks": True, "checks_interval": 0.01},
+        "worst case: a check run in progress during every scrape (they share the GIL)",
+    ),
+}
 IN_PROCESS = r"""
 import json, statistics, sys, time
 from vifscope.exporter import Exporter, render
 from vifscope.exporter_checks import doctor_checks
-uri, runs, checks = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "checks"
-exp = Exporter(uri, timeout=120, audit_log=None, checks=doctor_checks() if checks else None)
+uri, runs = sys.argv[1], int(sys.argv[2])
+kwargs = json.loads(sys.argv[3])
+kwargs["checks"] = doctor_checks() if kwargs["checks"] else None
+exp = Exporter(uri, timeout=120, audit_log=None, **kwargs)
+t0 = time.perf_counter(); render(exp.scrape()); first = time.perf_counter() - t0
 rows = []
 for _ in range(runs):
     t0 = time.perf_counter()
@@ -43,24 +60,25 @@ for _ in range(runs):
     t1 = time.perf_counter()
     text = render(scrape)
     t2 = time.perf_counter()
-    src = dict(scrape.source_seconds)
-    rows.append({"total": t2 - t0, "scrape": t1 - t0, "render": t2 - t1, **src,
+    rows.append({"total": t2 - t0, "scrape": t1 - t0, "render": t2 - t1, **dict(scrape.source_seconds),
                  "bytes": len(text), "samples": sum(1 for l in text.splitlines() if l and not l.startswith(b"#")),
-                 "vifs": len(scrape.bindings), "down": [n for n, ok in scrape.sources if not ok]})
-med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0] if k != "down"}
-med["down"] = sorted({d for r in rows for d in r["down"]})
+                 "vifs": len(scrape.bindings)})
+    time.sleep(0.2)
+med = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in rows[0]}
+med["first"] = first
 print(json.dumps(med))
 """
 HTTP_CLIENT = r"""
 import statistics, sys, time, urllib.request
 url, runs = sys.argv[1], int(sys.argv[2])
 times = []
-for _ in range(runs):
+for _ in range(runs + 1):
     t = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=120) as r:
+    with urllib.request.urlopen(url, timeout=300) as r:
         body = r.read()
     times.append(time.perf_counter() - t)
-print(statistics.median(times), len(body))
+    time.sleep(0.2)
+print(times[0], statistics.median(times[1:]), len(body))
 """
 
 
@@ -68,51 +86,55 @@ def in_ns(*cmd: str) -> list[str]:
     return ["ip", "netns", "exec", NS, *cmd]
 
 
-def measure_in_process(uri: str, runs: int, checks: bool) -> dict[str, float]:
-    cmd = in_ns(sys.executable, "-c", IN_PROCESS, uri, str(runs), "checks" if checks else "none")
-    out = subprocess.run(cmd, capture_output=True, text=True)
+def measure_in_process(uri: str, runs: int, kwargs: str) -> dict[str, float]:
+    out = subprocess.run(
+        in_ns(sys.executable, "-c", IN_PROCESS, uri, str(runs), kwargs), capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr)
     result: dict[str, float] = json.loads(out.stdout)
     return result
 
 
-def measure_http(uri: str, runs: int) -> tuple[float, int]:
+def measure_http(uri: str, runs: int) -> tuple[float, float, int]:
+    """(first GET, median of the next --runs GETs, body bytes) from the CLI with default flags."""
     subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
     cmd = in_ns(sys.executable, "-m", "vifscope", "-c", uri, "exporter", "--json", "--listen", "127.0.0.1:0")
-    cmd += ["--timeout", "120", "--audit-log", "/nonexistent/vs-e-bench.jsonl", "--no-checks"]
+    cmd += ["--timeout", "120", "--audit-log", "/nonexistent/vs-e-bench.jsonl"]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = json.loads(server.stdout.readline())["url"]
         out = subprocess.run(in_ns(sys.executable, "-c", HTTP_CLIENT, url, str(runs)), capture_output=True, text=True)
-        seconds, size = out.stdout.split()
-        return float(seconds), int(size)
+        first, median, size = out.stdout.split()
+        return float(first), float(median), int(size)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def one_size(domains: int, runs: int) -> list[str]:
+def row(mode: str, m: dict[str, float]) -> str:
+    ms = {k: round(v * 1000) for k, v in m.items() if isinstance(v, float)}
+    slowest = max(ms.get("libvirt", 0), ms.get("facts", 0), ms.get("netlink", 0), ms.get("ovs", 0))
+    return (
+        f"| {int(m['vifs']):,} | {mode} | **{ms['total']}** | {ms['first']} | {ms.get('libvirt', 0)} | "
+        f"{ms.get('facts', '-')} | {ms.get('netlink', 0)} | {ms['scrape'] - slowest} | {ms['render']} | "
+        f"{int(m['samples']):,} | {m['bytes'] / 1e6:.1f} MB |"
+    )
+
+
+def one_size(domains: int, runs: int) -> tuple[list[str], str]:
     p = plan(domains=domains, nics=NICS)
-    start = time.monotonic()
     lines = []
-    with SynthHost(p, NS) as host:
-        built = time.monotonic() - start
-        http_s, _ = measure_http(host.uri, runs)
-        for checks in (False, True):
-            m = measure_in_process(host.uri, runs, checks)
-            ms = {k: round(v * 1000) for k, v in m.items() if isinstance(v, float)}
-            # All sources (facts included) run side by side: the scrape waits for the slowest.
-            slowest = max(ms.get("libvirt", 0), ms.get("facts", 0), ms.get("netlink", 0), ms.get("ovs", 0))
-            lines.append(
-                f"| {int(m['vifs']):,} | {'yes' if checks else 'no'} | {ms['total']} | {ms.get('libvirt', 0)} | "
-                f"{ms.get('facts', 0) if checks else '-'} | {ms.get('netlink', 0)} | {ms.get('ovs', 0)} | "
-                f"{ms['scrape'] - slowest} | {ms['render']} | {round(http_s * 1000) if not checks else '-'} | "
-                f"{int(m['samples']):,} | {m['bytes'] / 1e6:.1f} MB |"
-            )
-            print(f"{domains} domains (built in {built:.1f} s): {lines[-1]} down={m['down']}", file=sys.stderr)
-    return lines
+    with SynthHost(p, NS, daemon=True) as host:
+        for mode, (kwargs, _what) in MODES.items():
+            lines.append(row(mode, measure_in_process(host.uri, runs, kwargs)))
+            print(lines[-1], file=sys.stderr, flush=True)
+        first, median, size = measure_http(host.uri, runs)
+    http = f"{len(p.vifs):,} vifs: first GET {first * 1000:.0f} ms, then median {median * 1000:.0f} ms"
+    http += f" ({size / 1e6:.1f} MB)"
+    print(http, file=sys.stderr, flush=True)
+    return lines, http
 
 
 def main() -> None:
@@ -120,30 +142,35 @@ def main() -> None:
     ap.add_argument("--sizes", default="320,1250", help="domain counts (x4 NICs), comma separated")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    ensure_libvirtd()
+    ensure_ovs()
     load_before = os.getloadavg()[0]
-    rows = [line for n in args.sizes.split(",") for line in one_size(int(n), args.runs)]
+    results = [one_size(int(n), args.runs) for n in args.sizes.split(",")]
     load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     body = "\n".join(
         [
             "## exporter: one scrape (bench/exporter_scrape.py)",
             "",
-            f"Synthetic host (libvirt test driver + real taps/bridges in a netns), {NICS} NICs per domain,",
-            f"median of {args.runs} scrapes; milliseconds. Sources run in parallel, so a scrape is its slowest",
-            "source (the facts too: they are joined with libvirt's answer afterwards) plus bind, checks",
-            "and that join (`bind+checks`), then rendering. `HTTP`",
-            "is a GET of /metrics from `vifscope exporter --no-checks`. `checks`: doctor's checks and the host",
-            "facts they read (the default; `--no-checks` turns them off).",
-            f"{os.cpu_count()} cores; 1-minute load average {load} (other work on the machine slows every column).",
+            f"Synthetic host: the domains in libvirtd's test driver over its socket, {NICS} NICs each, real",
+            f"taps and bridges in a netns. Median of {args.runs} scrapes after a first one; milliseconds.",
+            "Sources run in parallel, so a scrape is its slowest source plus `bind+checks` (bind, inline",
+            "checks, joining), then rendering. `first`: the first scrape (cold declared cache; with",
+            "background checks it waits for their first run).",
+            f"{os.cpu_count()} cores; 1-minute load average {load}.",
             "",
-            "| vifs | checks | scrape+render | libvirt | facts | netlink (ip -j -s) | ovs | bind+checks | render "
-            "| HTTP | samples | body |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-            *rows,
+            *(f"- `{mode}`: {what}" for mode, (_kw, what) in MODES.items()),
+            "",
+            "| vifs | exporter | scrape+render | first | libvirt | facts | netlink | bind+checks | render "
+            "| samples | body |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *(line for lines, _ in results for line in lines),
+            "",
+            "Over HTTP, `vifscope exporter` with its default flags (GET of /metrics, body read whole):",
+            *(f"- {http}" for _, http in results),
             "",
             "For comparison (LAB-FACTS.md, real libvirtd, 1,280 vifs): getAllDomainStats(INTERFACE), which the",
             "libvirt exporters use, took 1.3 s and grows quadratically; vifscope reads every counter from one",
-            "`ip -j -s -d link show` (the netlink column). The libvirt column here is the test driver re-parsing",
-            "its node file per connection; on a real libvirtd listAllDomains + XMLDesc is ~62 ms at 1,280 vifs.",
+            "rtnetlink link dump (the netlink column).",
         ]
     )
     print(body)
