@@ -94,11 +94,17 @@ def parse_links(dump: Iterable[Mapping[str, Any]]) -> tuple[ObservedLink, ...]:
 
 
 def read_links(timeout: float = 10.0) -> tuple[ObservedLink, ...]:
-    """Dump every link of the current namespace. Raises NetlinkError with a reason.
+    """Dump every link of the current namespace. Raises NetlinkError with a reason."""
+    return parse_dump(dump_raw(timeout))
 
-    One RTM_GETLINK dump over a raw rtnetlink socket (``rtnl`` / ``linkdump``). A dump the
-    kernel flags as interrupted (links changed while it ran) is taken again, up to three
-    times, then used as is, as iproute2 does.
+
+def dump_raw(timeout: float = 10.0) -> list[bytes]:
+    """The raw datagrams of one RTM_GETLINK dump (``linkdump.parse_dump`` reads them).
+
+    Split from the parse so a caller can take the dump while other sources are read and
+    parse it later, instead of parsing in a thread that fights the others for the GIL. A
+    dump the kernel flags as interrupted (links changed while it ran) is taken again, up to
+    three times, then used as is, as iproute2 does. Raises NetlinkError.
     """
     for _attempt in range(3):
         try:
@@ -107,4 +113,4 @@ def read_links(timeout: float = 10.0) -> tuple[ObservedLink, ...]:
             raise NetlinkError(f"rtnetlink link dump failed: {exc}") from exc
         if not interrupted:
             break
-    return parse_dump(datagrams)
+    return datagrams

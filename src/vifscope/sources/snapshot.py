@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
-from vifscope.sources.netlink import NetlinkError, read_links
+from vifscope.sources.linkdump import parse_dump
+from vifscope.sources.netlink import NetlinkError, dump_raw
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 
 if TYPE_CHECKING:
@@ -36,14 +37,14 @@ def _read_ovs(errors: list[SourceError]) -> OvsState | None:
         return None
 
 
-def _read_kernel(errors: list[SourceError]) -> tuple[tuple[ObservedLink, ...], OvsState | None]:
-    """Links of this namespace, then OVSDB; failures become SourceErrors in ``errors``."""
+def _read_kernel(errors: list[SourceError]) -> tuple[list[bytes], OvsState | None]:
+    """The raw link dump of this namespace, then OVSDB; failures become SourceErrors."""
     try:
-        links = read_links()
+        dump = dump_raw()
     except NetlinkError as exc:
         errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
-        links = ()
-    return links, _read_ovs(errors)
+        dump = []
+    return dump, _read_ovs(errors)
 
 
 def _read_declared(
@@ -88,7 +89,8 @@ def take_snapshot(
         kernel = pool.submit(_read_kernel, kernel_errors)
         gathering = pool.submit(_gather, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn, errors)
-        links, ovs = kernel.result()
+        dump, ovs = kernel.result()
+        links = parse_dump(dump)  # here, not in the thread: parsing is CPU, the reads are waits
         gathered = gathering.result() if gathering else None
     errors.extend(kernel_errors)
     return assemble(uri, taken_at, lv, links, ovs, gathered, errors)
