@@ -86,10 +86,9 @@ def in_ns(*cmd: str) -> list[str]:
     return ["ip", "netns", "exec", NS, *cmd]
 
 
-def measure_in_process(uri: str, runs: int, kwargs: str) -> dict[str, float]:
-    out = subprocess.run(
-        in_ns(sys.executable, "-c", IN_PROCESS, uri, str(runs), kwargs), capture_output=True, text=True
-    )
+def measure_in_process(uri: str, runs: int, kwargs: dict[str, object]) -> dict[str, float]:
+    cmd = in_ns(sys.executable, "-c", IN_PROCESS, uri, str(runs), json.dumps(kwargs))
+    out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(out.stderr)
     result: dict[str, float] = json.loads(out.stdout)

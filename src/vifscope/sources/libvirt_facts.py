@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from vifscope.model import (
     AddressSource,
     DhcpLease,
+    DomainState,
     GuestAddress,
     InterfaceExtras,
     NwfilterBinding,
@@ -28,11 +29,15 @@ from vifscope.sources.factxml import (
     parse_network_port_isolated,
     parse_nwfilter_xml,
 )
-from vifscope.sources.libvirt_src import connect
+from vifscope.sources.libvirt_src import connect, domains_with_state, fetch_xmls
 
 T = TypeVar("T")
 AGENT_SOURCE = 1  # VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
-ACTIVE_STATES = frozenset({1, 2, 3, 4, 7})  # running, blocked, paused, shutdown, pmsuspended
+
+
+ACTIVE_STATES = frozenset({
+    DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN, DomainState.PMSUSPENDED,
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,10 +140,25 @@ def _agent_addresses(dom: Any, out: LibvirtFacts) -> None:
                 out.agent.append(GuestAddress(mac, str(addr["addr"]), AddressSource.AGENT, dom.name()))
 
 
-def _domain(dom: Any, out: LibvirtFacts) -> None:
+def _domains(conn: Any, out: LibvirtFacts) -> None:
+    """Every domain's type, interface extras and agent addresses: states in one call, the
+    XML fetched by a few threads (as libvirt_src does), parsed here in name order."""
+    import libvirt
+
+    listed: list[tuple[Any, DomainState]] = _guard(out, "domains", partial(domains_with_state, conn)) or []
+    xmls = fetch_xmls([dom for dom, _ in listed])
+    for (dom, state), xml in zip(listed, xmls, strict=True):
+        name = dom.name()
+        if isinstance(xml, libvirt.libvirtError):
+            out.errors.append(SourceError("libvirt-facts", f"domain {name}: {str(xml).strip()}"))
+            continue
+        _guard(out, f"domain {name}", partial(_domain, dom, state, str(xml), out))
+
+
+def _domain(dom: Any, state: DomainState, xml: str, out: LibvirtFacts) -> None:
     name = dom.name()
-    virt_type, extras = parse_domain_extras(dom.XMLDesc(0), name)
-    active = dom.state()[0] in ACTIVE_STATES
+    virt_type, extras = parse_domain_extras(xml, name)
+    active = state in ACTIVE_STATES
     out.domains.append(DomainInfo(name, dom.UUIDString(), virt_type, active))
     out.extras.extend(extras)
     if active and not out.agent_denied:
@@ -157,6 +177,5 @@ def read_libvirt_facts(uri: str) -> LibvirtFacts:
         _nwfilters(conn, out)
         for net in _sorted(out, "networks", partial(conn.listAllNetworks, 0)):
             _guard(out, f"network {net.name()}", partial(_network, net, out))
-        for dom in _sorted(out, "domains", partial(conn.listAllDomains, 0)):
-            _guard(out, f"domain {dom.name()}", partial(_domain, dom, out))
+        _domains(conn, out)
     return out
