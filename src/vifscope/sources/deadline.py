@@ -122,12 +122,14 @@ class DeadlineSnapshotter:
         self.uri = uri
         self.timeout = timeout
         self.deep = deep
-        self.declared = DeclaredCache(uri, max_age=declared_max_age) if declared_max_age is not None else None
+        self.declared = (
+            DeclaredCache(uri, max_age=declared_max_age, deep=deep) if declared_max_age is not None else None
+        )
         self._workers = {name: SourceWorker(name) for name in _EXPECTED}
 
     def _readers(self, timeout: float) -> dict[str, Callable[[], Any]]:
         readers: dict[str, Callable[[], Any]] = {
-            "libvirt": self.declared.read if self.declared else lambda: read_libvirt(self.uri),
+            "libvirt": self.declared.read if self.declared else lambda: read_libvirt(self.uri, deep=self.deep),
             "netlink": lambda: _timed_links(timeout),
         }
         if ovs_installed():  # OVS not installed is not an error (most hosts have none)

@@ -27,16 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vifscope.model import DeclaredVif, DomainState, SourceError
+from vifscope.model import DomainState, SourceError
 from vifscope.sources.libvirt_src import (
+    DomainRead,
     LibvirtState,
     LibvirtUnavailable,
     connect_read_only,
     domains_with_state,
     fetch_xmls,
     hint_for,
-    parse_vifs,
+    parse_read,
     read_networks,
+    state_of,
 )
 from vifscope.sources.lvloop import EventLoop
 
@@ -45,10 +47,9 @@ DEFAULT_MAX_AGE = 30.0
 
 @dataclass(frozen=True)
 class _Entry:
-    name: str
     state: DomainState
     dom_id: int
-    vifs: tuple[DeclaredVif, ...]
+    read: DomainRead
     expires: float
 
 
@@ -62,9 +63,10 @@ class DeclaredCache:
         *,
         max_age: float = DEFAULT_MAX_AGE,
         events: bool = True,
+        deep: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.uri, self.max_age, self.events, self._clock = uri, max_age, events, clock
+        self.uri, self.max_age, self.events, self.deep, self._clock = uri, max_age, events, deep, clock
         self._conn: Any = None
         self._hostname = ""
         self._entries: dict[str, _Entry] = {}
@@ -93,22 +95,22 @@ class DeclaredCache:
         stale = [row for row in listed if self._stale(row[0], row[1], row[2], row[3], now, dirty)]
         xmls = fetch_xmls([row[3] for row in stale])
         for (uuid, name, state, dom), xml in zip(stale, xmls, strict=True):
-            vifs = parse_vifs(name, uuid, state, xml, errors)
-            if vifs is None:
+            read = parse_read(name, uuid, state, xml, errors, self.deep)
+            if read is None:
                 self._entries.pop(uuid, None)  # not cached: tried again next read
                 continue
-            self._entries[uuid] = _Entry(name, state, dom.ID(), vifs, now + self._ttl(uuid))
+            self._entries[uuid] = _Entry(state, dom.ID(), read, now + self._ttl(uuid))
         listed_uuids = {row[0] for row in listed}
         self._entries = {u: e for u, e in self._entries.items() if u in listed_uuids}
         self.last_refetched = len(stale)
-        declared = tuple(v for uuid, *_ in listed if uuid in self._entries for v in self._entries[uuid].vifs)
-        return LibvirtState(self._hostname, declared, read_networks(conn, errors), tuple(errors))
+        reads = [self._entries[uuid].read for uuid, *_ in listed if uuid in self._entries]
+        return state_of(reads, self._hostname, read_networks(conn, errors), errors)
 
     def _stale(self, uuid: str, name: str, state: DomainState, dom: Any, now: float, dirty: set[str]) -> bool:
         entry = self._entries.get(uuid)
         if entry is None or uuid in dirty or now >= entry.expires:
             return True
-        return (entry.name, entry.state, entry.dom_id) != (name, state, dom.ID())
+        return (entry.read.info.name, entry.state, entry.dom_id) != (name, state, dom.ID())
 
     def _ttl(self, uuid: str) -> float:
         """Between half and all of max_age, fixed per domain: expiries spread over time."""

@@ -3,18 +3,18 @@ and leaves its part of HostFacts as None (its checks are then skipped, with the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from vifscope.model import DeclaredVif, HostFacts, LibvirtNetwork, NeighEntry, SourceError
+from vifscope.model import HostFacts, NeighEntry, SourceError
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.firewall import read_firewall
 from vifscope.sources.guestip import merge_guest_addresses
 from vifscope.sources.iproute import read_addresses, read_neighbors, read_qdiscs
 from vifscope.sources.libvirt_facts import LibvirtFacts, read_libvirt_facts
-from vifscope.sources.libvirt_src import LibvirtUnavailable
+from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable
 from vifscope.sources.procfs import read_device_nodes, read_sysctls
 from vifscope.sources.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
 
@@ -49,15 +49,9 @@ def _libvirt_part(uri: str, errors: list[SourceError]) -> LibvirtFacts | None:
     return lf
 
 
-def _libvirt_facts(
-    lf: LibvirtFacts,
-    uri: str,
-    vifs: Sequence[DeclaredVif],
-    networks: Sequence[LibvirtNetwork],
-    neighbors: tuple[NeighEntry, ...] | None,
-) -> HostFacts:
+def _libvirt_facts(lf: LibvirtFacts, uri: str, lv: LibvirtState, neighbors: tuple[NeighEntry, ...] | None) -> HostFacts:
     """The libvirt-derived parts (filters, leases, runtime, extras, guest addresses)."""
-    local = is_local_qemu(uri)
+    local, vifs, networks = is_local_qemu(uri), lv.vifs, lv.networks
     return HostFacts(
         leases=tuple(lf.leases),
         guest_addresses=merge_guest_addresses([v.mac for v in vifs if v.mac], lf.agent, lf.leases, neighbors or ()),
@@ -66,8 +60,8 @@ def _libvirt_facts(
         network_runtime=network_runtime(
             [n.name for n in networks], lf.active_networks, lf.isolated_networks, NETWORK_RUN if local else None
         ),
-        domain_runtime=domain_runtime(lf.domains, QEMU_RUN if local else None),
-        interface_extras=tuple(lf.extras),
+        domain_runtime=domain_runtime(lv.domains, QEMU_RUN if local else None),
+        interface_extras=lv.extras,
         notes=tuple(dict.fromkeys(lf.notes)),
     )
 
@@ -99,13 +93,11 @@ def gather_host_facts(uri: str, *, libvirt_ok: bool = True) -> GatheredFacts:
     return GatheredFacts(lf, neighbors, facts, tuple(errors))
 
 
-def finish_host_facts(
-    got: GatheredFacts, uri: str, vifs: Sequence[DeclaredVif], networks: Sequence[LibvirtNetwork]
-) -> HostFacts:
-    """Join the gathered facts with the declared vifs and networks (guest addresses, runtime)."""
-    if got.libvirt is None:
+def finish_host_facts(got: GatheredFacts, uri: str, lv: LibvirtState | None) -> HostFacts:
+    """Join the gathered facts with the declared side (guest addresses, runtime, extras)."""
+    if got.libvirt is None or lv is None:
         return got.facts
-    base = _libvirt_facts(got.libvirt, uri, vifs, networks, got.neighbors)
+    base = _libvirt_facts(got.libvirt, uri, lv, got.neighbors)
     f = got.facts
     return replace(
         base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,

@@ -58,24 +58,26 @@ def _port_isolated(elem: ET.Element) -> bool | None:
     return _yes(port.get("isolated"))
 
 
+def interface_extras(iface: ET.Element, domain: str, index: int) -> InterfaceExtras:
+    """The attributes security and tuning checks need of one ``<interface>``
+    (trustGuestRxFilters, ``<port isolated>``, ``<bandwidth>``)."""
+    return InterfaceExtras(
+        domain=domain,
+        index=index,
+        trust_guest_rx_filters=_yes(iface.get("trustGuestRxFilters")),
+        port_isolated=_port_isolated(iface),
+        bandwidth=iface.find("bandwidth") is not None,
+    )
+
+
 def parse_domain_extras(text: str, name: str | None = None) -> tuple[str, tuple[InterfaceExtras, ...]]:
-    """``<domain type=>`` and, per ``<interface>`` in document order, the attributes
-    security and tuning checks need (trustGuestRxFilters, ``<port isolated>``, ``<bandwidth>``)."""
+    """``<domain type=>`` and each ``<interface>``'s extras, in document order. (A live read
+    gets both from ``domxml.parse_domain``, in the same parse as the vifs.)"""
     root = _root(text, "domain")
     dom = name or (root.findtext("name") or "").strip()
     devices = root.find("devices")
     ifaces = devices.findall("interface") if devices is not None else []
-    extras = tuple(
-        InterfaceExtras(
-            domain=dom,
-            index=i,
-            trust_guest_rx_filters=_yes(iface.get("trustGuestRxFilters")),
-            port_isolated=_port_isolated(iface),
-            bandwidth=iface.find("bandwidth") is not None,
-        )
-        for i, iface in enumerate(ifaces)
-    )
-    return root.get("type", ""), extras
+    return root.get("type", ""), tuple(interface_extras(iface, dom, i) for i, iface in enumerate(ifaces))
 
 
 def parse_network_port_isolated(text: str) -> bool:

@@ -17,7 +17,6 @@ from vifscope.model import (
     DhcpLease,
     DomainState,
     GuestAddress,
-    InterfaceExtras,
     NwfilterBinding,
     NwfilterDef,
     SourceError,
@@ -25,29 +24,13 @@ from vifscope.model import (
 from vifscope.sources.factxml import (
     FactXmlError,
     parse_binding_xml,
-    parse_domain_extras,
     parse_network_port_isolated,
     parse_nwfilter_xml,
 )
-from vifscope.sources.libvirt_src import connect, domains_with_state, fetch_xmls
+from vifscope.sources.libvirt_src import ACTIVE_STATES, connect, domains_with_state
 
 T = TypeVar("T")
 AGENT_SOURCE = 1  # VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
-
-
-ACTIVE_STATES = frozenset({
-    DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN, DomainState.PMSUSPENDED,
-})  # fmt: skip
-
-
-@dataclass(frozen=True)
-class DomainInfo:
-    """What the runtime reader needs about one domain."""
-
-    name: str
-    uuid: str
-    virt_type: str
-    active: bool
 
 
 @dataclass
@@ -59,8 +42,6 @@ class LibvirtFacts:
     leases: list[DhcpLease] = field(default_factory=list)
     isolated_networks: dict[str, bool] = field(default_factory=dict)
     active_networks: list[str] = field(default_factory=list)
-    domains: list[DomainInfo] = field(default_factory=list)
-    extras: list[InterfaceExtras] = field(default_factory=list)
     agent: list[GuestAddress] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     agent_denied: bool = False
@@ -140,29 +121,16 @@ def _agent_addresses(dom: Any, out: LibvirtFacts) -> None:
                 out.agent.append(GuestAddress(mac, str(addr["addr"]), AddressSource.AGENT, dom.name()))
 
 
-def _domains(conn: Any, out: LibvirtFacts) -> None:
-    """Every domain's type, interface extras and agent addresses: states in one call, the
-    XML fetched by a few threads (as libvirt_src does), parsed here in name order."""
-    import libvirt
-
+def _agents(conn: Any, out: LibvirtFacts) -> None:
+    """Guest-agent addresses of the active domains (domain types and interface extras come
+    from the declared read's own parse of the XML). A read-only connection is refused at the
+    first domain, and then nothing more is asked."""
     listed: list[tuple[Any, DomainState]] = _guard(out, "domains", partial(domains_with_state, conn)) or []
-    xmls = fetch_xmls([dom for dom, _ in listed])
-    for (dom, state), xml in zip(listed, xmls, strict=True):
-        name = dom.name()
-        if isinstance(xml, libvirt.libvirtError):
-            out.errors.append(SourceError("libvirt-facts", f"domain {name}: {str(xml).strip()}"))
-            continue
-        _guard(out, f"domain {name}", partial(_domain, dom, state, str(xml), out))
-
-
-def _domain(dom: Any, state: DomainState, xml: str, out: LibvirtFacts) -> None:
-    name = dom.name()
-    virt_type, extras = parse_domain_extras(xml, name)
-    active = state in ACTIVE_STATES
-    out.domains.append(DomainInfo(name, dom.UUIDString(), virt_type, active))
-    out.extras.extend(extras)
-    if active and not out.agent_denied:
-        _agent_addresses(dom, out)
+    for dom, state in listed:
+        if out.agent_denied:
+            return
+        if state in ACTIVE_STATES:
+            _guard(out, f"domain {dom.name()}", partial(_agent_addresses, dom, out))
 
 
 def _sorted(out: LibvirtFacts, what: str, fn: Callable[[], list[Any]]) -> list[Any]:
@@ -177,5 +145,5 @@ def read_libvirt_facts(uri: str) -> LibvirtFacts:
         _nwfilters(conn, out)
         for net in _sorted(out, "networks", partial(conn.listAllNetworks, 0)):
             _guard(out, f"network {net.name()}", partial(_network, net, out))
-        _domains(conn, out)
+        _agents(conn, out)
     return out

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from vifscope.model import DeclaredVif, DomainState, LibvirtNetwork, SourceError
-from vifscope.sources.domxml import DomainXmlError, parse_domain_xml
+from vifscope.model import DeclaredVif, DomainState, InterfaceExtras, LibvirtNetwork, SourceError
+from vifscope.sources.domxml import DomainXmlError, ParsedDomain, parse_domain, parse_domain_xml
 from vifscope.sources.netxml import NetworkXmlError, parse_network_xml
 
 DEFAULT_URI = "qemu:///system"
@@ -43,13 +43,57 @@ class LibvirtUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class DomainInfo:
+    """What doctor's runtime facts need about one domain (``<domain type=>``, active or not)."""
+
+    name: str
+    uuid: str
+    virt_type: str
+    active: bool
+
+
+# Domain states with a QEMU process whose pid file the runtime facts may read.
+ACTIVE_STATES = frozenset({
+    DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN, DomainState.PMSUSPENDED,
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LibvirtState:
-    """What libvirt declares, plus per-object errors that did not stop the read."""
+    """What libvirt declares, plus per-object errors that did not stop the read.
+
+    ``domains`` and ``extras`` come from the same parse of each domain's XML as ``vifs``;
+    only doctor's deep facts use them.
+    """
 
     hostname: str
     vifs: tuple[DeclaredVif, ...]
     networks: tuple[LibvirtNetwork, ...]
     errors: tuple[SourceError, ...]
+    domains: tuple[DomainInfo, ...] = ()
+    extras: tuple[InterfaceExtras, ...] = ()
+
+
+@dataclass(frozen=True)
+class DomainRead:
+    """One domain as the declared side keeps it."""
+
+    info: DomainInfo
+    parsed: ParsedDomain
+
+
+def state_of(
+    reads: list[DomainRead], hostname: str, nets: tuple[LibvirtNetwork, ...], errors: list[SourceError]
+) -> LibvirtState:
+    """The LibvirtState of domains read in name order."""
+    return LibvirtState(
+        hostname,
+        tuple(v for r in reads for v in r.parsed.vifs),
+        nets,
+        tuple(errors),
+        tuple(r.info for r in reads),
+        tuple(e for r in reads for e in r.parsed.extras),
+    )
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -161,30 +205,32 @@ def fetch_xmls(doms: list[Any]) -> list[str | Exception]:
         return list(pool.map(_fetch_xml, doms))
 
 
-def parse_vifs(
-    name: str, uuid: str, state: DomainState, xml: str | Exception, errors: list[SourceError]
-) -> tuple[DeclaredVif, ...] | None:
-    """One domain's vifs from its fetched XML; None (and an error entry) when unreadable."""
+def parse_read(
+    name: str, uuid: str, state: DomainState, xml: str | Exception, errors: list[SourceError], deep: bool = False
+) -> DomainRead | None:
+    """One domain from its fetched XML (``deep``: with doctor's interface extras); None (and
+    an error entry) when unreadable."""
     if isinstance(xml, Exception):
         errors.append(SourceError("libvirt-domain", f"domain {name}: {str(xml).strip()}"))
         return None
-    parse = partial(parse_domain_xml, xml, state, name=name, uuid=uuid)
-    found: tuple[DeclaredVif, ...] | None = _guarded("libvirt-domain", f"domain {name}", parse, errors)
-    return found
+    parse = partial(parse_domain, xml, state, name=name, uuid=uuid, extras=deep)
+    parsed: ParsedDomain | None = _guarded("libvirt-domain", f"domain {name}", parse, errors)
+    if parsed is None:
+        return None
+    return DomainRead(DomainInfo(name, uuid, parsed.virt_type, state in ACTIVE_STATES), parsed)
 
 
-def _read_domains(conn: Any, errors: list[SourceError]) -> list[DeclaredVif]:
-    """Every domain's vifs, in name order.
+def _read_domains(conn: Any, errors: list[SourceError], deep: bool) -> list[DomainRead]:
+    """Every domain, in name order.
 
     All XML is fetched first, then parsed here: parsing while the fetchers run makes every
     thread fight over the GIL and costs more than it overlaps.
     """
     rows = [(dom.name(), dom.UUIDString(), state, dom) for dom, state in domains_with_state(conn)]
     xmls = fetch_xmls([dom for *_, dom in rows])
-    vifs: list[DeclaredVif] = []
-    for (name, uuid, state, _dom), xml in zip(rows, xmls, strict=True):
-        vifs.extend(parse_vifs(name, uuid, state, xml, errors) or ())
-    return vifs
+    pairs = zip(rows, xmls, strict=True)
+    reads = (parse_read(name, uuid, state, xml, errors, deep) for (name, uuid, state, _), xml in pairs)
+    return [r for r in reads if r is not None]
 
 
 def _guarded(source: str, what: str, fn: Callable[[], Any], errors: list[SourceError]) -> Any:
@@ -215,19 +261,20 @@ def read_network(net: Any) -> LibvirtNetwork:
     return parse_network_xml(net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=leases)
 
 
-def read_libvirt(uri: str) -> LibvirtState:
-    """Every domain's interfaces and every network. Raises LibvirtUnavailable."""
+def read_libvirt(uri: str, *, deep: bool = False) -> LibvirtState:
+    """Every domain's interfaces and every network (``deep``: also what doctor's facts need
+    of each domain, from the same parse). Raises LibvirtUnavailable."""
     import libvirt
 
     errors: list[SourceError] = []
     with connect(uri) as conn:
         try:
-            hostname = conn.getHostname()
-            vifs = _read_domains(conn, errors)
+            hostname = str(conn.getHostname())
+            reads = _read_domains(conn, errors, deep)
         except libvirt.libvirtError as exc:
             raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
         nets = read_networks(conn, errors)
-    return LibvirtState(hostname, tuple(vifs), nets, tuple(errors))
+    return state_of(reads, hostname, nets, errors)
 
 
 def read_networks(conn: Any, errors: list[SourceError]) -> tuple[LibvirtNetwork, ...]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vifscope.model import DomainRuntime, NetworkRuntime
-from vifscope.sources.libvirt_facts import DomainInfo
+from vifscope.sources.libvirt_src import DomainInfo
 
 QEMU_RUN = Path("/run/libvirt/qemu")
 NETWORK_RUN = Path("/run/libvirt/network")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
@@ -70,7 +71,7 @@ def _without(errors: tuple[SourceError, ...], source: str) -> tuple[SourceError,
 def take_snapshot(
     uri: str,
     *,
-    read_libvirt_fn: Callable[[str], LibvirtState] = read_libvirt,
+    read_libvirt_fn: Callable[[str], LibvirtState] | None = None,
     deep: bool = False,
 ) -> HostSnapshot:
     """One consistent-enough look at the host: libvirt, and meanwhile kernel links and OVSDB.
@@ -88,7 +89,7 @@ def take_snapshot(
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vifscope-src") as pool:
         kernel = pool.submit(_read_kernel, kernel_errors)
         gathering = pool.submit(_gather, uri) if deep else None
-        lv = _read_declared(uri, read_libvirt_fn, errors)
+        lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
         dump, ovs = kernel.result()
         links = parse_dump(dump)  # here, not in the thread: parsing is CPU, the reads are waits
         gathered = gathering.result() if gathering else None
@@ -116,7 +117,7 @@ def assemble(
 
         if lv is None:  # libvirt is down: its error is reported once, as "libvirt"
             gathered = replace(gathered, libvirt=None, errors=_without(gathered.errors, "libvirt-facts"))
-        facts = finish_host_facts(gathered, uri, lv.vifs if lv else (), lv.networks if lv else ())
+        facts = finish_host_facts(gathered, uri, lv)
         errors.extend(gathered.errors)
     return HostSnapshot(
         host=lv.hostname if lv else socket.gethostname(),
