@@ -132,18 +132,12 @@ def load_daemon(conn: Any, p: SynthPlan) -> None:
     foreign = sorted({d.name() for d in doms} - {STOCK_DOMAIN} | {n.name() for n in nets} - {STOCK_NETWORK})
     if foreign:
         raise RuntimeError(f"libvirtd's shared test driver is in use by another synthetic host ({foreign[0]}...)")
-    for dom in doms:
-        persistent = dom.isPersistent()
-        if dom.isActive():
-            dom.destroy()
+    for obj in (*doms, *nets):  # the stock objects: virDomain and virNetwork answer alike
+        persistent = obj.isPersistent()  # asked first: a destroyed transient object is gone
+        if obj.isActive():
+            obj.destroy()
         if persistent:
-            dom.undefine()
-    for net in nets:
-        persistent = net.isPersistent()
-        if net.isActive():
-            net.destroy()
-        if persistent:
-            net.undefine()
+            obj.undefine()
     conn.networkCreateXML(network_xml(p))
     for name, xml in domain_xmls(p, runstate=False).items():
         if name in p.shutoff:
