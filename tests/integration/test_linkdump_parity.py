@@ -40,6 +40,9 @@ link add link vs-pv0p name vs-pmvt type macvtap mode bridge
 link add link vs-pv0p name vs-pmvl address 52:54:00:12:34:56 type macvlan mode private
 link set vs-pmvt up
 link set lo up
+addr add 10.99.0.1/24 dev vs-pbr
+addr add 10.99.1.1/32 peer 10.99.1.2 dev vs-pv0
+addr add fd00:99::1/64 dev vs-pbr nodad
 """
 
 READ = """
@@ -101,6 +104,25 @@ def test_the_fields_that_differ_between_kinds_are_really_read(netns: str) -> Non
     tap = raw["vs-ptap"]
     assert (tap.kind, tap.mtu, tap.admin_up, tap.carrier, tap.master) == ("tun", 9000, True, False, "vs-pbr2")
     assert raw["lo"].oper_state == "unknown" and raw["lo"].mac == "00:00:00:00:00:00"
+
+
+ADDRS = """
+import json
+from vifscope.sources import addrdump, iproute
+key = lambda a: (a.dev, a.address)
+print(json.dumps([[list(key(a)) + [a.family] for a in sorted(r(), key=key)]
+                  for r in (addrdump.read_addresses, iproute.read_addresses)]))
+"""
+
+
+def test_addresses_read_the_same_as_ip_addr_show(netns: str) -> None:
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", ADDRS], capture_output=True, text=True, check=True
+    ).stdout
+    raw, js = json.loads(out)
+    assert raw == js
+    assert ["vs-pbr", "10.99.0.1/24", "inet"] in raw and ["vs-pbr", "fd00:99::1/64", "inet6"] in raw
+    assert ["vs-pv0", "10.99.1.1/32", "inet"] in raw  # a peer address: IFA_LOCAL, not IFA_ADDRESS
 
 
 def test_counters_are_read(netns: str) -> None:

@@ -9,10 +9,11 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from vifscope.model import HostFacts, NeighEntry, SourceError
+from vifscope.sources.addrdump import read_addresses
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.firewall import read_firewall
 from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.iproute import read_addresses, read_neighbors, read_qdiscs
+from vifscope.sources.iproute import read_neighbors, read_qdiscs
 from vifscope.sources.libvirt_facts import LibvirtFacts, read_libvirt_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable
 from vifscope.sources.procfs import read_device_nodes, read_sysctls
@@ -21,6 +22,7 @@ from vifscope.sources.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, netw
 T = TypeVar("T")
 
 IPROUTE_HINT = "install iproute2 (tc and ip with JSON output)"
+ADDR_HINT = "vifscope reads addresses over rtnetlink as 'ip addr' does: does 'ip addr show' work here?"
 NFT_HINT = "install nftables ('nft -j list ruleset' shows every nf_tables rule, iptables-nft's too)"
 
 
@@ -87,7 +89,7 @@ def gather_host_facts(uri: str, *, libvirt_ok: bool = True) -> GatheredFacts:
         devices=read_device_nodes(),
         qdiscs=_guarded("tc", IPROUTE_HINT, read_qdiscs, errors),
         neighbors=neighbors,
-        addresses=_guarded("addr", IPROUTE_HINT, read_addresses, errors),
+        addresses=_guarded("addr", ADDR_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
     )
     return GatheredFacts(lf, neighbors, facts, tuple(errors))

@@ -1,5 +1,6 @@
 """Per-link facts from iproute2's JSON output: qdiscs (``tc -j qdisc show``), the neighbour
-table (``ip -j neigh show``) and host addresses (``ip -j addr show``). One dump each."""
+table (``ip -j neigh show``) and host addresses (``ip -j addr show``). One dump each.
+(doctor reads addresses with ``addrdump`` over rtnetlink; a test holds the two to one answer.)"""
 
 from __future__ import annotations
 

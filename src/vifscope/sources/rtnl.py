@@ -88,9 +88,18 @@ def iter_messages(buf: bytes) -> Iterator[tuple[int, int, int, int]]:
         pos += align(length)
 
 
-def _request(seq: int) -> bytes:
-    body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+RTM_NEWADDR = 20
+RTM_GETADDR = 22
+
+
+def _request(seq: int, mtype: int = RTM_GETLINK) -> bytes:
+    """A dump request for every object of ``mtype`` (links, or addresses) of any family."""
+    if mtype == RTM_GETADDR:
+        body = IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    else:
+        body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), mtype, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
 def _error_of(buf: bytes, start: int) -> int:
@@ -99,11 +108,11 @@ def _error_of(buf: bytes, start: int) -> int:
     return -code
 
 
-def dump_links(timeout: float = 10.0) -> tuple[list[bytes], bool]:
-    """Every RTM_NEWLINK datagram of one dump of the current namespace, and whether the
-    kernel flagged the dump as interrupted (links changed while it ran).
+def dump_links(timeout: float = 10.0, mtype: int = RTM_GETLINK) -> tuple[list[bytes], bool]:
+    """Every datagram of one dump of the current namespace (links, or with ``RTM_GETADDR``
+    addresses), and whether the kernel flagged the dump as interrupted (it changed meanwhile).
 
-    Raises RtnlError. The datagrams are returned whole; ``linkdump`` parses them.
+    Raises RtnlError. The datagrams are returned whole; ``linkdump`` / ``addrdump`` parse them.
     """
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
         sock.settimeout(timeout)
@@ -113,7 +122,7 @@ def dump_links(timeout: float = 10.0) -> tuple[list[bytes], bool]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind((0, 0))
         seq = os.getpid() & 0xFFFF or 1
-        sock.send(_request(seq))
+        sock.send(_request(seq, mtype))
         return _receive(sock)
 
 

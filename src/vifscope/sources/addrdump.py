@@ -1,0 +1,63 @@
+"""Host addresses from one RTM_GETADDR dump (what ``ip -j addr show`` lists under addr_info).
+
+Why not ``ip -j addr show``: it prints every link with all its details whether or not it has
+an address: 0.2 s of JSON at 5,000 taps for the handful of addresses doctor needs. The
+address dump carries only the addresses (linux/if_addr.h: ifaddrmsg + IFA_* attributes).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from vifscope.model import HostAddress
+from vifscope.sources.cmd import CommandError
+from vifscope.sources.rtnl import IFADDRMSG, NLMSG_HDR, RTM_GETADDR, RTM_NEWADDR, dump_links, iter_messages, pick
+
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
+WANTED = frozenset({IFA_ADDRESS, IFA_LOCAL})
+
+
+def parse_addr_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> tuple[HostAddress, ...]:
+    """Every IPv4/IPv6 address; ``local`` as iproute2 shows it (IFA_LOCAL, else IFA_ADDRESS)."""
+    out: list[HostAddress] = []
+    for buf in datagrams:
+        for mtype, _flags, start, length in iter_messages(buf):
+            body = start + NLMSG_HDR.size
+            if mtype != RTM_NEWADDR or body + IFADDRMSG.size > start + length:
+                continue
+            family, prefixlen, _f, _scope, index = IFADDRMSG.unpack_from(buf, body)
+            if family not in FAMILIES:
+                continue
+            spans = pick(buf, body + IFADDRMSG.size, start + length, WANTED)
+            span = spans.get(IFA_LOCAL) or spans.get(IFA_ADDRESS)
+            if span is None:
+                continue
+            addr = socket.inet_ntop(family, buf[span[0] : span[1]])  # C, and iproute2's own spelling
+            out.append(HostAddress(dev=name_of(index), address=f"{addr}/{prefixlen}", family=FAMILIES[family]))
+    return tuple(out)
+
+
+def _namer() -> Callable[[int], str]:
+    """ifindex -> name, one syscall per link (a link can carry several addresses)."""
+    names: dict[int, str] = {}
+
+    def name(index: int) -> str:
+        if index not in names:
+            try:
+                names[index] = socket.if_indextoname(index)
+            except OSError:
+                names[index] = f"if{index}"  # gone since the dump
+        return names[index]
+
+    return name
+
+
+def read_addresses(timeout: float = 10.0) -> tuple[HostAddress, ...]:
+    """Raises CommandError (like the other fact readers) when the kernel cannot be asked."""
+    try:
+        datagrams, _interrupted = dump_links(timeout, RTM_GETADDR)
+    except OSError as exc:  # RtnlError included
+        raise CommandError(f"rtnetlink address dump failed: {exc}") from exc
+    return parse_addr_dump(datagrams, _namer())
