@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import Metric
 
 from vifscope import __version__
 from vifscope.bind import bind
-from vifscope.exporter_checks import CheckRunner, ChecksFn, checks_families
+from vifscope.exporter_checks import CheckResult, CheckRunner, ChecksFn, checks_families, local_run
 from vifscope.exposition import Family, Row, exposition, label_text, to_client
 from vifscope.model import Finding, HostSnapshot, Severity, SourceError, VifBinding, VifStatus
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG, ActionCount, AuditLogError, AuditLogTail
@@ -111,7 +111,7 @@ def vif_families(bindings: Sequence[VifBinding]) -> Iterator[Family]:
         if stats is not None:
             counter_texts.append(text)
             for field, rows in counters.items():
-                rows.append((labels, float(getattr(stats, field))))
+                rows.append((labels, getattr(stats, field)))  # int: written exactly
     help_bound = "1 if the vif is plugged where libvirt says."
     yield Family("vifscope_vif_bound", "gauge", help_bound, VIF_LABELS, tuple(bound), tuple(texts))
     help_status = "The vif's verdict, one-hot over every status."
@@ -195,10 +195,11 @@ def render(scrape: Scrape) -> bytes:
 class Exporter:
     """A prometheus_client collector: each ``collect()`` is one bounded scrape of this host.
 
-    ``checks_interval`` > 0 runs the checks on their own thread that often (``CheckRunner``)
-    and serves their latest result; 0 runs them inside every scrape (small hosts, tests).
-    ``declared_max_age`` keeps libvirt's side between scrapes (``DeclaredCache``); None
-    re-reads every domain's XML on every scrape.
+    ``checks_interval`` > 0 runs the checks that often (``CheckRunner``) and serves their
+    latest result; 0 runs them inside every scrape (small hosts, tests). ``background_checks``
+    is what one such run calls instead of running ``checks`` on this process's thread (the CLI
+    passes ``exporter_worker.ProcessChecks``: a worker process). ``declared_max_age`` keeps
+    libvirt's side between scrapes (``DeclaredCache``); None re-reads every domain's XML.
     """
 
     def __init__(
@@ -209,16 +210,19 @@ class Exporter:
         audit_log: Path | None = DEFAULT_AUDIT_LOG,
         checks: ChecksFn | None = None,
         checks_interval: float = 0.0,
+        background_checks: Callable[[], CheckResult] | None = None,
         declared_max_age: float | None = DEFAULT_MAX_AGE,
     ) -> None:
-        inline = checks is not None and checks_interval <= 0
+        inline = checks is not None and checks_interval <= 0 and background_checks is None
         # Checks read HostFacts (sysctls, leases, filters...): only then is a snapshot deep.
         self.snapshotter = DeadlineSnapshotter(uri, timeout, deep=inline, declared_max_age=declared_max_age)
         self.checks = checks if inline else None
         self.runner: CheckRunner | None = None
-        if checks is not None and not inline:
+        if background_checks is not None:
+            self.runner = CheckRunner(background_checks, checks_interval)
+        elif checks is not None and not inline:
             deep = DeadlineSnapshotter(uri, timeout, deep=True, declared_max_age=declared_max_age)
-            self.runner = CheckRunner(lambda: deep.take().snapshot, checks, checks_interval)
+            self.runner = CheckRunner(local_run(lambda: deep.take().snapshot, checks), checks_interval)
         self.audit = AuditLogTail(audit_log) if audit_log is not None else None
         self.timeout = timeout
         self._seen: dict[str, None] = dict.fromkeys(BASE_SOURCES)  # insertion-ordered set

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["CheckResult", "CheckRun", "CheckRunner", "ChecksFn", "checks_families", "doctor_checks"]
+__all__ = ["CheckResult", "CheckRun", "CheckRunner", "ChecksFn", "checks_families", "doctor_checks", "local_run"]
 
 from vifscope.bind import bind
 from vifscope.checks import ALL_CHECKS, DoctorConfig, evaluate
@@ -62,11 +62,22 @@ class CheckRun:
     failures: int = 0  # runs that raised since the exporter started
 
 
-class CheckRunner:
-    """Runs ``checks`` over ``snapshot()`` every ``interval`` seconds on a daemon thread."""
+def local_run(snapshot: Callable[[], HostSnapshot], checks: ChecksFn) -> Callable[[], CheckResult]:
+    """One check pass in this process: a deep snapshot, bind, checks."""
 
-    def __init__(self, snapshot: Callable[[], HostSnapshot], checks: ChecksFn, interval: float) -> None:
-        self._snapshot, self._checks, self.interval = snapshot, checks, interval
+    def run() -> CheckResult:
+        snap = snapshot()
+        return checks(snap, bind(snap))
+
+    return run
+
+
+class CheckRunner:
+    """Calls ``run`` (one check pass: here, or in a worker process) every ``interval``
+    seconds on a daemon thread and keeps the latest result."""
+
+    def __init__(self, run: Callable[[], CheckResult], interval: float) -> None:
+        self._run, self.interval = run, interval
         self._latest: CheckRun | None = None
         self._failures = 0
         self._cond = threading.Condition()
@@ -91,8 +102,7 @@ class CheckRunner:
     def run_once(self) -> None:
         start = time.monotonic()
         try:
-            snap = self._snapshot()
-            findings, known = self._checks(snap, bind(snap))
+            findings, known = self._run()
         except Exception as exc:  # a check bug must not kill the thread: recorded, reported as a metric
             with self._cond:
                 self._failures += 1

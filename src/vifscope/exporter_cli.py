@@ -22,6 +22,7 @@ from typing import Any
 from vifscope.checks import ConfigError, load_config
 from vifscope.exporter import CONTENT_TYPE, Exporter, families, render
 from vifscope.exporter_checks import doctor_checks
+from vifscope.exporter_worker import ProcessChecks, WorkerSpec
 from vifscope.report import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
 from vifscope.sources.declared import DEFAULT_MAX_AGE
@@ -136,18 +137,25 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
     return Handler
 
 
-def _exporter(args: argparse.Namespace) -> Exporter:
-    """Raises ConfigError for a bad --config."""
-    checks = None if args.no_checks else doctor_checks(load_config(args.config))
-    return Exporter(
-        resolve_uri(args.connect),
+def _exporter(args: argparse.Namespace) -> tuple[Exporter, ProcessChecks | None]:
+    """The exporter, and its check worker when checks run in the background (to stop it at
+    exit). Raises ConfigError for a bad --config."""
+    uri = resolve_uri(args.connect)
+    config = None if args.no_checks else load_config(args.config)
+    # --once is one scrape: checks inline, nothing worth keeping between scrapes.
+    max_age = args.declared_max_age if args.declared_max_age > 0 and not args.once else None
+    background = config is not None and args.checks_interval > 0 and not args.once
+    worker = ProcessChecks(WorkerSpec(uri, args.timeout, max_age, config)) if background else None
+    exporter = Exporter(
+        uri,
         timeout=args.timeout,
         audit_log=args.audit_log,
-        checks=checks,
-        # --once is one scrape: checks run inline, nothing worth keeping between scrapes.
-        checks_interval=0.0 if args.once else args.checks_interval,
-        declared_max_age=args.declared_max_age if args.declared_max_age > 0 and not args.once else None,
+        checks=doctor_checks(config) if config is not None and not background else None,
+        checks_interval=args.checks_interval if background else 0.0,
+        background_checks=worker,
+        declared_max_age=max_age,
     )
+    return exporter, worker
 
 
 def _once(exporter: Exporter, as_json: bool) -> int:
@@ -179,7 +187,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177 --checks-interval 60\n")
         return EXIT_USAGE
     try:
-        exporter = _exporter(args)
+        exporter, worker = _exporter(args)
     except ConfigError as exc:
         err.write(f"error: {exc}\n  hint: see 'vifscope doctor --help' for the config keys, or drop --config\n")
         return EXIT_USAGE
@@ -208,4 +216,6 @@ def run_exporter(args: argparse.Namespace) -> int:
         pass  # Ctrl-C is the normal way to stop a foreground exporter
     finally:
         server.server_close()
+        if worker is not None:
+            worker.close()
     return EXIT_OK

@@ -66,7 +66,10 @@ def _help(text: str) -> str:
 
 
 def _value(value: float) -> str:
-    """Sample values as Prometheus writes them: repr of a float, +Inf / -Inf / NaN."""
+    """Sample values as Prometheus writes them: repr of a float, +Inf / -Inf / NaN; an int
+    (a counter) as is, which is exact beyond 2**53 and cheaper to write."""
+    if type(value) is int:
+        return str(value)
     if -math.inf < value < math.inf:
         return repr(float(value))
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")

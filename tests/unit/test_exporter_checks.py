@@ -3,12 +3,16 @@ and say how old it is; a failing run is counted and the previous findings stay."
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 
+from vifscope.bind import bind
 from vifscope.exporter import Exporter, render
-from vifscope.exporter_checks import CheckRunner, doctor_checks
+from vifscope.exporter_checks import CheckRunner, doctor_checks, local_run
+from vifscope.exporter_worker import ProcessChecks, WorkerSpec
 from vifscope.model import Finding, HostSnapshot, Severity, VifBinding
 from vifscope.sources.snapshot import take_snapshot
 
@@ -47,7 +51,7 @@ def test_a_failing_run_is_counted_and_keeps_the_last_findings() -> None:
             raise RuntimeError("a check bug")
         return (finding,), (("x.y", Severity.WARNING),)
 
-    runner = CheckRunner(lambda: take_snapshot(URI), checks, interval=3600)
+    runner = CheckRunner(local_run(lambda: take_snapshot(URI), checks), interval=3600)
     runner.run_once()
     runner.run_once()
     run = runner.latest(wait=0)
@@ -61,3 +65,35 @@ def test_negative_intervals_are_usage_errors() -> None:
             [sys.executable, "-m", "vifscope", "-c", URI, "exporter", flag, "-1"], capture_output=True, text=True
         )
         assert proc.returncode == 2 and f"{flag} must be >= 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_worker_process_finds_what_a_local_run_finds() -> None:
+    spec = WorkerSpec(URI, 3.0, None, None)
+    worker = ProcessChecks(spec)
+    try:
+        snap = take_snapshot(URI, deep=True)
+        local = doctor_checks()(snap, bind(snap))
+        remote = worker()
+        assert remote == local and remote[1]  # same findings, same evaluated checks
+        assert worker() == local  # the same child again (its snapshotter kept)
+    finally:
+        worker.close()
+
+
+def test_a_killed_worker_is_a_failed_run_and_the_next_run_starts_a_new_one() -> None:
+    worker = ProcessChecks(WorkerSpec(URI, 3.0, None, None))
+    runner = CheckRunner(worker, interval=3600)
+    try:
+        runner.run_once()
+        assert runner.failures == 0
+        pool = worker._pool
+        assert pool is not None
+        for proc in list(pool._processes.values()):  # the child dies (OOM killer, kill -9)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join(10)
+        runner.run_once()
+        assert runner.failures == 1 and "BrokenProcessPool" in (runner.last_error or "")
+        runner.run_once()
+        assert runner.failures == 1  # a new child answered
+    finally:
+        worker.close()

@@ -90,9 +90,9 @@ def _stamp(done_at: dict[str, float], name: str, _fut: Future[Any]) -> None:
     done_at.setdefault(name, time.monotonic())
 
 
-def _timed_links(timeout: float) -> tuple[tuple[ObservedLink, ...], float]:
+def _timed_links(timeout: float, ports: bool) -> tuple[tuple[ObservedLink, ...], float]:
     start = time.monotonic()
-    links = read_links(timeout=timeout)
+    links = read_links(timeout=timeout, ports=ports)
     return links, (start + time.monotonic()) / 2
 
 
@@ -130,7 +130,7 @@ class DeadlineSnapshotter:
     def _readers(self, timeout: float) -> dict[str, Callable[[], Any]]:
         readers: dict[str, Callable[[], Any]] = {
             "libvirt": self.declared.read if self.declared else lambda: read_libvirt(self.uri, deep=self.deep),
-            "netlink": lambda: _timed_links(timeout),
+            "netlink": lambda: _timed_links(timeout, self.deep),
         }
         if ovs_installed():  # OVS not installed is not an error (most hosts have none)
             readers["ovs"] = lambda: read_ovs(timeout=max(1, round(timeout)))

@@ -86,7 +86,7 @@ def _lower(m: _Msg, names: dict[int, str]) -> str | None:
     return names.get(iflink, f"if{iflink}")
 
 
-def _kind_fields(m: _Msg) -> dict[str, object]:
+def _kind_fields(m: _Msg, ports: bool) -> dict[str, object]:
     """What IFLA_LINKINFO says: kind, slave kind, and the per-kind fields ObservedLink keeps."""
     info = m.nested(m.attrs.get(IFLA_LINKINFO), INFO)
     kind = m.text(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None
@@ -99,7 +99,7 @@ def _kind_fields(m: _Msg) -> dict[str, object]:
     elif kind in ("macvtap", "macvlan"):
         mode = m.u32(m.nested(info.get(IFLA_INFO_DATA), MACVLAN).get(IFLA_MACVLAN_MODE))
         out["macvtap_mode"] = MACVLAN_MODES.get(mode, str(mode)) if mode is not None else None
-    if slave_kind == "bridge":
+    if slave_kind == "bridge" and ports:
         slave = m.nested(info.get(IFLA_INFO_SLAVE_DATA), BRPORT)
         port, isolated = m.u8(slave.get(IFLA_BRPORT_STATE)), m.u8(slave.get(IFLA_BRPORT_ISOLATED))
         out["port_state"] = PORT_STATES[port] if port is not None and port < len(PORT_STATES) else None
@@ -107,7 +107,7 @@ def _kind_fields(m: _Msg) -> dict[str, object]:
     return out
 
 
-def to_link(m: _Msg, names: dict[int, str]) -> ObservedLink:
+def to_link(m: _Msg, names: dict[int, str], ports: bool = True) -> ObservedLink:
     a = m.attrs
     oper = m.u8(a.get(IFLA_OPERSTATE))
     master = m.u32(a.get(IFLA_MASTER))
@@ -125,7 +125,7 @@ def to_link(m: _Msg, names: dict[int, str]) -> ObservedLink:
         qdisc=m.text(a[IFLA_QDISC]) if IFLA_QDISC in a else None,
         promiscuity=m.u32(a.get(IFLA_PROMISCUITY)),
         stats=_stats(m),
-        **_kind_fields(m),  # type: ignore[arg-type]
+        **_kind_fields(m, ports),  # type: ignore[arg-type]
     )
 
 
@@ -144,8 +144,12 @@ def messages(datagrams: list[bytes]) -> list[_Msg]:
     return out
 
 
-def parse_dump(datagrams: list[bytes]) -> tuple[ObservedLink, ...]:
-    """All links of one dump, in kernel (ifindex) order, as ObservedLink (pure)."""
+def parse_dump(datagrams: list[bytes], *, ports: bool = True) -> tuple[ObservedLink, ...]:
+    """All links of one dump, in kernel (ifindex) order, as ObservedLink (pure).
+
+    ``ports=False`` leaves a bridge port's ``port_state`` and ``isolated`` unread (None): only
+    doctor's checks use them, and their ~40 nested attributes are a fifth of the parse.
+    """
     msgs = messages(datagrams)
     names = {m.index: m.name for m in msgs}
-    return tuple(to_link(m, names) for m in msgs)
+    return tuple(to_link(m, names, ports) for m in msgs)

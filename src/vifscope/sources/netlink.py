@@ -93,9 +93,10 @@ def parse_links(dump: Iterable[Mapping[str, Any]]) -> tuple[ObservedLink, ...]:
     return tuple(parse_link(r, by_index) for r in raws)
 
 
-def read_links(timeout: float = 10.0) -> tuple[ObservedLink, ...]:
-    """Dump every link of the current namespace. Raises NetlinkError with a reason."""
-    return parse_dump(dump_raw(timeout))
+def read_links(timeout: float = 10.0, *, ports: bool = True) -> tuple[ObservedLink, ...]:
+    """Dump every link of the current namespace (``ports``: see ``linkdump.parse_dump``).
+    Raises NetlinkError with a reason."""
+    return parse_dump(dump_raw(timeout), ports=ports)
 
 
 def dump_raw(timeout: float = 10.0) -> list[bytes]:

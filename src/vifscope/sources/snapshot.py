@@ -91,7 +91,7 @@ def take_snapshot(
         gathering = pool.submit(_gather, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
         dump, ovs = kernel.result()
-        links = parse_dump(dump)  # here, not in the thread: parsing is CPU, the reads are waits
+        links = parse_dump(dump, ports=deep)  # here, not in the thread: parsing is CPU, the reads wait
         gathered = gathering.result() if gathering else None
     errors.extend(kernel_errors)
     return assemble(uri, taken_at, lv, links, ovs, gathered, errors)
