@@ -178,6 +178,7 @@ class SynthHost:
         self.dir = Path(self._tmp.name)
         self.node_file = self.dir / "node.xml"
         self._holder: subprocess.Popen[str] | None = None
+        self._made_netns = False  # close() removes only a namespace this object made
         self._conn: Any = None  # daemon mode: the connection that keeps the shared state alive
 
     @property
@@ -202,7 +203,10 @@ class SynthHost:
 
             self._conn = libvirt.open(DAEMON_URI)
             load_daemon(self._conn, self.plan)
-        subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+        made = subprocess.run(["ip", "netns", "add", self.netns], capture_output=True, text=True, check=False)
+        if made.returncode != 0:
+            raise RuntimeError(f"cannot create netns {self.netns}: {made.stderr.strip()} (another synthetic host?)")
+        self._made_netns = True
         names = self.dir / "taps.txt"
         names.write_text("\n".join(held_taps(self.plan)) + "\n")
         self._holder = subprocess.Popen(
@@ -234,5 +238,7 @@ class SynthHost:
                 self._holder.kill()
                 self._holder.wait()
             self._holder = None
-        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+        if self._made_netns:
+            subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+            self._made_netns = False
         self._tmp.cleanup()
