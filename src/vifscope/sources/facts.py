@@ -81,8 +81,29 @@ class GatheredFacts:
 
 def gather_host_facts(uri: str, *, libvirt_ok: bool = True) -> GatheredFacts:
     """Run every fact reader; ``libvirt_ok=False`` skips libvirt (already known down)."""
+    kernel = gather_kernel_facts()
+    return with_libvirt_facts(kernel, libvirt_facts_part(uri)) if libvirt_ok else kernel
+
+
+LibvirtPart = tuple[LibvirtFacts | None, tuple[SourceError, ...]]
+
+
+def libvirt_facts_part(uri: str) -> LibvirtPart:
+    """libvirt's facts (filters, leases, agent addresses) and what failed reading them."""
     errors: list[SourceError] = []
-    lf = _libvirt_part(uri, errors) if libvirt_ok else None
+    lf = _libvirt_part(uri, errors)
+    return lf, tuple(errors)
+
+
+def with_libvirt_facts(kernel: GatheredFacts, part: LibvirtPart) -> GatheredFacts:
+    """The kernel-side facts joined with libvirt's."""
+    lf, errors = part
+    return replace(kernel, libvirt=lf, errors=(*kernel.errors, *errors))
+
+
+def gather_kernel_facts() -> GatheredFacts:
+    """Every fact that does not come from libvirt (no connection: a forked child can read them)."""
+    errors: list[SourceError] = []
     neighbors = _guarded("neigh", IPROUTE_HINT, read_neighbors, errors)
     facts = HostFacts(
         sysctls=read_sysctls(),
@@ -92,7 +113,7 @@ def gather_host_facts(uri: str, *, libvirt_ok: bool = True) -> GatheredFacts:
         addresses=_guarded("addr", ADDR_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
     )
-    return GatheredFacts(lf, neighbors, facts, tuple(errors))
+    return GatheredFacts(None, neighbors, facts, tuple(errors))
 
 
 def finish_host_facts(got: GatheredFacts, uri: str, lv: LibvirtState | None) -> HostFacts:

@@ -10,19 +10,19 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
+from vifscope.sources.forked import ChildFailed, Forked
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
-from vifscope.sources.linkdump import parse_dump
-from vifscope.sources.netlink import NetlinkError, dump_raw
+from vifscope.sources.netlink import NetlinkError, read_links
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 
 if TYPE_CHECKING:
-    from vifscope.sources.facts import GatheredFacts
+    from vifscope.sources.facts import GatheredFacts, LibvirtPart
 
 NETLINK_HINT = "vifscope reads links over rtnetlink as 'ip link' does: does 'ip link show' work here?"
 OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl start openvswitch-switch'"
@@ -38,14 +38,53 @@ def _read_ovs(errors: list[SourceError]) -> OvsState | None:
         return None
 
 
-def _read_kernel(errors: list[SourceError]) -> tuple[list[bytes], OvsState | None]:
-    """The raw link dump of this namespace, then OVSDB; failures become SourceErrors."""
+@dataclass(frozen=True)
+class KernelSide:
+    """What the kernel side read: links, OVSDB, (doctor) the non-libvirt facts, and errors."""
+
+    links: tuple[ObservedLink, ...]
+    ovs: OvsState | None
+    facts: GatheredFacts | None
+    errors: tuple[SourceError, ...]
+
+
+def read_kernel_side(deep: bool) -> KernelSide:
+    """Links of this namespace, OVSDB and, for doctor, the kernel facts; failures as errors.
+    Returns data and never raises for a failing source: it may run in a forked child."""
+    errors: list[SourceError] = []
     try:
-        dump = dump_raw()
+        links = read_links(ports=deep)
     except NetlinkError as exc:
         errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
-        dump = []
-    return dump, _read_ovs(errors)
+        links = ()
+    ovs = _read_ovs(errors)
+    facts = _kernel_facts() if deep else None
+    return KernelSide(links, ovs, facts, tuple(errors))
+
+
+def _kernel_facts() -> GatheredFacts:
+    from vifscope.sources.facts import gather_kernel_facts  # doctor's: status never imports it
+
+    return gather_kernel_facts()
+
+
+def _kernel_result(kernel: Forked[KernelSide], deep: bool) -> KernelSide:
+    try:
+        return kernel.result()
+    except ChildFailed:  # the child was killed (OOM) or hit a bug: read it here instead
+        return read_kernel_side(deep)
+
+
+def _libvirt_facts(uri: str) -> LibvirtPart:
+    from vifscope.sources.facts import libvirt_facts_part
+
+    return libvirt_facts_part(uri)
+
+
+def _join(kernel: GatheredFacts | None, part: LibvirtPart) -> GatheredFacts | None:
+    from vifscope.sources.facts import with_libvirt_facts
+
+    return with_libvirt_facts(kernel, part) if kernel is not None else None
 
 
 def _read_declared(
@@ -56,12 +95,6 @@ def _read_declared(
     except LibvirtUnavailable as exc:
         errors.append(SourceError("libvirt", str(exc), exc.hint))
         return None
-
-
-def _gather(uri: str) -> GatheredFacts:
-    from vifscope.sources.facts import gather_host_facts  # doctor's: status never imports it
-
-    return gather_host_facts(uri)
 
 
 def _without(errors: tuple[SourceError, ...], source: str) -> tuple[SourceError, ...]:
@@ -80,21 +113,19 @@ def take_snapshot(
     status stays one libvirt read plus one link dump.
     """
     errors: list[SourceError] = []
-    kernel_errors: list[SourceError] = []
     taken_at = datetime.now(UTC)
-    # The kernel side (one ip dump + OVSDB) and, for doctor, the deep facts are read in other
-    # threads while libvirt answers: they mostly wait (libvirt-python releases the GIL), so the
-    # snapshot costs the slowest source, not their sum (~0.25 s saved for status and ~0.7 s
-    # for doctor at 5,000 vifs).
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vifscope-src") as pool:
-        kernel = pool.submit(_read_kernel, kernel_errors)
-        gathering = pool.submit(_gather, uri) if deep else None
+    # The kernel side (link dump, OVSDB, doctor's kernel facts) is read and parsed in a forked
+    # child while this process reads libvirt: parsing is CPU, and one process has one GIL
+    # (``Forked``; on a thread where forking is unsafe). doctor's libvirt facts are read on a
+    # thread meanwhile; they mostly wait for libvirtd.
+    kernel = Forked(partial(read_kernel_side, deep))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
+        gathering = pool.submit(_libvirt_facts, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
-        dump, ovs = kernel.result()
-        links = parse_dump(dump, ports=deep)  # here, not in the thread: parsing is CPU, the reads wait
-        gathered = gathering.result() if gathering else None
-    errors.extend(kernel_errors)
-    return assemble(uri, taken_at, lv, links, ovs, gathered, errors)
+        side = _kernel_result(kernel, deep)
+        gathered = _join(side.facts, gathering.result()) if gathering else None
+    errors.extend(side.errors)
+    return assemble(uri, taken_at, lv, side.links, side.ovs, gathered, errors)
 
 
 def assemble(
