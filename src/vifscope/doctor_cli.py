@@ -12,17 +12,18 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vifscope import report
 from vifscope.bind import bind
 from vifscope.checks import ALL_CHECKS, CATEGORIES, CHECKS_BY_ID, ConfigError, DoctorConfig, evaluate, load_config
-from vifscope.doctor_render import checks_table, explain, print_doctor
 from vifscope.model import HostSnapshot
-from vifscope.render import make_console, print_errors
 from vifscope.report_findings import doctor_exit_code, doctor_report, select
 from vifscope.sources.libvirt_src import resolve_uri
 from vifscope.sources.snapshot import take_snapshot
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -76,11 +77,18 @@ def _normalise(args: argparse.Namespace) -> None:
         raise UsageError("--probe needs a DOMAIN: vifscope doctor DOMAIN --probe")
 
 
+def make_console(*, stderr: bool = False) -> Console:
+    # rich only when a human reads the output: --json never imports it (~35 ms at start-up).
+    from vifscope.render import make_console as make
+
+    return make(stderr=stderr)
+
+
 def _snapshot(args: argparse.Namespace) -> HostSnapshot:
-    err = make_console(stderr=True)
     uri = resolve_uri(args.connect)
-    if args.json or not err.is_terminal:
+    if args.json or not sys.stderr.isatty():
         return take_snapshot(uri, deep=True)
+    err = make_console(stderr=True)
     with err.status("reading libvirt, links, OVSDB, sysctls, filters..."):
         return take_snapshot(uri, deep=True)
 
@@ -99,6 +107,8 @@ def _static(args: argparse.Namespace) -> int | None:
         check = CHECKS_BY_ID.get(args.explain)
         if check is None:
             return _usage(f"unknown check id {args.explain!r}", "vifscope doctor --list shows every id")
+        from vifscope.doctor_render import explain
+
         make_console().print(explain(check))
         return report.EXIT_OK
     if args.list:
@@ -109,6 +119,8 @@ def _static(args: argparse.Namespace) -> int | None:
             ]
             _emit({"checks": rows})
         else:
+            from vifscope.doctor_render import checks_table
+
             make_console().print(checks_table(ALL_CHECKS))
         return report.EXIT_OK
     return None
@@ -148,6 +160,9 @@ def _output(args: argparse.Namespace, snap: HostSnapshot, bindings: Any, run: An
     if args.json:
         _emit(doc)
         return code
+    from vifscope.doctor_render import print_doctor
+    from vifscope.render import print_errors
+
     console, err = make_console(), make_console(stderr=True)
     known = {v.domain for v in snap.vifs} | {v.domain_uuid for v in snap.vifs}
     unknown = [d for d in args.domain or () if d not in known]

@@ -48,18 +48,23 @@ class KernelSide:
     errors: tuple[SourceError, ...]
 
 
-def read_kernel_side(deep: bool) -> KernelSide:
-    """Links of this namespace, OVSDB and, for doctor, the kernel facts; failures as errors.
-    Returns data and never raises for a failing source: it may run in a forked child."""
+def read_kernel_side(deep: bool, links: bool = True) -> KernelSide:
+    """Links of this namespace (unless not ``links``), OVSDB and, for doctor, the kernel
+    facts; failures as errors. Returns data and never raises for a failing source: it may
+    run in a forked child."""
     errors: list[SourceError] = []
-    try:
-        links = read_links(ports=deep)
-    except NetlinkError as exc:
-        errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
-        links = ()
+    found = _read_links(deep, errors) if links else ()
     ovs = _read_ovs(errors)
     facts = _kernel_facts() if deep else None
-    return KernelSide(links, ovs, facts, tuple(errors))
+    return KernelSide(found, ovs, facts, tuple(errors))
+
+
+def _read_links(ports: bool, errors: list[SourceError]) -> tuple[ObservedLink, ...]:
+    try:
+        return read_links(ports=ports)
+    except NetlinkError as exc:
+        errors.append(SourceError("netlink", str(exc), NETLINK_HINT))
+        return ()
 
 
 def _kernel_facts() -> GatheredFacts:
@@ -72,7 +77,7 @@ def _kernel_result(kernel: Forked[KernelSide], deep: bool) -> KernelSide:
     try:
         return kernel.result()
     except ChildFailed:  # the child was killed (OOM) or hit a bug: read it here instead
-        return read_kernel_side(deep)
+        return read_kernel_side(deep, links=not deep)
 
 
 def _libvirt_facts(uri: str) -> LibvirtPart:
@@ -118,14 +123,17 @@ def take_snapshot(
     # child while this process reads libvirt: parsing is CPU, and one process has one GIL
     # (``Forked``; on a thread where forking is unsafe). doctor's libvirt facts are read on a
     # thread meanwhile; they mostly wait for libvirtd.
-    kernel = Forked(partial(read_kernel_side, deep))
+    # For doctor the child's share is the facts (subprocesses and their JSON) and the link
+    # dump is parsed here after libvirt's read, so both processes carry about half.
+    kernel = Forked(partial(read_kernel_side, deep, links=not deep))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
         gathering = pool.submit(_libvirt_facts, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
+        links = _read_links(True, errors) if deep else None
         side = _kernel_result(kernel, deep)
         gathered = _join(side.facts, gathering.result()) if gathering else None
     errors.extend(side.errors)
-    return assemble(uri, taken_at, lv, side.links, side.ovs, gathered, errors)
+    return assemble(uri, taken_at, lv, side.links if links is None else links, side.ovs, gathered, errors)
 
 
 def assemble(
