@@ -61,10 +61,10 @@ SNAPSHOT_CHILD_DIES = r"""
 import os
 from vifscope.sources import snapshot
 parent, real = os.getpid(), snapshot.read_kernel_side
-def reader(deep):
+def reader(deep, links=True):
     if os.getpid() != parent:
         os.kill(os.getpid(), 9)  # the child is OOM-killed mid-read
-    return real(deep)
+    return real(deep, links)
 snapshot.read_kernel_side = reader
 snap = snapshot.take_snapshot("test:///default")
 print(len(snap.links) > 0, [e.source for e in snap.errors if e.source == "netlink"])
