@@ -12,30 +12,23 @@ from collections.abc import Callable
 
 from vifscope.model import HostAddress
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.rtnl import IFADDRMSG, NLMSG_HDR, RTM_GETADDR, RTM_NEWADDR, dump_links, iter_messages, pick
+from vifscope.sources.rtnl import IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, dump_links, iter_bodies, pick
 
 IFA_ADDRESS, IFA_LOCAL = 1, 2
-FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
+FAMILIES: dict[int, str] = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
 WANTED = frozenset({IFA_ADDRESS, IFA_LOCAL})
 
 
 def parse_addr_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> tuple[HostAddress, ...]:
     """Every IPv4/IPv6 address; ``local`` as iproute2 shows it (IFA_LOCAL, else IFA_ADDRESS)."""
     out: list[HostAddress] = []
-    for buf in datagrams:
-        for mtype, _flags, start, length in iter_messages(buf):
-            body = start + NLMSG_HDR.size
-            if mtype != RTM_NEWADDR or body + IFADDRMSG.size > start + length:
-                continue
-            family, prefixlen, _f, _scope, index = IFADDRMSG.unpack_from(buf, body)
-            if family not in FAMILIES:
-                continue
-            spans = pick(buf, body + IFADDRMSG.size, start + length, WANTED)
-            span = spans.get(IFA_LOCAL) or spans.get(IFA_ADDRESS)
-            if span is None:
-                continue
-            addr = socket.inet_ntop(family, buf[span[0] : span[1]])  # C, and iproute2's own spelling
-            out.append(HostAddress(dev=name_of(index), address=f"{addr}/{prefixlen}", family=FAMILIES[family]))
+    for buf, (family, prefixlen, _f, _scope, index), start, end in iter_bodies(datagrams, RTM_NEWADDR, IFADDRMSG):
+        spans = pick(buf, start, end, WANTED) if family in FAMILIES else {}
+        span = spans.get(IFA_LOCAL) or spans.get(IFA_ADDRESS)
+        if span is None:
+            continue
+        addr = socket.inet_ntop(family, buf[span[0] : span[1]])  # C, and iproute2's own spelling
+        out.append(HostAddress(dev=name_of(index), address=f"{addr}/{prefixlen}", family=FAMILIES[family]))
     return tuple(out)
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import struct
 
 from vifscope.model import LinkStats, ObservedLink
-from vifscope.sources.rtnl import IFINFOMSG, NLMSG_HDR, RTM_NEWLINK, U32, iter_messages, pick
+from vifscope.sources.rtnl import IFINFOMSG, RTM_NEWLINK, U32, iter_bodies, pick
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_QDISC = 1, 3, 4, 5, 6
 IFLA_MASTER, IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKINFO = 10, 13, 16, 18
@@ -132,15 +132,10 @@ def to_link(m: _Msg, names: dict[int, str], ports: bool = True) -> ObservedLink:
 def messages(datagrams: list[bytes]) -> list[_Msg]:
     """Every named RTM_NEWLINK of the dump, attributes located but not decoded (pure)."""
     out: list[_Msg] = []
-    for buf in datagrams:
-        for mtype, _flags, start, length in iter_messages(buf):
-            body = start + NLMSG_HDR.size
-            if mtype != RTM_NEWLINK or body + IFINFOMSG.size > start + length:
-                continue
-            _family, arphrd, index, flags, _change = IFINFOMSG.unpack_from(buf, body)
-            attrs = pick(buf, body + IFINFOMSG.size, start + length, TOP)
-            if IFLA_IFNAME in attrs:
-                out.append(_Msg(buf, index, arphrd, flags, attrs))
+    for buf, (_family, arphrd, index, flags, _change), start, end in iter_bodies(datagrams, RTM_NEWLINK, IFINFOMSG):
+        attrs = pick(buf, start, end, TOP)
+        if IFLA_IFNAME in attrs:
+            out.append(_Msg(buf, index, arphrd, flags, attrs))
     return out
 
 

@@ -88,6 +88,18 @@ def iter_messages(buf: bytes) -> Iterator[tuple[int, int, int, int]]:
         pos += align(length)
 
 
+def iter_bodies(
+    datagrams: list[bytes], mtype: int, header: struct.Struct
+) -> Iterator[tuple[bytes, tuple[int, ...], int, int]]:
+    """(datagram, the fixed header's fields, where its attributes start, where they end) of
+    every well-formed ``mtype`` message of a dump."""
+    for buf in datagrams:
+        for kind, _flags, start, length in iter_messages(buf):
+            body = start + NLMSG_HDR.size
+            if kind == mtype and body + header.size <= start + length:
+                yield buf, header.unpack_from(buf, body), body + header.size, start + length
+
+
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTM_NEWADDR = 20
 RTM_GETADDR = 22
