@@ -39,6 +39,9 @@ def exported_names() -> set[str]:
         actions=(ActionCount("heal", "apply", "ok", 1),),
         sources=(("libvirt", True),),
         source_seconds=(("libvirt", 0.1),),
+        checks_age=1.0,
+        checks_seconds=0.5,
+        checks_failures=0,
     )
     return set(parse(render(scrape)))
 
@@ -46,7 +49,7 @@ def exported_names() -> set[str]:
 def test_alert_rules_pass_promtool_check() -> None:
     proc = promtool("check", "rules", str(ALERTS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 7 rules found" in proc.stdout
+    assert "SUCCESS: 9 rules found" in proc.stdout
 
 
 def test_alert_rules_use_only_exported_metrics() -> None:
@@ -132,6 +135,12 @@ def test_host_level_alerts(tmp_path: Path) -> None:
             series("vifscope_vif_tx_drops_total", VIF, "0x20"),
             series("vifscope_heals_total", {**h, "result": "ok"}, "0 0 10x20"),
             series("up", h, "1 0x20"),
+            series(
+                "vifscope_checks_age_seconds",
+                h,
+                "30 90 150 210 270 330 390 450 510 570 630 690 750 810 870 930 990 1050 1110 1170 1230",
+            ),  # runs stopped at 0m: age grows by 60 s a minute
+            series("vifscope_checks_failures_total", h, "0 0 1 1 1x17"),
         ],
         "alert_rule_test": [
             {"eval_time": "1m", "alertname": "VifscopeSourceDown", "exp_alerts": []},
@@ -142,6 +151,10 @@ def test_host_level_alerts(tmp_path: Path) -> None:
             {"eval_time": "16m", "alertname": "VifDroppingPackets", "exp_alerts": [DROPPING]},
             {"eval_time": "3m", "alertname": "VifHealsFlapping", "exp_alerts": [FLAPPING]},
             {"eval_time": "7m", "alertname": "VifscopeExporterDown", "exp_alerts": [EXPORTER_DOWN]},
+            {"eval_time": "16m", "alertname": "VifscopeChecksStale", "exp_alerts": []},
+            {"eval_time": "20m", "alertname": "VifscopeChecksStale", "exp_alerts": [CHECKS_STALE]},
+            {"eval_time": "1m", "alertname": "VifscopeChecksFailing", "exp_alerts": []},
+            {"eval_time": "3m", "alertname": "VifscopeChecksFailing", "exp_alerts": [CHECKS_FAILING]},
         ],
     }
     run_rule_tests(tmp_path, [test])
@@ -195,6 +208,22 @@ EXPORTER_DOWN = _alert(
     "warning",
     "vifscope exporter on h1 is not answering",
     "Prometheus has not scraped the vifscope exporter on h1 for 5 minutes.",
+)
+
+
+CHECKS_STALE = _alert(
+    {**H1, "job": "vifscope"},
+    "warning",
+    "vifscope's doctor findings on h1 are 20m 30s old",
+    "The exporter on h1 serves findings from a check run that old: runs fail (vifscope_checks_failures_total) or "
+    "hang. The exporter's log has the error; `vifscope doctor` shows what a run finds now.",
+)
+CHECKS_FAILING = _alert(
+    {**H1, "job": "vifscope"},
+    "warning",
+    "vifscope's doctor check runs are failing on h1",
+    "1 check run(s) failed in 15 minutes on h1; vifscope_findings keeps the last good run. Run `vifscope doctor` "
+    "there to see the error.",
 )
 
 
