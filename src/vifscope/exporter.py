@@ -198,8 +198,9 @@ class Exporter:
     ``checks_interval`` > 0 runs the checks that often (``CheckRunner``) and serves their
     latest result; 0 runs them inside every scrape (small hosts, tests). ``background_checks``
     is what one such run calls instead of running ``checks`` on this process's thread (the CLI
-    passes ``exporter_worker.ProcessChecks``: a worker process). ``declared_max_age`` keeps
-    libvirt's side between scrapes (``DeclaredCache``); None re-reads every domain's XML.
+    passes ``exporter_worker.ProcessChecks``: a worker process); ``log`` gets a line per failed
+    run. ``declared_max_age`` keeps libvirt's side between scrapes (``DeclaredCache``); None
+    re-reads every domain's XML.
     """
 
     def __init__(
@@ -212,6 +213,7 @@ class Exporter:
         checks_interval: float = 0.0,
         background_checks: Callable[[], CheckResult] | None = None,
         declared_max_age: float | None = DEFAULT_MAX_AGE,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         inline = checks is not None and checks_interval <= 0 and background_checks is None
         # Checks read HostFacts (sysctls, leases, filters...): only then is a snapshot deep.
@@ -219,10 +221,10 @@ class Exporter:
         self.checks = checks if inline else None
         self.runner: CheckRunner | None = None
         if background_checks is not None:
-            self.runner = CheckRunner(background_checks, checks_interval)
+            self.runner = CheckRunner(background_checks, checks_interval, log)
         elif checks is not None and not inline:
             deep = DeadlineSnapshotter(uri, timeout, deep=True, declared_max_age=declared_max_age)
-            self.runner = CheckRunner(local_run(lambda: deep.take().snapshot, checks), checks_interval)
+            self.runner = CheckRunner(local_run(lambda: deep.take().snapshot, checks), checks_interval, log)
         self.audit = AuditLogTail(audit_log) if audit_log is not None else None
         self.timeout = timeout
         self._seen: dict[str, None] = dict.fromkeys(BASE_SOURCES)  # insertion-ordered set

@@ -76,8 +76,10 @@ class CheckRunner:
     """Calls ``run`` (one check pass: here, or in a worker process) every ``interval``
     seconds on a daemon thread and keeps the latest result."""
 
-    def __init__(self, run: Callable[[], CheckResult], interval: float) -> None:
-        self._run, self.interval = run, interval
+    def __init__(
+        self, run: Callable[[], CheckResult], interval: float, on_error: Callable[[str], None] | None = None
+    ) -> None:
+        self._run, self.interval, self._on_error = run, interval, on_error
         self._latest: CheckRun | None = None
         self._failures = 0
         self._cond = threading.Condition()
@@ -103,11 +105,13 @@ class CheckRunner:
         start = time.monotonic()
         try:
             findings, known = self._run()
-        except Exception as exc:  # a check bug must not kill the thread: recorded, reported as a metric
+        except Exception as exc:  # a check bug must not kill the thread: counted, logged, kept
             with self._cond:
                 self._failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._cond.notify_all()
+            if self._on_error is not None:
+                self._on_error(f"vifscope exporter: doctor check run failed: {self.last_error}")
             return
         done = time.monotonic()
         with self._cond:

@@ -154,8 +154,13 @@ def _exporter(args: argparse.Namespace) -> tuple[Exporter, ProcessChecks | None]
         checks_interval=args.checks_interval if background else 0.0,
         background_checks=worker,
         declared_max_age=max_age,
+        log=_stderr,
     )
     return exporter, worker
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _once(exporter: Exporter, as_json: bool) -> int:

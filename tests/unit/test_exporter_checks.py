@@ -51,12 +51,14 @@ def test_a_failing_run_is_counted_and_keeps_the_last_findings() -> None:
             raise RuntimeError("a check bug")
         return (finding,), (("x.y", Severity.WARNING),)
 
-    runner = CheckRunner(local_run(lambda: take_snapshot(URI), checks), interval=3600)
+    logged: list[str] = []
+    runner = CheckRunner(local_run(lambda: take_snapshot(URI), checks), interval=3600, on_error=logged.append)
     runner.run_once()
     runner.run_once()
     run = runner.latest(wait=0)
     assert run is not None and run.findings == (finding,)
     assert runner.failures == 1 and runner.last_error == "RuntimeError: a check bug"
+    assert logged == ["vifscope exporter: doctor check run failed: RuntimeError: a check bug"]
 
 
 def test_negative_intervals_are_usage_errors() -> None:
