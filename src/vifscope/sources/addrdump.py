@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from vifscope.model import HostAddress
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.rtnl import IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, dump_links, iter_bodies, pick
+from vifscope.sources.rtnl import IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, dump, iter_bodies, pick
 
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 FAMILIES: dict[int, str] = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
@@ -50,7 +50,7 @@ def _namer() -> Callable[[int], str]:
 def read_addresses(timeout: float = 10.0) -> tuple[HostAddress, ...]:
     """Raises CommandError (like the other fact readers) when the kernel cannot be asked."""
     try:
-        datagrams, _interrupted = dump_links(timeout, RTM_GETADDR)
+        datagrams, _interrupted = dump(RTM_GETADDR, timeout)
     except OSError as exc:  # RtnlError included
         raise CommandError(f"rtnetlink address dump failed: {exc}") from exc
     return parse_addr_dump(datagrams, _namer())

@@ -13,7 +13,7 @@ from typing import Any
 
 from vifscope.model import LinkStats, ObservedLink
 from vifscope.sources.linkdump import parse_dump
-from vifscope.sources.rtnl import dump_links
+from vifscope.sources.rtnl import RTM_GETLINK, dump
 
 
 class NetlinkError(RuntimeError):
@@ -109,7 +109,7 @@ def dump_raw(timeout: float = 10.0) -> list[bytes]:
     """
     for _attempt in range(3):
         try:
-            datagrams, interrupted = dump_links(timeout)
+            datagrams, interrupted = dump(RTM_GETLINK, timeout)
         except OSError as exc:  # RtnlError included
             raise NetlinkError(f"rtnetlink link dump failed: {exc}") from exc
         if not interrupted:

@@ -120,9 +120,10 @@ def _error_of(buf: bytes, start: int) -> int:
     return -code
 
 
-def dump_links(timeout: float = 10.0, mtype: int = RTM_GETLINK) -> tuple[list[bytes], bool]:
-    """Every datagram of one dump of the current namespace (links, or with ``RTM_GETADDR``
-    addresses), and whether the kernel flagged the dump as interrupted (it changed meanwhile).
+def dump(mtype: int, timeout: float = 10.0) -> tuple[list[bytes], bool]:
+    """Every datagram of one ``mtype`` dump of the current namespace (``RTM_GETLINK`` links,
+    ``RTM_GETADDR`` addresses), and whether the kernel flagged it as interrupted (it changed
+    meanwhile).
 
     Raises RtnlError. The datagrams are returned whole; ``linkdump`` / ``addrdump`` parse them.
     """
