@@ -15,10 +15,11 @@ Other tables (e.g. ``[watch]``) belong to other commands and are ignored here.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from vifscope.tomlconf import toml_doc, toml_table
 
 DEFAULT_PATH = Path("/etc/vifscope/vifscope.toml")
 
@@ -65,13 +66,7 @@ def _value(key: str, raw: Any, path: Path) -> Any:
 
 
 def parse_config(text: str, path: Path = DEFAULT_PATH) -> DoctorConfig:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    table = doc.get("doctor", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [doctor] must be a table")
+    table = toml_table(toml_doc(text, ConfigError, str(path)), "doctor", ConfigError, str(path))
     return DoctorConfig(**{key: _value(key, raw, path) for key, raw in table.items()})
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import stat
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG
 from vifscope.checks import DoctorConfig, parse_config
+from vifscope.tomlconf import toml_doc, toml_table
 
 DEFAULT_PATH = Path("/etc/vifscope/vifscope.toml")
 DEFAULT_LISTEN = "127.0.0.1:8777"
@@ -76,13 +76,7 @@ def _value(key: str, raw: Any, path: Path) -> Any:
 
 
 def parse_serve_config(text: str, path: Path = DEFAULT_PATH) -> ServeConfig:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ServeConfigError(f"{path}: not valid TOML: {exc}") from exc
-    table = doc.get("serve", {})
-    if not isinstance(table, dict):
-        raise ServeConfigError(f"{path}: [serve] must be a table")
+    table = toml_table(toml_doc(text, ServeConfigError, str(path)), "serve", ServeConfigError, str(path))
     doctor = parse_config(text, path)  # the [doctor] thresholds findings are judged by
     return ServeConfig(doctor=doctor, **{k: _value(k, v, path) for k, v in table.items()})
 

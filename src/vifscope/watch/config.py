@@ -18,13 +18,13 @@ SIGHUP re-reads it; a broken file keeps the previous configuration and says why.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from vifscope.model import VifStatus
+from vifscope.tomlconf import toml_doc, toml_table
 from vifscope.watch.policy import HealPolicy
 
 DEFAULT_PATH = Path("/etc/vifscope/watch.toml")
@@ -79,9 +79,7 @@ WATCH_KEYS: dict[str, Callable[[Any], Any]] = {
 
 
 def _section(doc: Mapping[str, Any], name: str, keys: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
-    raw = doc.get(name, {})
-    if not isinstance(raw, dict):
-        raise ConfigError(f"[{name}] must be a table")
+    raw = toml_table(doc, name, ConfigError)
     unknown = set(raw) - set(keys)
     if unknown:
         raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))}")
@@ -89,10 +87,7 @@ def _section(doc: Mapping[str, Any], name: str, keys: Mapping[str, Callable[[Any
 
 
 def parse_config(text: str) -> WatchConfig:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}") from exc
+    doc = toml_doc(text, ConfigError)
     unknown = set(doc) - {"watch", "heal"}
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
