@@ -208,6 +208,19 @@ def needs(part: str, what: str) -> Requirement:
     return check
 
 
+# Interface types whose vif is a tap or macvtap QEMU feeds: the ones vhost-net can serve.
+VHOST_TYPES = frozenset({"bridge", "network", "ethernet", "direct"})
+
+
+def is_virtio(b: VifBinding) -> bool:
+    return b.vif.model == "virtio" and b.vif.type in VHOST_TYPES
+
+
+def virtio_vifs(ctx: CheckContext) -> list[VifBinding]:
+    """Running virtio vifs on a tap or macvtap: the ones vhost-net serves, or QEMU without it."""
+    return [b for b in ctx.running if is_virtio(b)]
+
+
 def vif_name(b: VifBinding) -> str:
     return f"{b.vif.domain}#{b.vif.index}"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from vifscope.checks.base import Check, CheckContext, Explain, names, needs
+from vifscope.checks.base import Check, CheckContext, Explain, names, needs, virtio_vifs
 from vifscope.checks.fixes import ovs_add_port
 from vifscope.model import DeviceNode, Finding, Problem, Severity
 
@@ -56,9 +56,11 @@ def vhost_net_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     why = node_problem(devices.vhost_net, DEVNUM["vhost_net"]) if devices else None
     if devices is None or why is None:
         return
+    slowed = virtio_vifs(ctx)
     fix = "modprobe vhost_net  # needs CONFIG_VHOST_NET; the node is /dev/vhost-net, 10:238"
-    msg = f"{why}: virtio vifs run their datapath in QEMU userspace (several times slower, more CPU)"
-    yield c.on_host("/dev/vhost-net", msg, _node_evidence(devices.vhost_net), fix)
+    msg = f"{why}: {len(slowed)} running virtio vif(s) run their datapath in QEMU userspace (slower, more CPU)"
+    ev = [*_node_evidence(devices.vhost_net), ("virtio_vifs", len(slowed)), ("affected", names(slowed))]
+    yield c.on_host("/dev/vhost-net", msg, ev, fix)
 
 
 KVM_PERMS_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm  # what udev does at boot"

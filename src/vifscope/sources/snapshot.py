@@ -48,15 +48,15 @@ class KernelSide:
     errors: tuple[SourceError, ...]
 
 
-def read_kernel_side(deep: bool, links: bool = True) -> KernelSide:
+def read_kernel_side(deep: bool, links: bool = True, ovs: bool = True) -> KernelSide:
     """Links of this namespace (unless not ``links``), OVSDB and, for doctor, the kernel
     facts; failures as errors. Returns data and never raises for a failing source: it may
     run in a forked child."""
     errors: list[SourceError] = []
     found = _read_links(deep, errors) if links else ()
-    ovs = _read_ovs(errors)
+    ovs_state = _read_ovs(errors) if ovs else None
     facts = _kernel_facts() if deep else None
-    return KernelSide(found, ovs, facts, tuple(errors))
+    return KernelSide(found, ovs_state, facts, tuple(errors))
 
 
 def _read_links(ports: bool, errors: list[SourceError]) -> tuple[ObservedLink, ...]:
@@ -126,11 +126,12 @@ def take_snapshot(
     # For doctor the child's share is the facts (subprocesses and their JSON) and the link
     # dump is parsed here after libvirt's read, so both processes carry about half.
     kernel = Forked(partial(read_kernel_side, deep, links=not deep))
+    link_side = Forked(partial(read_kernel_side, False, links=True, ovs=False)) if deep else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
         gathering = pool.submit(_libvirt_facts, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
-        links = _read_links(True, errors) if deep else None
         side = _kernel_result(kernel, deep)
+        links = _kernel_result(link_side, False).links if link_side else None
         gathered = _join(side.facts, gathering.result()) if gathering else None
     errors.extend(side.errors)
     return assemble(uri, taken_at, lv, side.links if links is None else links, side.ovs, gathered, errors)
