@@ -74,3 +74,25 @@ print(len(snap.links) > 0, [e.source for e in snap.errors if e.source == "netlin
 def test_snapshot_reads_the_kernel_side_itself_when_the_child_dies() -> None:
     out = subprocess.run([sys.executable, "-c", SNAPSHOT_CHILD_DIES], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "[]"]
+
+
+DEEP_CHILDREN_DIE = r"""
+import os
+from vifscope.sources import snapshot
+parent, real_side, real_links = os.getpid(), snapshot.read_kernel_side, snapshot.read_port_links
+def die_in_child(fn):
+    def reader(*args, **kwargs):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), 9)
+        return fn(*args, **kwargs)
+    return reader
+snapshot.read_kernel_side = die_in_child(real_side)
+snapshot.read_port_links = die_in_child(real_links)
+snap = snapshot.take_snapshot("test:///default", deep=True)
+print(len(snap.links) > 0, snap.facts is not None and snap.facts.sysctls is not None)
+"""
+
+
+def test_doctor_snapshot_reads_links_and_facts_itself_when_both_children_die() -> None:
+    out = subprocess.run([sys.executable, "-c", DEEP_CHILDREN_DIE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

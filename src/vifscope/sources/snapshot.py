@@ -48,15 +48,21 @@ class KernelSide:
     errors: tuple[SourceError, ...]
 
 
-def read_kernel_side(deep: bool, links: bool = True, ovs: bool = True) -> KernelSide:
+def read_kernel_side(deep: bool, links: bool = True) -> KernelSide:
     """Links of this namespace (unless not ``links``), OVSDB and, for doctor, the kernel
     facts; failures as errors. Returns data and never raises for a failing source: it may
     run in a forked child."""
     errors: list[SourceError] = []
     found = _read_links(deep, errors) if links else ()
-    ovs_state = _read_ovs(errors) if ovs else None
+    ovs = _read_ovs(errors)
     facts = _kernel_facts() if deep else None
-    return KernelSide(found, ovs_state, facts, tuple(errors))
+    return KernelSide(found, ovs, facts, tuple(errors))
+
+
+def read_port_links() -> KernelSide:
+    """Only the links, with bridge-port details (doctor's second child)."""
+    errors: list[SourceError] = []
+    return KernelSide(_read_links(True, errors), None, None, tuple(errors))
 
 
 def _read_links(ports: bool, errors: list[SourceError]) -> tuple[ObservedLink, ...]:
@@ -78,6 +84,15 @@ def _kernel_result(kernel: Forked[KernelSide], deep: bool) -> KernelSide:
         return kernel.result()
     except ChildFailed:  # the child was killed (OOM) or hit a bug: read it here instead
         return read_kernel_side(deep, links=not deep)
+
+
+def _link_result(link_side: Forked[KernelSide], errors: list[SourceError]) -> tuple[ObservedLink, ...]:
+    try:
+        side = link_side.result()
+    except ChildFailed:
+        return _read_links(True, errors)  # the child died: read them here
+    errors.extend(side.errors)
+    return side.links
 
 
 def _libvirt_facts(uri: str) -> LibvirtPart:
@@ -123,15 +138,16 @@ def take_snapshot(
     # child while this process reads libvirt: parsing is CPU, and one process has one GIL
     # (``Forked``; on a thread where forking is unsafe). doctor's libvirt facts are read on a
     # thread meanwhile; they mostly wait for libvirtd.
-    # For doctor the child's share is the facts (subprocesses and their JSON) and the link
-    # dump is parsed here after libvirt's read, so both processes carry about half.
+    # doctor forks two children, one for the facts (subprocesses and their JSON) and one for
+    # the link dump: at 5,000 vifs each costs about as much as libvirt's read here (0.15-0.25 s),
+    # and parsing the links here after that read made it the critical path (bench/scale.py).
     kernel = Forked(partial(read_kernel_side, deep, links=not deep))
-    link_side = Forked(partial(read_kernel_side, False, links=True, ovs=False)) if deep else None
+    link_side = Forked(read_port_links) if deep else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
         gathering = pool.submit(_libvirt_facts, uri) if deep else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
         side = _kernel_result(kernel, deep)
-        links = _kernel_result(link_side, False).links if link_side else None
+        links = _link_result(link_side, errors) if link_side else None
         gathered = _join(side.facts, gathering.result()) if gathering else None
     errors.extend(side.errors)
     return assemble(uri, taken_at, lv, side.links if links is None else links, side.ovs, gathered, errors)
