@@ -430,6 +430,24 @@ def test_spoof_filter_and_port_isolation(lab: LabSpec) -> None:
         assert link_attr("vs-d-sec0", "linkinfo")["info_slave_data"]["isolated"] is True
 
 
+def test_guests_sharing_a_bridge_are_one_info_finding_with_a_working_fix(lab: LabSpec, target: Target) -> None:
+    """Guests on the lab bridge without isolation: one info finding for the bridge (not one per
+    vif), naming the ports; its fix isolates exactly those ports and the finding goes away."""
+    web_tap = target("web1")
+    shared = doctor().one("sec.port_not_isolated", subject=lab.bridge)
+    assert (shared["severity"], shared["domain"]) == ("info", None)
+    ports = shared["fix"].split(" in ", 1)[1].split(";", 1)[0].split()
+    assert web_tap in ports and len(ports) >= 2 and shared["evidence"]["not_isolated"] == len(ports)
+    assert not doctor().find("sec.port_not_isolated", lab.name("web1"))  # nothing per vif
+    try:
+        run_fix(shared)
+        assert all(link_attr(p, "linkinfo")["info_slave_data"]["isolated"] for p in ports)
+        assert not doctor().find("sec.port_not_isolated", subject=lab.bridge)
+    finally:
+        for p in ports:
+            sh("bridge", "link", "set", "dev", p, "isolated", "off", check=False)
+
+
 def test_promiscuous_tap(lab: LabSpec, target: Target) -> None:
     tap, web = target("web1"), lab.name("web1")
     sh("ip", "link", "set", tap, "promisc", "on")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from vifscope.checks.base import Check, CheckContext, Explain, needs
+from vifscope.checks.base import Check, CheckContext, Explain, needs, short
 from vifscope.model import Finding, Severity, VifBinding
 
 ANTI_SPOOF = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing")
@@ -70,19 +70,32 @@ def declared_isolated(ctx: CheckContext, b: VifBinding) -> bool:
 
 
 def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    # Per vif only when the XML asks for isolation (a fault of that vif). Guests that merely
+    # share a bridge are one fact about the bridge, reported once for it: per vif it is the
+    # isolation summary's "virtual" layer, and 5,000 copies of it on a big node are noise.
     for br, vifs in ctx.linux_bridges.items():
+        shared: list[VifBinding] = []
         for b in vifs:
             if b.link is None or b.link.master != br or b.link.isolated:
                 continue
-            count, others = ctx.peers(br, b.link.name)
+            if not declared_isolated(ctx, b):
+                shared.append(b)
+                continue
+            _count, others = ctx.peers(br, b.link.name)
             ev = [("bridge", br), ("isolated", b.link.isolated), ("other_guest_ports", others)]
             fix = f"bridge link set dev {b.vif.target} isolated on  # keep it: <port isolated='yes'/> in the XML"
-            if declared_isolated(ctx, b):
-                msg = f"<port isolated='yes'/> is declared but {b.vif.target} is not isolated on {br}"
-                yield c.on_vif(b, msg, ev, fix, subject=br)
-            elif count:
-                msg = f"{b.vif.target} can reach {count} other guest port(s) on {br} directly"
-                yield c.on_vif(b, msg, ev, fix, severity=Severity.INFO, subject=br)
+            msg = f"<port isolated='yes'/> is declared but {b.vif.target} is not isolated on {br}"
+            yield c.on_vif(b, msg, ev, fix, subject=br)
+        guests = len(ctx.guest_ports(br))
+        if shared and guests > 1:
+            yield _shared_bridge(c, br, [b.link.name for b in shared if b.link is not None], guests)
+
+
+def _shared_bridge(c: Check, br: str, taps: list[str], guests: int) -> Finding:
+    ev = [("bridge", br), ("guest_ports", guests), ("not_isolated", len(taps)), ("ports", short(taps))]
+    fix = f"for p in {' '.join(taps)}; do bridge link set dev $p isolated on; done  # and <port isolated='yes'/>"
+    msg = f"{len(taps)} of the {guests} guest ports on {br} are not isolated: they reach other guests on {br} at L2"
+    return c.on_host(br, msg, ev, fix, severity=Severity.INFO)
 
 
 def baseline_promiscuity(ctx: CheckContext, b: VifBinding) -> int:
@@ -144,9 +157,10 @@ CHECKS: tuple[Check, ...] = (
         "bridge port not isolated",
         port_not_isolated,
         Explain(
-            "The vif's bridge port does not have the kernel's isolated flag: error when the XML declares "
-            "<port isolated='yes'/> (on the interface or its network) — a hand re-plug loses the flag — info when "
-            "nothing asks for isolation but other guests share the bridge.",
+            "A vif's bridge port does not have the kernel's isolated flag although the XML declares "
+            "<port isolated='yes'/> (on the interface or its network): error, per vif — a hand re-plug loses the "
+            "flag. Info, once per bridge, when nothing asks for isolation but guests share the bridge (which vifs "
+            "share what: the isolation summary's virtual layer).",
             "Non-isolated ports reach every other guest port directly at L2, bypassing any router or firewall.",
             "bridge link set dev TAP isolated on; declare <port isolated='yes'/> so libvirt keeps it.",
             "Guests that are meant to talk to each other (the info level says so).",
