@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import precompile, write_section
 
 from vifscope.lab.host import ensure_libvirtd, ensure_ovs
 from vifscope.lab.synth import SynthHost, plan
@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="320,1250", help="domain counts (x4 NICs), comma separated")
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    precompile()
     ensure_libvirtd()
     ensure_ovs()
     load_before = os.getloadavg()[0]

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median_runs, write_section
+from benchlib import median_runs, precompile, write_section
 
 from vifscope.lab.host import ensure_libvirtd
 from vifscope.model import DomainState
@@ -106,6 +106,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    precompile()
     ensure_libvirtd()
     workdir = Path("/var/lib/vifscope/bench")
     workdir.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import median_runs, run_timed, write_section
+from benchlib import median_runs, precompile, run_timed, write_section
 
 from vifscope.lab.host import ensure_libvirtd
 from vifscope.lab.synth import SynthHost, SynthPlan, plan
@@ -150,6 +150,7 @@ def main() -> int:
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument("--node-file", action="store_true", help="in-process test driver instead of libvirtd's")
     args = ap.parse_args()
+    precompile()
     if not args.node_file:
         ensure_libvirtd()
     rows = []

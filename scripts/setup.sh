@@ -41,6 +41,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
   .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# Byte-compile the package (the install is editable, so imports read src/): a one-shot
+# status/doctor otherwise compiles ~40 modules (~40 ms) on every run where the environment
+# sets PYTHONDONTWRITEBYTECODE. Only changed files are recompiled.
+.venv/bin/python -m compileall -q src/vifscope >/dev/null
 # The watch --heal service unit, where systemd runs (these lab machines have none). Installed,
 # not enabled: healing is the admin's decision (systemctl enable --now vifscope-watch).
 if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
