@@ -143,7 +143,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     snap = _snapshot(args)
     bindings = bind(snap)
     if args.probe:
-        from vifscope.probe import run_probe  # lazy: the probe is optional for doctor
+        from vifscope.probe_cli import run_probe  # lazy: the probe is optional for doctor
 
         return int(run_probe(args, snap, bindings))
     run = select(evaluate(snap, bindings, config, cats), bindings, args.domain or ())

@@ -265,7 +265,8 @@ def test_device_nodes_in_a_mount_namespace(lab: LabSpec) -> None:
 
 def test_duplicate_ip_between_a_lease_and_arp(lab: LabSpec, tmp_path: Path) -> None:
     """A second guest statically takes db1's leased address; the host's ARP sees it there."""
-    from vifscope.lab.image import build_guest_image, guest_domain_xml
+    from vifscope.lab.guestxml import guest_domain_xml
+    from vifscope.lab.image import build_guest_image
     from vifscope.lab.lab import GUEST_CACHE, LAB_STATE, wait_ready
     from vifscope.lab.topology import Guest, GuestNic, guest_cmdline, interface_xml
 

@@ -18,7 +18,8 @@ from tests.golden.test_golden import CASES_DIR, load_case
 from vifscope.actions import run_fix
 from vifscope.bind import bind
 from vifscope.model import HostSnapshot, VifBinding
-from vifscope.probe import Hop, VifProbe, _candidates, bridge_hop, diagnose, find_address, run_probe
+from vifscope.probe import Hop, VifProbe, _candidates, bridge_hop, find_address
+from vifscope.probe_cli import diagnose, run_probe
 
 
 def snap(name: str) -> HostSnapshot:

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vifscope.lab.guestxml import guest_domain_xml
 from vifscope.lab.host import Log, ensure_libvirtd, ensure_ovs, ovs_running, run
-from vifscope.lab.image import GuestImage, build_guest_image, guest_domain_xml
+from vifscope.lab.image import GuestImage, build_guest_image
 from vifscope.lab.topology import Guest, LabSpec, guest_cmdline, interface_xml, network_xml
 from vifscope.model import DomainState
 from vifscope.sources.domxml import parse_domain_xml
