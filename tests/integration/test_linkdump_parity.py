@@ -111,7 +111,8 @@ import json
 from vifscope.sources import addrdump, iproute
 key = lambda a: (a.dev, a.address)
 print(json.dumps([[list(key(a)) + [a.family] for a in sorted(r(), key=key)]
-                  for r in (addrdump.read_addresses, iproute.read_addresses)]))
+                  for r in (lambda: addrdump.read_addresses(link_local=True), iproute.read_addresses,
+                            addrdump.read_addresses)]))
 """
 
 
@@ -119,8 +120,10 @@ def test_addresses_read_the_same_as_ip_addr_show(netns: str) -> None:
     out = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, "-c", ADDRS], capture_output=True, text=True, check=True
     ).stdout
-    raw, js = json.loads(out)
+    raw, js, default = json.loads(out)
     assert raw == js
+    assert any(a[1].startswith("fe80:") for a in raw)  # the up links' own link-local addresses
+    assert default == [a for a in raw if not a[1].startswith(("fe80:", "169.254."))]  # what doctor reads
     assert ["vs-pbr", "10.99.0.1/24", "inet"] in raw and ["vs-pbr", "fd00:99::1/64", "inet6"] in raw
     assert ["vs-pv0", "10.99.1.1/32", "inet"] in raw  # a peer address: IFA_LOCAL, not IFA_ADDRESS
 

@@ -42,7 +42,7 @@ class CheckContext:
     bindings: tuple[VifBinding, ...]
     config: DoctorConfig = field(default_factory=DoctorConfig)
 
-    @property
+    @cached_property
     def facts(self) -> HostFacts:
         return self.snap.facts or HostFacts()
 
@@ -102,11 +102,46 @@ class CheckContext:
     def peers(self, bridge: str, me: str) -> tuple[int, str]:
         """How many other guest ports share ``bridge`` with ``me``, and a short list of them.
         O(1) per vif: a bridge with thousands of taps must not make the checks quadratic."""
+        if any(p.name == me for p in self.guest_ports(bridge)[:9]):
+            return self._peer_list(bridge, me)
+        # Every port past the listed ones gets the same answer: worked out once per bridge.
+        key = (bridge, me in self._port_names(bridge))
+        if key not in self._peer_lists:
+            self._peer_lists[key] = self._peer_list(bridge, me)
+        return self._peer_lists[key]
+
+    def _peer_list(self, bridge: str, me: str) -> tuple[int, str]:
         ports = self.guest_ports(bridge)
         count = len(ports) - (1 if me in self._port_names(bridge) else 0)
         first = [p.name for p in ports[:9] if p.name != me][:8]
         more = f" (+{count - len(first)} more)" if count > len(first) else ""
         return count, ", ".join(first) + more
+
+    @cached_property
+    def _peer_lists(self) -> dict[tuple[str, bool], tuple[int, str]]:
+        return {}
+
+    @cached_property
+    def _filter_refs(self) -> dict[str, tuple[str, ...]]:
+        return {f.name: f.references for f in self.facts.nwfilters or ()}
+
+    @cached_property
+    def _closures(self) -> dict[str, frozenset[str]]:
+        return {}
+
+    def filter_closure(self, name: str) -> frozenset[str]:
+        """Every nwfilter ``name`` pulls in through <filterref>, itself included (cycles are cut).
+        Worked out once per filter: thousands of vifs share clean-traffic."""
+        if name not in self._closures:
+            seen: set[str] = set()
+            todo = [name]
+            while todo:
+                cur = todo.pop()
+                if cur not in seen:
+                    seen.add(cur)
+                    todo.extend(self._filter_refs.get(cur, ()))
+            self._closures[name] = frozenset(seen)
+        return self._closures[name]
 
     def _port_names(self, bridge: str) -> frozenset[str]:
         return self._guest_names.get(bridge, frozenset())

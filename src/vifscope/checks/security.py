@@ -3,7 +3,7 @@ promiscuous listeners, guests trusted to change the host's RX filters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, needs, short
 from vifscope.model import Finding, Severity, VifBinding
@@ -11,25 +11,12 @@ from vifscope.model import Finding, Severity, VifBinding
 ANTI_SPOOF = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing")
 
 
-def filter_closure(name: str, refs: Mapping[str, tuple[str, ...]]) -> set[str]:
-    """Every filter ``name`` pulls in through <filterref>, itself included (cycles are cut)."""
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        cur = todo.pop()
-        if cur not in seen:
-            seen.add(cur)
-            todo.extend(refs.get(cur, ()))
-    return seen
-
-
 def protections(ctx: CheckContext, b: VifBinding) -> tuple[str | None, tuple[str, ...]]:
     """(filter bound to the vif's port, the anti-spoof filters it includes)."""
     binding = ctx.facts.bindings_by_port.get(b.vif.target or "")
     if binding is None:
         return None, ()
-    refs = {f.name: f.references for f in ctx.facts.nwfilters or ()}
-    closure = filter_closure(binding.filter, refs)
+    closure = ctx.filter_closure(binding.filter)
     return binding.filter, tuple(p for p in ANTI_SPOOF if p in closure)
 
 

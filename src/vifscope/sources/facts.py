@@ -13,15 +13,15 @@ from vifscope.sources.addrdump import read_addresses
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.firewall import read_firewall
 from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.iproute import read_neighbors, read_qdiscs
 from vifscope.sources.libvirt_facts import LibvirtFacts, read_libvirt_facts
 from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable
 from vifscope.sources.procfs import read_device_nodes, read_sysctls
 from vifscope.sources.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
+from vifscope.sources.tcdump import read_neighbors, read_qdiscs
 
 T = TypeVar("T")
 
-IPROUTE_HINT = "install iproute2 (tc and ip with JSON output)"
+IPROUTE_HINT = "vifscope reads qdiscs and neighbours over rtnetlink as tc and ip do: do they work here?"
 ADDR_HINT = "vifscope reads addresses over rtnetlink as 'ip addr' does: does 'ip addr show' work here?"
 NFT_HINT = "install nftables ('nft -j list ruleset' shows every nf_tables rule, iptables-nft's too)"
 

@@ -1,6 +1,7 @@
 """Per-link facts from iproute2's JSON output: qdiscs (``tc -j qdisc show``), the neighbour
 table (``ip -j neigh show``) and host addresses (``ip -j addr show``). One dump each.
-(doctor reads addresses with ``addrdump`` over rtnetlink; a test holds the two to one answer.)"""
+(doctor reads all three over rtnetlink with ``addrdump`` and ``tcdump``; tests hold each pair
+to one answer, and the golden cases feed these parsers the commands' saved output.)"""
 
 from __future__ import annotations
 
