@@ -63,8 +63,12 @@ def test_healthy_lab_has_no_error_beyond_the_deliberate_one(lab: LabSpec) -> Non
     web = lab.name("web1")
     vhost = res.one("host.vhost_net_missing")["evidence"]
     assert vhost["exists"] is False
-    assert f"{web}#0" in vhost["affected"].split(", ")
-    assert vhost["virtio_vifs"] == _running_virtio_vifs()
+    count = _running_virtio_vifs()
+    assert vhost["virtio_vifs"] == count
+    if count <= 8:  # the evidence names up to 8 vifs (other domains on this host may come first)
+        assert f"{web}#0" in vhost["affected"].split(", ")
+    else:
+        assert vhost["affected"].endswith(f" (+{count - 8} more)")
     assert "perf.no_vhost" not in res.checks()
     assert res.doc["source_errors"] == []
     rows = {(r["domain"], r["index"]): r for r in res.doc["isolation"]}
