@@ -80,7 +80,12 @@ def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
 
 def _shared_bridge(c: Check, br: str, taps: list[str], guests: int) -> Finding:
     ev = [("bridge", br), ("guest_ports", guests), ("not_isolated", len(taps)), ("ports", short(taps))]
-    fix = f"for p in {' '.join(taps)}; do bridge link set dev $p isolated on; done  # and <port isolated='yes'/>"
+    # Every tap on the bridge by sysfs, not a list: a big bridge has thousands of ports, and the
+    # uplinks (not taps) stay open so the guests keep their way out.
+    fix = (
+        f"for p in $(ls /sys/class/net/{br}/brif); do if [ -e /sys/class/net/$p/tun_flags ]; then "
+        f"bridge link set dev $p isolated on; fi; done  # keep it: <port isolated='yes'/> in each XML"
+    )
     msg = f"{len(taps)} of the {guests} guest ports on {br} are not isolated: they reach other guests on {br} at L2"
     return c.on_host(br, msg, ev, fix, severity=Severity.INFO)
 
