@@ -43,6 +43,8 @@ link set lo up
 addr add 10.99.0.1/24 dev vs-pbr
 addr add 10.99.1.1/32 peer 10.99.1.2 dev vs-pv0
 addr add fd00:99::1/64 dev vs-pbr nodad
+addr add 169.254.7.1/16 dev vs-pbr
+addr add 10.99.2.1/24 dev vs-pbr2 scope link
 """
 
 READ = """
@@ -124,6 +126,7 @@ def test_addresses_read_the_same_as_ip_addr_show(netns: str) -> None:
     assert raw == js
     assert any(a[1].startswith("fe80:") for a in raw)  # the up links' own link-local addresses
     assert default == [a for a in raw if not a[1].startswith(("fe80:", "169.254."))]  # what doctor reads
+    assert ["vs-pbr2", "10.99.2.1/24", "inet"] in default  # link scope, not link-local: kept
     assert ["vs-pbr", "10.99.0.1/24", "inet"] in raw and ["vs-pbr", "fd00:99::1/64", "inet6"] in raw
     assert ["vs-pv0", "10.99.1.1/32", "inet"] in raw  # a peer address: IFA_LOCAL, not IFA_ADDRESS
 

@@ -3,11 +3,15 @@ working each one out, whatever the port's place on the bridge."""
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 
 from tests.unit.ipjson import bridge, phys, snapshot, tap
+from vifscope.bind import bind
+from vifscope.checks import CHECKS_BY_ID
 from vifscope.checks.base import CheckContext
-from vifscope.model import HostFacts, NwfilterDef
+from vifscope.checks.security import port_not_isolated
+from vifscope.model import DeclaredVif, DomainState, HostFacts, NwfilterDef
 
 TAPS = [f"vs-p{i}" for i in range(12)]
 
@@ -47,3 +51,22 @@ def test_filter_closure_follows_references_once_per_filter() -> None:
     assert ctx.filter_closure("clean-traffic") == want
     assert ctx.filter_closure("clean-traffic") is ctx.filter_closure("clean-traffic")
     assert ctx.filter_closure("no-ip-spoofing") == want
+
+
+def test_shared_bridge_fix_quotes_the_bridge_name_and_counts_every_open_tap() -> None:
+    """A bridge name is any string the kernel accepts, "$(...)" included: the fix must not run it."""
+    br = "vs-b$(x)"
+    vifs = [
+        DeclaredVif(
+            "vs-d", "u-1", DomainState.RUNNING, i, "bridge", f"52:54:00:00:00:0{i}", source=br, target=f"vs-t{i}"
+        )
+        for i in range(2)
+    ]
+    links = [bridge(br), *(tap(f"vs-t{i}", master=br) for i in range(2)), tap("vs-foreign", master=br)]
+    snap = replace(snapshot(vifs=vifs, links=links), facts=HostFacts(interface_extras=()))
+    ctx = CheckContext(snap, bind(snap))
+    (found,) = port_not_isolated(ctx, CHECKS_BY_ID["sec.port_not_isolated"])
+    assert (found.subject, found.domain) == (br, None)
+    assert found.evidence_dict()["not_isolated"] == 3  # the foreign tap is open too
+    assert found.fix is not None and "'/sys/class/net/vs-b$(x)/brif'/*" in found.fix
+    subprocess.run(["sh", "-n", "-c", found.fix], check=True)  # valid shell (the e2e test runs it)

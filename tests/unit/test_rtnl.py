@@ -53,8 +53,8 @@ def test_error_message_raises_with_the_errno() -> None:
     with a, b:
         err = rtnl.NLMSG_HDR.pack(36, rtnl.NLMSG_ERROR, 0, 1, 0) + struct.pack("=i", -1) + b"\0" * 16
         a.send(err)
-        with pytest.raises(rtnl.RtnlError, match="Operation not permitted"):
-            rtnl._receive(b)
+        with pytest.raises(rtnl.RtnlError, match="qdisc dump refused: Operation not permitted"):
+            rtnl._receive(b, "qdisc")
 
 
 def test_interrupted_dump_is_reported() -> None:
@@ -62,5 +62,14 @@ def test_interrupted_dump_is_reported() -> None:
     with a, b:
         a.send(newlink(1, "lo", mflags=2 | rtnl.NLM_F_DUMP_INTR))
         a.send(rtnl.NLMSG_HDR.pack(20, rtnl.NLMSG_DONE, 2, 1, 0) + b"\0" * 4)
-        chunks, interrupted = rtnl._receive(b)
+        chunks, interrupted = rtnl._receive(b, "link")
     assert interrupted and [link.name for link in parse_dump(chunks)] == ["lo"]
+
+
+def test_an_interrupted_dump_is_taken_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([([b"first"], True), ([b"second"], False), ([b"third"], False)])
+    monkeypatch.setattr(rtnl, "dump", lambda mtype, timeout: next(answers))
+    assert rtnl.consistent_dump(rtnl.RTM_GETNEIGH) == [b"second"]
+    always = iter([([b"x"], True)] * 3 + [([b"never"], False)])
+    monkeypatch.setattr(rtnl, "dump", lambda mtype, timeout: next(always))
+    assert rtnl.consistent_dump(rtnl.RTM_GETQDISC) == [b"x"]  # three tries, then used as is

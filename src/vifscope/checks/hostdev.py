@@ -12,7 +12,7 @@ from vifscope.model import DeviceNode, Finding, Problem, Severity
 # Kernel device numbers (Documentation/admin-guide/devices.txt, misc major 10).
 DEVNUM: dict[str, tuple[int, int]] = {"tun": (10, 200), "vhost_net": (10, 238), "kvm": (10, 232)}
 KVM_API_VERSION = 12
-TAP_TYPES = frozenset({"bridge", "network", "ethernet"})
+TUN_TYPES = frozenset({"bridge", "network", "ethernet"})  # vifs whose tap libvirt opens via /dev/net/tun
 
 
 def node_problem(node: DeviceNode, devnum: tuple[int, int]) -> str | None:
@@ -43,7 +43,7 @@ def tun_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     why = node_problem(devices.tun, DEVNUM["tun"]) if devices else None
     if devices is None or why is None:
         return
-    taps = [b for b in ctx.bindings if b.vif.type in TAP_TYPES]
+    taps = [b for b in ctx.bindings if b.vif.type in TUN_TYPES]
     fix = "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun  # kernel: CONFIG_TUN"
     ev = [*_node_evidence(devices.tun), ("tap_vifs", len(taps))]
     yield c.on_host(
@@ -58,7 +58,8 @@ def vhost_net_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         return
     slowed = virtio_vifs(ctx)
     fix = "modprobe vhost_net  # needs CONFIG_VHOST_NET; the node is /dev/vhost-net, 10:238"
-    msg = f"{why}: {len(slowed)} running virtio vif(s) run their datapath in QEMU userspace (slower, more CPU)"
+    what = f"{len(slowed)} running virtio vif(s) run" if slowed else "virtio vifs started on this host will run"
+    msg = f"{why}: {what} their datapath in QEMU userspace (slower, more CPU)"
     ev = [*_node_evidence(devices.vhost_net), ("virtio_vifs", len(slowed)), ("affected", names(slowed))]
     yield c.on_host("/dev/vhost-net", msg, ev, fix)
 

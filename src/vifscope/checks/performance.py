@@ -11,7 +11,6 @@ from vifscope.checks.hostdev import DEVNUM, node_problem
 from vifscope.model import Finding, Severity
 
 EMULATED = frozenset({"e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "i82551", "i82557b", "i82559er"})
-TAP_TYPES = VHOST_TYPES  # the vifs QEMU feeds through a tap or macvtap
 SHAPING = frozenset({"tbf", "htb", "hfsc", "cbq", "netem", "red", "choke", "cake", "drr", "qfq", "taprio", "ets"})
 MAX_SUGGESTED_QUEUES = 8
 
@@ -19,7 +18,7 @@ MAX_SUGGESTED_QUEUES = 8
 def emulated_model(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in ctx.bindings:
         model = b.vif.model
-        if b.vif.type not in TAP_TYPES or (model is not None and model not in EMULATED):
+        if b.vif.type not in VHOST_TYPES or (model is not None and model not in EMULATED):
             continue
         what = f"emulated {model}" if model else "no <model>: QEMU's default emulated NIC (e1000/e1000e/rtl8139)"
         fix = f"virsh edit {b.vif.domain}: <model type='virtio'/>  (the guest needs virtio-net drivers)"

@@ -3,10 +3,11 @@ promiscuous listeners, guests trusted to change the host's RX filters."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, needs, short
-from vifscope.model import Finding, Severity, VifBinding
+from vifscope.model import Finding, ObservedLink, Severity, VifBinding
 
 ANTI_SPOOF = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing")
 
@@ -73,21 +74,26 @@ def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             fix = f"bridge link set dev {b.vif.target} isolated on  # keep it: <port isolated='yes'/> in the XML"
             msg = f"<port isolated='yes'/> is declared but {b.vif.target} is not isolated on {br}"
             yield c.on_vif(b, msg, ev, fix, subject=br)
-        guests = len(ctx.guest_ports(br))
-        if shared and guests > 1:
-            yield _shared_bridge(c, br, [b.link.name for b in shared if b.link is not None], guests)
+        if shared:
+            yield from _shared_bridge(c, br, ctx.guest_ports(br))
 
 
-def _shared_bridge(c: Check, br: str, taps: list[str], guests: int) -> Finding:
-    ev = [("bridge", br), ("guest_ports", guests), ("not_isolated", len(taps)), ("ports", short(taps))]
+def _shared_bridge(c: Check, br: str, guests: tuple[ObservedLink, ...]) -> Iterator[Finding]:
+    """One info finding for a bridge whose guest ports (every tap on it, libvirt's or not)
+    are not all isolated, when more than one guest shares it."""
+    open_ports = [p.name for p in guests if not p.isolated]
+    if len(guests) < 2 or not open_ports:
+        return
+    ev = [("bridge", br), ("guest_ports", len(guests)), ("not_isolated", len(open_ports)), ("ports", short(open_ports))]
     # Every tap on the bridge by sysfs, not a list: a big bridge has thousands of ports, and the
-    # uplinks (not taps) stay open so the guests keep their way out.
+    # uplinks (not taps) stay open so the guests keep their way out. Any failure fails the loop.
+    brif = shlex.quote(f"/sys/class/net/{br}/brif")
     fix = (
-        f"for p in $(ls /sys/class/net/{br}/brif); do if [ -e /sys/class/net/$p/tun_flags ]; then "
-        f"bridge link set dev $p isolated on; fi; done  # keep it: <port isolated='yes'/> in each XML"
+        f'rc=0; for p in {brif}/*; do p=${{p##*/}}; [ -e "/sys/class/net/$p/tun_flags" ] || continue; '
+        f"bridge link set dev \"$p\" isolated on || rc=1; done; [ $rc = 0 ]  # and <port isolated='yes'/> in each XML"
     )
-    msg = f"{len(taps)} of the {guests} guest ports on {br} are not isolated: they reach other guests on {br} at L2"
-    return c.on_host(br, msg, ev, fix, severity=Severity.INFO)
+    msg = f"{len(open_ports)} of the {len(guests)} guest ports on {br} are not isolated: they reach each other at L2"
+    yield c.on_host(br, msg, ev, fix, severity=Severity.INFO)
 
 
 def baseline_promiscuity(ctx: CheckContext, b: VifBinding) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vifscope.lab.image import GuestImage
 
+# What libvirt does when the guest powers off, reboots or crashes.
 ON_EVENTS = (("on_poweroff", "destroy"), ("on_reboot", "restart"), ("on_crash", "destroy"))
 
 

@@ -53,7 +53,6 @@ MODULE_ORDER = (
 )
 # Bump when the recipe changes in a way the stamp below cannot see (e.g. the build steps).
 RECIPE_VERSION = 1
-# What libvirt does when the guest powers off, reboots or crashes.
 # A .build-* dir older than this was left by an interrupted build, not by a running one.
 STALE_BUILD_SECONDS = 3600
 

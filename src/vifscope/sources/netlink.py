@@ -13,7 +13,7 @@ from typing import Any
 
 from vifscope.model import LinkStats, ObservedLink
 from vifscope.sources.linkdump import parse_dump
-from vifscope.sources.rtnl import RTM_GETLINK, dump
+from vifscope.sources.rtnl import RTM_GETLINK, consistent_dump
 
 
 class NetlinkError(RuntimeError):
@@ -107,11 +107,7 @@ def dump_raw(timeout: float = 10.0) -> list[bytes]:
     dump the kernel flags as interrupted (links changed while it ran) is taken again, up to
     three times, then used as is, as iproute2 does. Raises NetlinkError.
     """
-    for _attempt in range(3):
-        try:
-            datagrams, interrupted = dump(RTM_GETLINK, timeout)
-        except OSError as exc:  # RtnlError included
-            raise NetlinkError(f"rtnetlink link dump failed: {exc}") from exc
-        if not interrupted:
-            break
-    return datagrams
+    try:
+        return consistent_dump(RTM_GETLINK, timeout)
+    except OSError as exc:  # RtnlError included
+        raise NetlinkError(f"rtnetlink link dump failed: {exc}") from exc

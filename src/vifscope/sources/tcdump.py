@@ -21,8 +21,9 @@ from vifscope.sources.rtnl import (
     RTM_NEWNEIGH,
     RTM_NEWQDISC,
     TCMSG,
+    WHAT,
+    consistent_dump,
     cstr,
-    dump,
     iter_bodies,
     link_namer,
     pick,
@@ -78,6 +79,8 @@ def parse_neigh_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> t
         if NDA_DST not in spans:
             continue
         dst = spans[NDA_DST]
+        if dst[1] - dst[0] != (4 if family == socket.AF_INET else 16):
+            continue  # malformed: not an address of its family
         ll = spans.get(NDA_LLADDR)
         mac = buf[ll[0] : ll[1]].hex(":") if ll and ll[1] > ll[0] else None
         out.append(NeighEntry(name_of(index), socket.inet_ntop(family, buf[dst[0] : dst[1]]), mac, _state(state)))
@@ -86,9 +89,9 @@ def parse_neigh_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> t
 
 def _dump(mtype: int, timeout: float) -> list[bytes]:
     try:
-        return dump(mtype, timeout)[0]
+        return consistent_dump(mtype, timeout)
     except OSError as exc:  # RtnlError included
-        raise CommandError(f"rtnetlink dump {mtype} failed: {exc}") from exc
+        raise CommandError(f"rtnetlink {WHAT[mtype]} dump failed: {exc}") from exc
 
 
 def read_qdiscs(timeout: float = 10.0) -> tuple[Qdisc, ...]:
