@@ -62,12 +62,12 @@ def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     # share a bridge are one fact about the bridge, reported once for it: per vif it is the
     # isolation summary's "virtual" layer, and 5,000 copies of it on a big node are noise.
     for br, vifs in ctx.linux_bridges.items():
-        shared: list[VifBinding] = []
+        shared = False  # a libvirt vif on it is open and nothing asks for isolation
         for b in vifs:
             if b.link is None or b.link.master != br or b.link.isolated:
                 continue
             if not declared_isolated(ctx, b):
-                shared.append(b)
+                shared = True
                 continue
             _count, others = ctx.peers(br, b.link.name)
             ev = [("bridge", br), ("isolated", b.link.isolated), ("other_guest_ports", others)]

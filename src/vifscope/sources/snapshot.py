@@ -138,9 +138,9 @@ def take_snapshot(
     # child while this process reads libvirt: parsing is CPU, and one process has one GIL
     # (``Forked``; on a thread where forking is unsafe). doctor's libvirt facts are read on a
     # thread meanwhile; they mostly wait for libvirtd.
-    # doctor forks two children, one for the facts (subprocesses and their JSON) and one for
-    # the link dump: at 5,000 vifs each costs about as much as libvirt's read here (0.15-0.25 s),
-    # and parsing the links here after that read made it the critical path (bench/scale.py).
+    # doctor forks two children, one for the kernel facts (sysctls, qdiscs, neighbours,
+    # addresses, the packet filter) and one for the link dump: parsing the links here after
+    # libvirt's read made them the critical path at 5,000 vifs (bench/scale.py).
     kernel = Forked(partial(read_kernel_side, deep, links=not deep))
     link_side = Forked(read_port_links) if deep else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
