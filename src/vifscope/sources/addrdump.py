@@ -11,8 +11,8 @@ import socket
 from collections.abc import Callable
 
 from vifscope.model import HostAddress
-from vifscope.sources.cmd import CommandError
-from vifscope.sources.rtnl import IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, consistent_dump, iter_bodies, link_namer, pick
+from vifscope.sources.rtnl import ADDR_LEN, IFADDRMSG, RTM_GETADDR, RTM_NEWADDR, iter_bodies, link_namer, pick
+from vifscope.sources.tcdump import fact_dump
 
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 FAMILIES: dict[int, str] = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
@@ -38,7 +38,7 @@ def parse_addr_dump(
         if span is None:
             continue
         raw = buf[span[0] : span[1]]
-        if len(raw) != (4 if family == socket.AF_INET else 16) or (not link_local and is_link_local(raw)):
+        if len(raw) != ADDR_LEN[family] or (not link_local and is_link_local(raw)):
             continue  # malformed, or link-local and not wanted
         addr = socket.inet_ntop(family, raw)  # C, and iproute2's own spelling
         out.append(HostAddress(dev=name_of(index), address=f"{addr}/{prefixlen}", family=FAMILIES[family]))
@@ -51,8 +51,4 @@ def read_addresses(timeout: float = 10.0, *, link_local: bool = False) -> tuple[
     rule), and naming 5,000 taps' costs 25 ms of syscalls.
 
     Raises CommandError (like the other fact readers) when the kernel cannot be asked."""
-    try:
-        datagrams = consistent_dump(RTM_GETADDR, timeout)
-    except OSError as exc:  # RtnlError included
-        raise CommandError(f"rtnetlink address dump failed: {exc}") from exc
-    return parse_addr_dump(datagrams, link_namer(), link_local=link_local)
+    return parse_addr_dump(fact_dump(RTM_GETADDR, timeout), link_namer(), link_local=link_local)

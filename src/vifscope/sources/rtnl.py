@@ -75,6 +75,9 @@ def pick(buf: bytes, start: int, end: int, wanted: frozenset[int]) -> dict[int, 
     return out
 
 
+ADDR_LEN: dict[int, int] = {socket.AF_INET: 4, socket.AF_INET6: 16}  # bytes of an address attribute
+
+
 def link_namer() -> Callable[[int], str]:
     """ifindex -> link name, one SIOCGIFNAME per link asked about ("ifN" once it is gone).
     Not if_nameindex(): glibc builds it from a full link dump, 25 ms at 5,000 links."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from vifscope.model import NeighEntry, Qdisc
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.rtnl import (
+    ADDR_LEN,
     NDMSG,
     RTM_GETNEIGH,
     RTM_GETQDISC,
@@ -79,7 +80,7 @@ def parse_neigh_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> t
         if NDA_DST not in spans:
             continue
         dst = spans[NDA_DST]
-        if dst[1] - dst[0] != (4 if family == socket.AF_INET else 16):
+        if dst[1] - dst[0] != ADDR_LEN[family]:
             continue  # malformed: not an address of its family
         ll = spans.get(NDA_LLADDR)
         mac = buf[ll[0] : ll[1]].hex(":") if ll and ll[1] > ll[0] else None
@@ -87,7 +88,8 @@ def parse_neigh_dump(datagrams: list[bytes], name_of: Callable[[int], str]) -> t
     return tuple(out)
 
 
-def _dump(mtype: int, timeout: float) -> list[bytes]:
+def fact_dump(mtype: int, timeout: float) -> list[bytes]:
+    """A consistent dump for doctor's fact readers, which report failure as CommandError."""
     try:
         return consistent_dump(mtype, timeout)
     except OSError as exc:  # RtnlError included
@@ -96,9 +98,9 @@ def _dump(mtype: int, timeout: float) -> list[bytes]:
 
 def read_qdiscs(timeout: float = 10.0) -> tuple[Qdisc, ...]:
     """Raises CommandError (like the other fact readers) when the kernel cannot be asked."""
-    return parse_qdisc_dump(_dump(RTM_GETQDISC, timeout), link_namer())
+    return parse_qdisc_dump(fact_dump(RTM_GETQDISC, timeout), link_namer())
 
 
 def read_neighbors(timeout: float = 10.0) -> tuple[NeighEntry, ...]:
     """Raises CommandError (like the other fact readers) when the kernel cannot be asked."""
-    return parse_neigh_dump(_dump(RTM_GETNEIGH, timeout), link_namer())
+    return parse_neigh_dump(fact_dump(RTM_GETNEIGH, timeout), link_namer())
