@@ -16,13 +16,13 @@ from functools import partial
 from typing import Any
 
 from tests.unit.ipjson import TAKEN_AT, bridge, tap, veth
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.checks import evaluate
 from vifscope.model import DeclaredVif, DeviceNode, DeviceNodes, DhcpLease, DomainState, HostFacts, HostSnapshot
-from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.iproute import parse_neighbors, parse_qdiscs
-from vifscope.sources.netlink import parse_links
-from vifscope.sources.procfs import read_sysctls
+from vifscope.sources.kernel.iproute import parse_neighbors, parse_qdiscs
+from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.kernel.procfs import read_sysctls
+from vifscope.sources.libvirt.guestip import merge_guest_addresses
 
 
 def _mac(i: int) -> str:

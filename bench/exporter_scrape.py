@@ -50,10 +50,10 @@ MODES: dict[str, tuple[dict[str, object], str]] = {
 }
 IN_PROCESS = r"""
 import json, statistics, sys, time
-from vifscope.exporter import Exporter, render
-from vifscope.exporter_checks import doctor_checks
+from vifscope.exporter.collector import Exporter, render
+from vifscope.exporter.checks import doctor_checks
 uri, runs = sys.argv[1], int(sys.argv[2])
-from vifscope.exporter_worker import ProcessChecks, WorkerSpec
+from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 kwargs = json.loads(sys.argv[3])
 how = kwargs.pop("checks")
 if how == "worker":

@@ -24,7 +24,7 @@ from benchlib import median_runs, precompile, write_section
 
 from vifscope.lab.host import ensure_libvirtd
 from vifscope.model import DomainState
-from vifscope.sources.domxml import parse_domain_xml
+from vifscope.sources.libvirt.domxml import parse_domain_xml
 
 URI = "qemu:///system"
 BR, SPARE = "vs-pbr0", "vs-pbr1"

@@ -32,7 +32,7 @@ VIRSH = ("virsh", "-c", "qemu:///system")
 WRAPPER = """
 import argparse, json, sys
 from vifscope.actions import run_fix
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import Finding, Severity
 from vifscope.sources.snapshot import take_snapshot
 args = argparse.Namespace(**json.loads(sys.argv[1]))

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from vifscope import report
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import DomainState, HostSnapshot, SourceError, VifBinding, VifStatus
-from vifscope.sources.domxml import parse_domain_xml
-from vifscope.sources.netlink import parse_links
-from vifscope.sources.netxml import parse_network_xml
+from vifscope.report import documents as report
+from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.libvirt.domxml import parse_domain_xml
+from vifscope.sources.libvirt.netxml import parse_network_xml
 from vifscope.sources.ovs import parse_ovs_tables
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"

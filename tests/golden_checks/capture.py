@@ -16,8 +16,8 @@ from typing import Any
 
 import libvirt
 
-from vifscope.sources.procfs import read_device_nodes
-from vifscope.sources.runtime import QEMU_RUN, read_pid, started_at, vhost_fds
+from vifscope.sources.kernel.procfs import read_device_nodes
+from vifscope.sources.libvirt.runtime import QEMU_RUN, read_pid, started_at, vhost_fds
 
 SYSCTLS = (
     "net/ipv4/ip_forward",

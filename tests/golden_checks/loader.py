@@ -31,21 +31,21 @@ from vifscope.model import (
     SourceError,
     Sysctls,
 )
-from vifscope.sources.domxml import parse_domain_xml
-from vifscope.sources.factxml import (
+from vifscope.sources.kernel.firewall import merge, parse_iptables_save, parse_nft_ruleset
+from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
+from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.kernel.procfs import read_sysctls
+from vifscope.sources.libvirt.domxml import parse_domain_xml
+from vifscope.sources.libvirt.facts import parse_lease
+from vifscope.sources.libvirt.factxml import (
     parse_binding_xml,
     parse_domain_extras,
     parse_network_port_isolated,
     parse_nwfilter_xml,
 )
-from vifscope.sources.firewall import merge, parse_iptables_save, parse_nft_ruleset
-from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.iproute import parse_addresses, parse_neighbors, parse_qdiscs
-from vifscope.sources.libvirt_facts import parse_lease
-from vifscope.sources.netlink import parse_links
-from vifscope.sources.netxml import parse_network_xml
+from vifscope.sources.libvirt.guestip import merge_guest_addresses
+from vifscope.sources.libvirt.netxml import parse_network_xml
 from vifscope.sources.ovs import parse_ovs_tables
-from vifscope.sources.procfs import read_sysctls
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tests.golden_checks.loader import Case, load_case
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.checks import CHECKS_BY_ID, DoctorConfig, evaluate
 from vifscope.model import Finding, Severity
-from vifscope.report_findings import doctor_exit_code, doctor_report
+from vifscope.report.findings import doctor_exit_code, doctor_report
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASES = sorted(p for p in CASES_DIR.iterdir() if p.is_dir())

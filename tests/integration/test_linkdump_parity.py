@@ -49,7 +49,7 @@ addr add 10.99.2.1/24 dev vs-pbr2 scope link
 
 READ = """
 import dataclasses, json, sys
-from vifscope.sources.netlink import parse_links, read_links
+from vifscope.sources.kernel.links import parse_links, read_links
 import subprocess
 raw = read_links()
 js = parse_links(json.loads(subprocess.run(["ip", "-j", "-s", "-d", "link", "show"],
@@ -110,7 +110,8 @@ def test_the_fields_that_differ_between_kinds_are_really_read(netns: str) -> Non
 
 ADDRS = """
 import json
-from vifscope.sources import addrdump, iproute
+from vifscope.sources.kernel import addrdump
+from vifscope.sources.kernel import iproute
 key = lambda a: (a.dev, a.address)
 print(json.dumps([[list(key(a)) + [a.family] for a in sorted(r(), key=key)]
                   for r in (lambda: addrdump.read_addresses(link_local=True), iproute.read_addresses,
@@ -134,7 +135,7 @@ def test_addresses_read_the_same_as_ip_addr_show(netns: str) -> None:
 def test_counters_are_read(netns: str) -> None:
     out = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, "-c",
-         "from vifscope.sources.netlink import read_links\n"
+         "from vifscope.sources.kernel.links import read_links\n"
          "import subprocess\n"
          "subprocess.run(['ping', '-c', '3', '-i', '0.01', '-q', '127.0.0.1'], capture_output=True)\n"
          "print([l.stats.rx_packets for l in read_links() if l.name == 'lo'][0])"],

@@ -38,7 +38,8 @@ TC = [
 
 READ = """
 import json, subprocess
-from vifscope.sources import iproute, tcdump
+from vifscope.sources.kernel import iproute
+from vifscope.sources.kernel import tcdump
 def rows(items):
     return sorted([list(map(str, x.__dict__.values())) for x in items])
 print(json.dumps([rows(tcdump.read_qdiscs()), rows(iproute.read_qdiscs()),

@@ -1,6 +1,6 @@
 """Build elements of ``ip -j -d link show`` output, with the key names iproute2 really prints.
 
-Tests feed these through ``vifscope.sources.netlink.parse_links`` so the parser is part of
+Tests feed these through ``vifscope.sources.kernel.links.parse_links`` so the parser is part of
 what is tested; nothing here decides a verdict.
 """
 
@@ -11,7 +11,7 @@ from itertools import count
 from typing import Any
 
 from vifscope.model import DeclaredVif, HostSnapshot, LibvirtNetwork, OvsPort, SourceError
-from vifscope.sources.netlink import parse_links
+from vifscope.sources.kernel.links import parse_links
 
 _ifindex = count(2)
 TAKEN_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -16,10 +16,10 @@ import pytest
 
 from tests.golden.test_golden import CASES_DIR, load_case
 from vifscope.actions import run_fix
-from vifscope.bind import bind
+from vifscope.bind.join import bind
+from vifscope.cli.probe import diagnose, run_probe
 from vifscope.model import HostSnapshot, VifBinding
-from vifscope.probe import Hop, VifProbe, _candidates, bridge_hop, find_address
-from vifscope.probe_cli import diagnose, run_probe
+from vifscope.probe.hops import Hop, VifProbe, _candidates, bridge_hop, find_address
 
 
 def snap(name: str) -> HostSnapshot:

@@ -16,7 +16,7 @@ from tests.unit import ipjson
 from vifscope.actions import ActionKind, Plan, plan_fixes
 from vifscope.actions.model import LinkMaster, LinkUp, NetworkActive, OvsPortOn, SysctlIs, VifLinkState
 from vifscope.actions.planner import LEFT_ALONE, NOT_FAULTS, VIF_FIXES
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, Problem, Severity
 
 

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import replace
 
 from tests.unit.ipjson import bridge, phys, snapshot, tap
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.checks import CHECKS_BY_ID
 from vifscope.checks.base import CheckContext
 from vifscope.checks.security import port_not_isolated

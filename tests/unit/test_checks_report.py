@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.golden_checks.loader import CASES_DIR, load_case
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.checks import ConfigError, DoctorConfig, evaluate, load_config, parse_config
-from vifscope.cli import main
-from vifscope.report_findings import doctor_exit_code, doctor_report, select
+from vifscope.cli.main import main
+from vifscope.report.findings import doctor_exit_code, doctor_report, select
 
 
 def test_config_defaults_and_values(tmp_path: Path) -> None:

@@ -9,18 +9,18 @@ import pytest
 
 from vifscope.model import AddressSource, DhcpLease, GuestAddress, NeighEntry
 from vifscope.sources.facts import is_local_qemu
-from vifscope.sources.factxml import (
+from vifscope.sources.kernel.firewall import merge, parse_iptables_save, parse_nft_ruleset
+from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
+from vifscope.sources.kernel.procfs import cpu_virt_extensions, read_device_node, read_sysctls
+from vifscope.sources.libvirt.factxml import (
     FactXmlError,
     parse_binding_xml,
     parse_domain_extras,
     parse_network_port_isolated,
     parse_nwfilter_xml,
 )
-from vifscope.sources.firewall import merge, parse_iptables_save, parse_nft_ruleset
-from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.iproute import parse_addresses, parse_neighbors, parse_qdiscs
-from vifscope.sources.procfs import cpu_virt_extensions, read_device_node, read_sysctls
-from vifscope.sources.runtime import network_runtime, process_name, read_pid, started_at, vhost_fds
+from vifscope.sources.libvirt.guestip import merge_guest_addresses
+from vifscope.sources.libvirt.runtime import network_runtime, process_name, read_pid, started_at, vhost_fds
 
 SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from vifscope import cli
+from vifscope.cli import main as cli
 
 
 def _choices(parser: argparse.ArgumentParser) -> set[str]:

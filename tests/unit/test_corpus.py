@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.unit.ipjson import bridge, macvtap, phys, snapshot, tap
-from vifscope.bind import bind, bind_one
+from vifscope.bind.join import bind, bind_one
+from vifscope.bind.resolve import UNVERIFIABLE
 from vifscope.model import DeclaredVif, DomainState, LibvirtNetwork, OvsPort, Problem, VifStatus
-from vifscope.resolve import UNVERIFIABLE
-from vifscope.sources.domxml import DomainXmlError, parse_domain_xml
-from vifscope.sources.netxml import NetworkXmlError, parse_network_xml
+from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain_xml
+from vifscope.sources.libvirt.netxml import NetworkXmlError, parse_network_xml
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 DOMAIN_FILES = sorted((CORPUS / "domains").glob("*.xml"))

@@ -11,8 +11,8 @@ import time
 import libvirt
 import pytest
 
-from vifscope.sources.declared import DeclaredCache
-from vifscope.sources.libvirt_src import read_libvirt
+from vifscope.sources.libvirt.conn import read_libvirt
+from vifscope.sources.libvirt.declared import DeclaredCache
 
 URI = "test:///default"
 EXTRA = (

@@ -18,13 +18,13 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.unit.ipjson import bridge, macvtap, phys, snapshot, tap
-from vifscope.bind import bind
-from vifscope.exporter import VIF_LABELS, Exporter, Scrape, families, render
-from vifscope.exporter_checks import doctor_checks
-from vifscope.exposition import to_client
+from vifscope.bind.join import bind
+from vifscope.exporter.checks import doctor_checks
+from vifscope.exporter.collector import VIF_LABELS, Exporter, Scrape, families, render
+from vifscope.exporter.exposition import to_client
 from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, Severity, SourceError, VifStatus
 from vifscope.sources.audit_log import ActionCount
-from vifscope.sources.domxml import parse_domain_xml
+from vifscope.sources.libvirt.domxml import parse_domain_xml
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "domains"
 

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 
-from vifscope.bind import bind
-from vifscope.exporter import Exporter, render
-from vifscope.exporter_checks import CheckRunner, doctor_checks, local_run
-from vifscope.exporter_worker import ProcessChecks, WorkerSpec
+from vifscope.bind.join import bind
+from vifscope.exporter.checks import CheckRunner, doctor_checks, local_run
+from vifscope.exporter.collector import Exporter, render
+from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 from vifscope.model import Finding, HostSnapshot, Severity, VifBinding
 from vifscope.sources.snapshot import take_snapshot
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.unit.test_exporter import lab_like, parse, scrape_of
-from vifscope.exporter import render
+from vifscope.exporter.collector import render
 from vifscope.model import Finding, Severity
 from vifscope.sources.audit_log import ActionCount
 

@@ -21,8 +21,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vifscope.actions.audit import AuditLog, AuditRecord
-from vifscope.exporter import Exporter
-from vifscope.exporter_cli import parse_listen
+from vifscope.cli.exporter import parse_listen
+from vifscope.exporter.collector import Exporter
 from vifscope.sources.audit_log import ActionCount, AuditLogTail
 from vifscope.sources.ovs import ovs_installed
 

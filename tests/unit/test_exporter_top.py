@@ -8,9 +8,9 @@ import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
 from tests.unit.test_exporter import vif, with_stats
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import VifBinding
-from vifscope.top import SORTS, VifRow, human_bits, row_dict, sample_rows, sort_rows
+from vifscope.top.app import SORTS, VifRow, human_bits, row_dict, sample_rows, sort_rows
 
 VIFS = [vif("a", 0, "bridge", "vnet0", source="br0"), vif("b", 0, "bridge", "vnet1", source="br0")]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
-from vifscope import report
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import (
     DeclaredVif,
     DomainState,
@@ -19,7 +18,8 @@ from vifscope.model import (
     VifBinding,
     VifStatus,
 )
-from vifscope.sources.netxml import parse_network_xml
+from vifscope.report import documents as report
+from vifscope.sources.libvirt.netxml import parse_network_xml
 
 CORPUS_NETWORKS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "networks"
 _FIRST_PROBLEM = {

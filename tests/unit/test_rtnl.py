@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from vifscope.sources import rtnl
-from vifscope.sources.linkdump import parse_dump
+from vifscope.sources.kernel import rtnl
+from vifscope.sources.kernel.linkdump import parse_dump
 
 
 def attr(kind: int, payload: bytes) -> bytes:

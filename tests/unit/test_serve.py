@@ -14,7 +14,7 @@ import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
 from tests.unit.test_topology import vif
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import HostSnapshot, LinkStats
 from vifscope.serve.config import (
     ServeConfig,

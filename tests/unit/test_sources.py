@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vifscope.sources.netlink import parse_links
+from vifscope.sources.kernel.links import parse_links
 from vifscope.sources.ovs import _QUERY, parse_ovs_tables
 
 # Shaped as iproute2 prints them: a tap on a bridge, the bridge, a macvtap, a veth pair, a cross-netns peer.

@@ -9,9 +9,9 @@ from itertools import count
 import pytest
 
 from tests.unit.ipjson import bridge, macvtap, phys, snapshot, tap
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import DeclaredVif, DomainState, HostSnapshot, LibvirtNetwork, OvsPort
-from vifscope.topology import LAYER, EdgeKind, NodeKind, Topology, build_topology, topology_dict, vif_id
+from vifscope.report.topology import LAYER, EdgeKind, NodeKind, Topology, build_topology, topology_dict, vif_id
 
 _uuid = count(1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import DeclaredVif, DomainState, VifBinding, VifStatus
 from vifscope.watch.healing import HealResult, HealScheduler
 from vifscope.watch.policy import HealHistory, HealPolicy, Verdict, decide

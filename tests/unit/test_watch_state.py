@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tests.unit.ipjson import bridge, snapshot, tap
 from vifscope.model import DeclaredVif, DomainState, HostSnapshot, LibvirtNetwork, OvsPort, VifStatus
-from vifscope.sources.netlink import parse_links
+from vifscope.sources.kernel.links import parse_links
 from vifscope.watch.output import transition_doc, transition_text
 from vifscope.watch.state import (
     VifTable,

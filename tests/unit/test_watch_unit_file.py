@@ -6,7 +6,7 @@ import configparser
 import shlex
 from pathlib import Path
 
-from vifscope.cli import build_parser
+from vifscope.cli.main import build_parser
 
 UNIT = Path(__file__).resolve().parents[2] / "contrib" / "systemd" / "vifscope-watch.service"
 

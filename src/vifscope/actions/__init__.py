@@ -6,10 +6,10 @@ with actor "heal"). Every applied action and rollback is a line in the audit log
 
 from vifscope.actions.apply import ActionResult, ApplyOutcome, ApplyStatus, apply_plan, observe_host
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog, AuditRecord, read_records
-from vifscope.actions.fix_cli import run_fix
 from vifscope.actions.model import Action, ActionKind, Observed, Plan, Skip
 from vifscope.actions.planner import plan_fixes
 from vifscope.actions.runner import Runner, StepFailed
+from vifscope.cli.fix import run_fix
 
 __all__ = [
     "DEFAULT_AUDIT_LOG",

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from vifscope.actions.apply import ActionResult, ApplyOutcome
 from vifscope.actions.model import Action, Plan, Skip
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.model import VifBinding
 
 

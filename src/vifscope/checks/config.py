@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from vifscope.tomlconf import toml_doc, toml_table
+from vifscope.model.tomlconf import toml_doc, toml_table
 
 DEFAULT_PATH = Path("/etc/vifscope/vifscope.toml")
 

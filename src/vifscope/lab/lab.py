@@ -16,7 +16,7 @@ from vifscope.lab.host import Log, ensure_libvirtd, ensure_ovs, ovs_running, run
 from vifscope.lab.image import GuestImage, build_guest_image
 from vifscope.lab.topology import Guest, LabSpec, guest_cmdline, interface_xml, network_xml
 from vifscope.model import DomainState
-from vifscope.sources.domxml import parse_domain_xml
+from vifscope.sources.libvirt.domxml import parse_domain_xml
 
 GUEST_CACHE = Path("/var/cache/vifscope/guest")
 LAB_STATE = Path("/var/lib/vifscope/lab")

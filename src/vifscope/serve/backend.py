@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vifscope.exporter import Exporter
-from vifscope.exporter_checks import doctor_checks
+from vifscope.exporter.checks import doctor_checks
+from vifscope.exporter.collector import Exporter
 from vifscope.serve.config import ServeConfig
 from vifscope.serve.state import Snapshots
 from vifscope.serve.vifactions import VifActions

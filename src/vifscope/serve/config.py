@@ -23,7 +23,7 @@ from typing import Any
 
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG
 from vifscope.checks import DoctorConfig, parse_config
-from vifscope.tomlconf import toml_doc, toml_table
+from vifscope.model.tomlconf import toml_doc, toml_table
 
 DEFAULT_PATH = Path("/etc/vifscope/vifscope.toml")
 DEFAULT_LISTEN = "127.0.0.1:8777"

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vifscope import report
+from vifscope.report import documents as report
 from vifscope.serve.state import View, VifKey
 
 QUEUE_SIZE = 32  # events a slow page may lag behind before it is told to re-read everything

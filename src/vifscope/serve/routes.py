@@ -11,15 +11,16 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vifscope import __version__, report
-from vifscope.graph_cli import graph_document
-from vifscope.report_findings import doctor_report, select
+from vifscope import __version__
+from vifscope.cli.graph import graph_document
+from vifscope.report import documents as report
+from vifscope.report.findings import doctor_report, select
+from vifscope.report.topology import build_topology
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import ApiError, error_responses
 from vifscope.serve.live import Feed, event_text
 from vifscope.serve.schema import FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
 from vifscope.serve.state import View
-from vifscope.topology import build_topology
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
 Domains = Annotated[list[str] | None, Query(description="only this domain, by name or UUID (repeatable)")]

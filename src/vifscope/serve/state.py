@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from vifscope import report
-from vifscope.bind import bind
+from vifscope.bind.join import bind
 from vifscope.checks import CheckRun, DoctorConfig, evaluate
 from vifscope.model import HostSnapshot, VifBinding
-from vifscope.topology import Topology, build_topology
+from vifscope.report import documents as report
+from vifscope.report.topology import Topology, build_topology
 
 VifKey = tuple[str, int]  # (domain UUID, index in <devices>)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from vifscope import report
 from vifscope.actions import ActionKind, ApplyStatus, AuditError, AuditLog, Plan, apply_plan, plan_fixes
 from vifscope.actions.model import Action, Run, VifLinkState
 from vifscope.actions.report import fix_report
 from vifscope.model import HostSnapshot, VifBinding
+from vifscope.report import documents as report
 from vifscope.watch.heal_actions import heal_plan
 
 ACTOR = "api"

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.declared import DeclaredCache
 from vifscope.sources.facts import gather_host_facts
-from vifscope.sources.libvirt_src import LibvirtUnavailable, read_libvirt
-from vifscope.sources.netlink import NetlinkError, read_links
+from vifscope.sources.kernel.links import NetlinkError, read_links
+from vifscope.sources.libvirt.conn import LibvirtUnavailable, read_libvirt
+from vifscope.sources.libvirt.declared import DeclaredCache
 from vifscope.sources.ovs import OvsError, ovs_installed, read_ovs
 from vifscope.sources.snapshot import NETLINK_HINT, OVS_HINT, assemble
 

@@ -9,15 +9,15 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from vifscope.model import HostFacts, NeighEntry, SourceError
-from vifscope.sources.addrdump import read_addresses
 from vifscope.sources.cmd import CommandError
-from vifscope.sources.firewall import read_firewall
-from vifscope.sources.guestip import merge_guest_addresses
-from vifscope.sources.libvirt_facts import LibvirtFacts, read_libvirt_facts
-from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable
-from vifscope.sources.procfs import read_device_nodes, read_sysctls
-from vifscope.sources.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
-from vifscope.sources.tcdump import read_neighbors, read_qdiscs
+from vifscope.sources.kernel.addrdump import read_addresses
+from vifscope.sources.kernel.firewall import read_firewall
+from vifscope.sources.kernel.procfs import read_device_nodes, read_sysctls
+from vifscope.sources.kernel.tcdump import read_neighbors, read_qdiscs
+from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable
+from vifscope.sources.libvirt.facts import LibvirtFacts, read_libvirt_facts
+from vifscope.sources.libvirt.guestip import merge_guest_addresses
+from vifscope.sources.libvirt.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
 
 T = TypeVar("T")
 

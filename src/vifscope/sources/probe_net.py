@@ -199,7 +199,7 @@ def lease_addresses(uri: str, network: str, mac: str) -> tuple[tuple[str, int | 
     """(ip, prefix) of ``mac``'s DHCP leases on a libvirt network (read-only); () when none or unreadable."""
     import libvirt
 
-    from vifscope.sources.libvirt_src import LibvirtUnavailable, connect
+    from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect
 
     try:
         with connect(uri) as conn:

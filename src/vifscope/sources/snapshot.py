@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.forked import ChildFailed, Forked
-from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
-from vifscope.sources.netlink import NetlinkError, read_links
+from vifscope.sources.kernel.links import NetlinkError, read_links
+from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 
 if TYPE_CHECKING:

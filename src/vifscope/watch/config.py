@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vifscope.model import VifStatus
-from vifscope.tomlconf import toml_doc, toml_table
+from vifscope.model.tomlconf import toml_doc, toml_table
 from vifscope.watch.policy import HealPolicy
 
 DEFAULT_PATH = Path("/etc/vifscope/watch.toml")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vifscope import report
 from vifscope.model import HostSnapshot, SourceError
-from vifscope.sources.libvirt_src import LibvirtUnavailable, hint_for
-from vifscope.sources.lvloop import EventLoop
+from vifscope.report import documents as report
+from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
+from vifscope.sources.libvirt.eventloop import EventLoop
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe
 from vifscope.watch.events import WatchEvent

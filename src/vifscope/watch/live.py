@@ -11,8 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
-from vifscope.sources.libvirt_src import LibvirtState, LibvirtUnavailable, read_libvirt
-from vifscope.sources.netlink import NetlinkError, read_links
+from vifscope.sources.kernel.links import NetlinkError, read_links
+from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 from vifscope.sources.snapshot import NETLINK_HINT, OVS_HINT, take_snapshot
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from vifscope.model import DeclaredVif, LibvirtNetwork
-from vifscope.sources.domxml import DomainXmlError
-from vifscope.sources.libvirt_src import LibvirtUnavailable, domain_vifs, hint_for, read_network
-from vifscope.sources.netxml import NetworkXmlError
+from vifscope.sources.libvirt.conn import LibvirtUnavailable, domain_vifs, hint_for, read_network
+from vifscope.sources.libvirt.domxml import DomainXmlError
+from vifscope.sources.libvirt.netxml import NetworkXmlError
 from vifscope.watch.events import DomainChanged, NetworkChanged, SourceDown, WatchEvent
 
 Post = Callable[[WatchEvent], None]

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from vifscope.sources.rtnl import IFINFOMSG, NLMSG_HDR, RTM_DELLINK, RTM_NEWLINK, cstr, iter_attrs, iter_messages
+from vifscope.sources.kernel.rtnl import IFINFOMSG, NLMSG_HDR, RTM_DELLINK, RTM_NEWLINK, cstr, iter_attrs, iter_messages
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.events import LinkBatch, LinkEvent, LinksOverrun, SourceDown, WatchEvent
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from vifscope import report
 from vifscope.model import VifBinding, VifStatus
+from vifscope.report import documents as report
 from vifscope.watch.state import Transition
 
 ARROW = "→"

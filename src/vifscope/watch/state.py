@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from vifscope.bind import bind_one
+from vifscope.bind.join import bind_one
 from vifscope.model import (
     DeclaredVif,
     HostSnapshot,

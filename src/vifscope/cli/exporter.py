@@ -1,0 +1,226 @@
+"""``vifscope exporter``: serve ``/metrics`` over HTTP (or print one scrape with ``--once``).
+
+Thin: the metrics are built by ``vifscope.exporter.collector``; this module parses arguments, listens,
+and answers requests. Prometheus sends ``X-Prometheus-Scrape-Timeout-Seconds``; the sources'
+deadline is kept under it so a slow source costs its series, never the whole scrape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from vifscope.checks import ConfigError, load_config
+from vifscope.exporter.checks import doctor_checks
+from vifscope.exporter.collector import CONTENT_TYPE, Exporter, families, render
+from vifscope.exporter.worker import ProcessChecks, WorkerSpec
+from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
+from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
+from vifscope.sources.libvirt.conn import resolve_uri
+from vifscope.sources.libvirt.declared import DEFAULT_MAX_AGE
+
+SCRAPE_MARGIN = 0.5  # seconds kept free under Prometheus' scrape timeout for bind + render
+LANDING = b"<html><body><h1>vifscope exporter</h1><p><a href='/metrics'>/metrics</a></p></body></html>\n"
+
+
+class UsageError(ValueError):
+    """A bad --listen value."""
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("exporter", help="Prometheus exporter: per-vif verdicts and counters on /metrics")
+    common(p)
+    p.add_argument("--listen", default="127.0.0.1:9177", metavar="HOST:PORT", help="default 127.0.0.1:9177")
+    p.add_argument("--timeout", type=float, default=3.0, help="deadline per source in seconds (default 3)")
+    p.add_argument("--audit-log", type=Path, default=DEFAULT_AUDIT_LOG, help="actions audit log (heal counts)")
+    p.add_argument(
+        "--config", type=Path, default=None, help="doctor's thresholds file (default /etc/vifscope/vifscope.toml)"
+    )
+    p.add_argument("--no-checks", action="store_true", help="no vifscope_findings (skips the deep host facts)")
+    p.add_argument(
+        "--checks-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="run doctor's checks this often on their own thread, scrapes serve the latest run "
+        "(default 60; 0: inside every scrape)",
+    )
+    p.add_argument(
+        "--declared-max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        metavar="SECONDS",
+        help="keep domain XML between scrapes, re-read on libvirt events, state changes or after "
+        f"this long (default {DEFAULT_MAX_AGE:g}; 0: re-read every scrape)",
+    )
+    p.add_argument("--once", action="store_true", help="print one scrape to stdout and exit")
+    p.set_defaults(func=run_exporter)
+
+
+def check_durations(args: argparse.Namespace) -> None:
+    """Raises UsageError for a negative --checks-interval / --declared-max-age."""
+    for flag in ("checks_interval", "declared_max_age"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag):g}")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """'127.0.0.1:9177', '[::1]:9177', ':9177' (all addresses). Raises UsageError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--listen wants HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _server_class(host: str) -> type[ThreadingHTTPServer]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    return Server
+
+
+def _deadline(configured: float, header: str | None) -> float:
+    try:
+        scrape_timeout = float(header) if header else None
+    except ValueError:
+        scrape_timeout = None
+    if scrape_timeout is None:
+        return configured
+    return max(0.1, min(configured, scrape_timeout - SCRAPE_MARGIN))
+
+
+def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "vifscope"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._metrics()
+            elif path == "/":
+                self._send(200, "text/html; charset=utf-8", LANDING)
+            else:
+                self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics\n")
+
+        def _metrics(self) -> None:
+            limit = _deadline(timeout, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+            try:
+                body = exporter.render_metrics(limit)
+            except Exception as exc:  # a bug, not a source: answer 500 and log the traceback
+                log(f"scrape failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                self._send(500, "text/plain; charset=utf-8", f"scrape failed: {exc}\n".encode())
+                return
+            self._send(200, CONTENT_TYPE, body)
+
+        def _send(self, code: int, ctype: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # one line per scrape would flood the log; failures are logged above
+
+    return Handler
+
+
+def _exporter(args: argparse.Namespace) -> tuple[Exporter, ProcessChecks | None]:
+    """The exporter, and its check worker when checks run in the background (to stop it at
+    exit). Raises ConfigError for a bad --config."""
+    uri = resolve_uri(args.connect)
+    config = None if args.no_checks else load_config(args.config)
+    # --once is one scrape: checks inline, nothing worth keeping between scrapes.
+    max_age = args.declared_max_age if args.declared_max_age > 0 and not args.once else None
+    background = config is not None and args.checks_interval > 0 and not args.once
+    worker = ProcessChecks(WorkerSpec(uri, args.timeout, max_age, config)) if background else None
+    exporter = Exporter(
+        uri,
+        timeout=args.timeout,
+        audit_log=args.audit_log,
+        checks=doctor_checks(config) if config is not None and not background else None,
+        checks_interval=args.checks_interval if background else 0.0,
+        background_checks=worker,
+        declared_max_age=max_age,
+        log=_stderr,
+    )
+    return exporter, worker
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _once(exporter: Exporter, as_json: bool) -> int:
+    """One scrape to stdout; exit 3 when a source every answer needs (libvirt, netlink) failed."""
+    scrape = exporter.scrape()
+    if as_json:
+        samples = [
+            {"name": fam.name, "labels": dict(zip(fam.labels, values, strict=True)), "value": value}
+            for fam in families(scrape)
+            for values, value in fam.rows
+        ]
+        sys.stdout.write(json.dumps({"metrics": samples}) + "\n")
+    else:
+        sys.stdout.write(render(scrape).decode())
+    failed = [s for s in REQUIRED_SOURCES if scrape.snapshot.failed(s)]
+    return EXIT_SOURCE if failed else EXIT_OK
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    err = sys.stderr
+    try:
+        host, port = parse_listen(args.listen)
+        check_durations(args)
+    except UsageError as exc:
+        err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177 --checks-interval 60\n")
+        return EXIT_USAGE
+    try:
+        exporter, worker = _exporter(args)
+    except ConfigError as exc:
+        err.write(f"error: {exc}\n  hint: see 'vifscope doctor --help' for the config keys, or drop --config\n")
+        return EXIT_USAGE
+    if args.once:
+        return _once(exporter, args.json)
+
+    def log(line: str) -> None:
+        print(line, file=err, flush=True)
+
+    try:
+        server = _server_class(host)((host, port), make_handler(exporter, args.timeout, log))
+    except OSError as exc:
+        err.write(f"error: cannot listen on {args.listen}: {exc.strerror or exc}\n")
+        err.write("  hint: is another exporter already running there? pick another port with --listen\n")
+        return EXIT_SOURCE
+    bound_host, bound_port = str(server.server_address[0]), int(server.server_address[1])
+    url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}/metrics"
+    if args.json:
+        print(json.dumps({"event": "listening", "url": url}), flush=True)
+    else:
+        log(f"vifscope exporter: serving {url} (libvirt {exporter.snapshotter.uri})")
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is the normal way to stop a foreground exporter
+    finally:
+        server.server_close()
+        if worker is not None:
+            worker.close()
+    return EXIT_OK

@@ -1,0 +1,137 @@
+"""``vifscope serve``: the HTTP API and the live web page (FastAPI on uvicorn). Thin: settings,
+the listening socket, then uvicorn runs ``serve.app.create_app``.
+
+Listens on 127.0.0.1:8777 by default; a non-loopback address is refused unless a bearer
+token is configured (the API would otherwise expose the host to the network with no way to
+tell who may change it). Exit codes: 0 stopped cleanly, 2 usage / settings, 3 cannot listen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from vifscope.report import documents as report
+from vifscope.report.tables import make_console
+from vifscope.serve.config import (
+    DEFAULT_LISTEN,
+    ServeConfig,
+    ServeConfigError,
+    is_loopback,
+    load_serve_config,
+    load_token,
+    parse_listen,
+    with_overrides,
+)
+from vifscope.sources.libvirt.conn import resolve_uri
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("serve", help="HTTP API and a live web page with the topology graph")
+    common(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}; port 0 picks a free one")
+    p.add_argument("--config", type=Path, metavar="PATH", help="[serve] settings (default /etc/vifscope/vifscope.toml)")
+    p.add_argument("--token-file", type=Path, metavar="PATH", help="bearer token for the POST endpoints (mode 0600)")
+    p.add_argument("--audit-log", type=Path, metavar="PATH", help="default /var/log/vifscope/actions.jsonl")
+    p.add_argument("--interval", type=_positive, metavar="S", help="seconds between live updates (default 1)")
+    p.add_argument("--timeout", type=_positive, metavar="S", help="deadline per source in seconds (default 3)")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=run_serve)
+
+
+def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | None]:
+    """(config, host, port, token) or ServeConfigError."""
+    cfg = with_overrides(
+        load_serve_config(args.config),
+        listen=args.listen,
+        token_file=args.token_file,
+        audit_log=args.audit_log,
+        interval=args.interval,
+        timeout=args.timeout,
+    )
+    host, port = parse_listen(cfg.listen)
+    token = load_token(cfg.token_file) if cfg.token_file else None
+    if token is None and not is_loopback(host):
+        raise ServeConfigError(
+            f"refusing to listen on {host} without an API token: anyone who can reach it would see this host",
+            "set [serve] token_file (or --token-file), or listen on 127.0.0.1",
+        )
+    return cfg, host, port, token
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    err = make_console(stderr=True)
+    try:
+        cfg, host, port, token = settings(args)
+    except ServeConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        if exc.hint:
+            err.print(f"  hint: {exc.hint}", highlight=False)
+        return report.EXIT_USAGE
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}", highlight=False)
+        err.print("  hint: is another vifscope serve running there? pick another port with --listen", highlight=False)
+        return report.EXIT_SOURCE
+    import uvicorn  # here: loading uvicorn and FastAPI costs ~0.5 s that other commands need not pay
+
+    from vifscope.serve.app import create_app
+    from vifscope.serve.backend import Backend
+
+    uri = resolve_uri(args.connect)
+    app = create_app(Backend.for_host(uri, cfg, token))
+    url = _url(sock)
+    if args.json:
+        print(json.dumps({"event": "listening", "url": url, "uri": uri, "mutations": token is not None}), flush=True)
+    else:
+        mode = "read-write (token)" if token else "read-only"
+        err.print(f"vifscope serve: {url} (libvirt {uri}, {mode}); API docs at {url}docs", highlight=False)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=args.access_log, timeout_graceful_shutdown=3, lifespan="on"
+    )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
+    # found: a no-op one makes that a clean exit 0 (what service managers expect), not -15.
+    signal.signal(signal.SIGTERM, _stopped)
+    uvicorn.Server(config).run(sockets=[sock])
+    sys.stdout.flush()
+    return report.EXIT_OK
+
+
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    return None

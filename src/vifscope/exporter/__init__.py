@@ -1,0 +1,1 @@
+"""The Prometheus exporter: collector, exposition, background check worker."""

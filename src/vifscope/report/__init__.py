@@ -1,0 +1,1 @@
+"""What every front end shows: status/networks documents, findings, topology, tables. Pure."""

@@ -1,0 +1,1 @@
+"""``vifscope top``: live per-vif rates in a terminal."""
