@@ -31,7 +31,7 @@ VIRSH = ("virsh", "-c", "qemu:///system")
 # Host findings (``checks``) are built as the doctor checks report them: check id, host subject.
 WRAPPER = """
 import argparse, json, sys
-from vifscope.actions import run_fix
+from vifscope.cli.fix import run_fix
 from vifscope.bind.join import bind
 from vifscope.model import Finding, Severity
 from vifscope.sources.snapshot import take_snapshot

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.golden.test_golden import CASES_DIR, load_case
-from vifscope.actions import run_fix
 from vifscope.bind.join import bind
+from vifscope.cli.fix import run_fix
 from vifscope.cli.probe import diagnose, run_probe
 from vifscope.model import HostSnapshot, VifBinding
 from vifscope.probe.hops import Hop, VifProbe, _candidates, bridge_hop, find_address

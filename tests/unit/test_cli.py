@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -40,4 +41,47 @@ def test_help_and_typos_see_every_command() -> None:
 
 
 def test_status_does_not_register_the_others() -> None:
-    assert _choices(cli.build_parser(["status"])) == {"status", "networks"}
+    assert _choices(cli.build_parser(["status"])) == {"status"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-c", "test:///x", "status", "--json"],
+        ["status", "-c", "test:///x", "--json"],
+        ["--json", "status", "--connect", "test:///x"],
+        ["--connect=test:///x", "--json", "status"],
+        ["-c", "qemu:///other", "status", "--connect=test:///x", "--json"],  # after the command wins
+    ],
+)
+def test_connect_and_json_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.build_parser(argv).parse_args(argv)
+    assert (args.command, args.connect, args.json) == ("status", "test:///x", True)
+
+
+@pytest.mark.parametrize("command", sorted(cli.SUBCOMMAND_MODULES))
+def test_every_command_takes_connect_after_its_name(command: str) -> None:
+    """lab's own subcommands come first (``lab up -c URI``); every other command takes -c directly."""
+    argv = [command, "up", "-c", "test:///y"] if command == "lab" else [command, "-c", "test:///y"]
+    args, _ = cli.build_parser(argv).parse_known_args(argv)
+    assert args.connect == "test:///y"
+
+
+def test_without_options_the_defaults_stand() -> None:
+    args = cli.build_parser(["status"]).parse_args(["status"])
+    assert (args.connect, args.json) == (None, False)
+
+
+def _status_doc(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert cli.main(argv) in (0, 1)
+    doc: dict[str, object] = json.loads(capsys.readouterr().out)
+    doc.pop("taken_at")
+    return doc
+
+
+def test_status_json_is_the_same_document_with_connect_before_or_after(capsys: pytest.CaptureFixture[str]) -> None:
+    """libvirt's own test driver (no daemon): the real connection code path, a real URI."""
+    before = _status_doc(["-c", "test:///default", "status", "--json"], capsys)
+    after = _status_doc(["status", "-c", "test:///default", "--json"], capsys)
+    assert before == after
+    assert before["uri"] == "test:///default" and before["vifs"]

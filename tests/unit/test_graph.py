@@ -14,7 +14,7 @@ import pytest
 from tests.unit.ipjson import bridge, snapshot, tap
 from tests.unit.test_topology import host, vif
 from vifscope.bind.join import bind
-from vifscope.cli.graph import graph_document, render_dot, render_mermaid
+from vifscope.report.graph import graph_document, render_dot, render_mermaid
 from vifscope.report.layout import ROW_GAP, crossings, layout, order_columns, total_crossings
 from vifscope.report.topology import EdgeKind, Node, NodeKind, Topology, build_topology
 

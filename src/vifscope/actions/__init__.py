@@ -1,6 +1,6 @@
 """The actions layer: pure plan -> apply -> fresh snapshot -> verify -> roll back on failure.
 
-Used by ``doctor --fix`` (``run_fix``) and ``watch --heal`` (``plan_fixes`` + ``apply_plan``
+Used by ``doctor --fix`` (vifscope.cli.fix) and ``watch --heal`` (``plan_fixes`` + ``apply_plan``
 with actor "heal"). Every applied action and rollback is a line in the audit log.
 """
 
@@ -9,7 +9,6 @@ from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog, Audi
 from vifscope.actions.model import Action, ActionKind, Observed, Plan, Skip
 from vifscope.actions.planner import plan_fixes
 from vifscope.actions.runner import Runner, StepFailed
-from vifscope.cli.fix import run_fix
 
 __all__ = [
     "DEFAULT_AUDIT_LOG",
@@ -30,5 +29,4 @@ __all__ = [
     "observe_host",
     "plan_fixes",
     "read_records",
-    "run_fix",
 ]

@@ -148,7 +148,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         return int(run_probe(args, snap, bindings))
     run = select(evaluate(snap, bindings, config, cats), bindings, args.domain or ())
     if args.fix or args.dry_run:
-        from vifscope.actions import run_fix  # lazy: the actions layer is optional for doctor
+        from vifscope.cli.fix import run_fix  # lazy: the actions layer is optional for doctor
 
         return int(run_fix(args, snap, bindings, run.findings))
     return _output(args, snap, bindings, run)

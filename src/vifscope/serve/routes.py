@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from vifscope import __version__
-from vifscope.cli.graph import graph_document
 from vifscope.report import documents as report
 from vifscope.report.findings import doctor_report, select
+from vifscope.report.graph import graph_document
 from vifscope.report.topology import build_topology
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import ApiError, error_responses

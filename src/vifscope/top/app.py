@@ -28,8 +28,6 @@ from vifscope.report import documents as report
 from vifscope.report.tables import STATUS_STYLE, make_console
 from vifscope.report.vifstats import GuestCounters, GuestRates, guest_counters, rates
 from vifscope.sources.deadline import DeadlineSnapshotter, TimedSnapshot
-from vifscope.sources.libvirt.conn import resolve_uri
-from vifscope.sources.libvirt.declared import DEFAULT_MAX_AGE
 from vifscope.top.keys import Keys
 
 VifKey = tuple[str, int, str | None]
@@ -213,32 +211,7 @@ class TopSession:
             self.reverse = not self.reverse
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("top", help="live per-vif traffic: bit/s, packet/s, drops, errors, verdict")
-    common(p)
-    p.add_argument("--sort", choices=list(SORTS), default="rx", help="column to sort by (default rx: busiest first)")
-    p.add_argument("--reverse", action="store_true", help="reverse the sort order")
-    p.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
-    p.add_argument("--once", action="store_true", help="two samples one interval apart, print once, exit")
-    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
-    p.add_argument("--problems", action="store_true", help="only vifs that are not bound/inactive")
-    p.add_argument("--timeout", type=float, default=2.0, help="deadline per source in seconds (default 2)")
-    p.set_defaults(func=run_top)
-
-
-def run_top(args: argparse.Namespace) -> int:
-    if args.interval <= 0:
-        make_console(stderr=True).print("error: --interval must be > 0\n  hint: e.g. --interval 1")
-        return report.EXIT_USAGE
-    # A refresh a second: domain XML is kept between refreshes and re-read on libvirt's events.
-    snapshotter = DeadlineSnapshotter(resolve_uri(args.connect), args.timeout, declared_max_age=DEFAULT_MAX_AGE)
-    session = TopSession(args, snapshotter)
-    if args.once or args.json:
-        return _once(session)
-    return _live(session, make_console())
-
-
-def _once(session: TopSession) -> int:
+def run_once(session: TopSession) -> int:
     time.sleep(session.args.interval)
     session.step()
     doc, rows = session.report()
@@ -250,7 +223,7 @@ def _once(session: TopSession) -> int:
     return code
 
 
-def _live(session: TopSession, console: Console) -> int:
+def run_live(session: TopSession, console: Console) -> int:
     """Refresh every interval; a key press re-sorts the last sample at once (no new sample:
     rates over a fraction of a second would be noise)."""
     try:
