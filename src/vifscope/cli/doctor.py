@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from vifscope.bind.join import bind
 from vifscope.checks import ALL_CHECKS, CATEGORIES, CHECKS_BY_ID, ConfigError, DoctorConfig, evaluate, load_config
+from vifscope.cli.common import vif_filters
 from vifscope.model import HostSnapshot
 from vifscope.report import documents as report
 from vifscope.report.findings import doctor_exit_code, doctor_report, select
@@ -30,7 +31,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p = sub.add_parser("doctor", help="why is a VM's network broken, slow or unsafe: findings with evidence and fixes")
     common(p)
     p.add_argument("target_domain", nargs="?", metavar="DOMAIN", help="only this domain (also the --probe target)")
-    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
+    vif_filters(p, problems=False)
     p.add_argument("--only", metavar="CATS", help=f"comma-separated categories: {','.join(CATEGORIES)}")
     p.add_argument("--explain", metavar="CHECK_ID", help="print what a check means, why, how to fix it")
     p.add_argument("--list", action="store_true", help="list every check id")

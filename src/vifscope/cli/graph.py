@@ -12,27 +12,24 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from vifscope.bind.join import bind
+from vifscope.cli.common import vif_filters
+from vifscope.cli.status import selected_bindings
 from vifscope.report import documents as report
 from vifscope.report.graph import RENDERERS, graph_document
 from vifscope.report.tables import make_console
 from vifscope.report.topology import build_topology
-from vifscope.sources.libvirt.conn import resolve_uri
-from vifscope.sources.snapshot import take_snapshot
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("graph", help="the host's virtual network as a graph: mermaid, Graphviz dot or JSON")
     common(p)
     p.add_argument("--format", choices=("mermaid", "dot", "json"), default="mermaid", help="default mermaid")
-    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
-    p.add_argument("--problems", action="store_true", help="only vifs that are not bound/inactive")
+    vif_filters(p)
     p.set_defaults(func=run_graph)
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    snap = take_snapshot(resolve_uri(args.connect))
-    bindings = report.select(bind(snap), args.domain or (), args.problems)
+    snap, bindings = selected_bindings(args)
     code = report.exit_code(snap, bindings)
     topo = build_topology(snap, bindings, all_networks=not (args.domain or args.problems))
     if args.json or args.format == "json":

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from vifscope import __version__
-from vifscope.cli.output import make_console
+from vifscope.cli.common import make_console
 from vifscope.report.documents import EXIT_INTERNAL
 
 # command name -> the front-end module that registers it with add_parser(subparsers, common).

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from vifscope.cli.common import vif_filters
 from vifscope.report import documents as report
 from vifscope.report.tables import make_console
 from vifscope.sources.deadline import DeadlineSnapshotter
@@ -21,8 +22,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--reverse", action="store_true", help="reverse the sort order")
     p.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
     p.add_argument("--once", action="store_true", help="two samples one interval apart, print once, exit")
-    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
-    p.add_argument("--problems", action="store_true", help="only vifs that are not bound/inactive")
+    vif_filters(p)
     p.add_argument("--timeout", type=float, default=2.0, help="deadline per source in seconds (default 2)")
     p.set_defaults(func=run_top)
 

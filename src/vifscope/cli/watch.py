@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vifscope.cli.common import vif_filters
 from vifscope.report import documents as report
 from vifscope.report.tables import make_console
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, resolve_uri
@@ -36,7 +37,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     common(p)
     p.add_argument("--heal", action="store_true", help="re-apply broken bindings (audit-logged as actor 'heal')")
     p.add_argument("--dry-run", action="store_true", help="with --heal: print what would be run, change nothing")
-    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
+    vif_filters(p, problems=False)
     p.add_argument(
         "--config",
         type=Path,

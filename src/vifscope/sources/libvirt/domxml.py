@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from vifscope.model import DeclaredVif, DomainState, InterfaceExtras
 from vifscope.sources.libvirt.factxml import interface_extras
+from vifscope.sources.libvirt.xmlroot import xml_root
 
 
 class DomainXmlError(ValueError):
@@ -136,12 +137,7 @@ def parse_domain(
     ``name``/``uuid`` override the XML's own (libvirt's API is the better authority).
     ``extras=False`` skips the interface extras (status does not need them: ~6 % of its time).
     """
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise DomainXmlError(f"not well-formed XML: {exc}") from exc
-    if root.tag != "domain":
-        raise DomainXmlError(f"root element is <{root.tag}>, expected <domain>")
+    root = xml_root(text, "domain", DomainXmlError)
     dom_name = name or (root.findtext("name") or "").strip() or "?"
     dom_uuid = uuid or (root.findtext("uuid") or "").strip()
     devices = root.find("devices")

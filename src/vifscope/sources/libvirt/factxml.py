@@ -9,6 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from vifscope.model import InterfaceExtras, NwfilterBinding, NwfilterDef
+from vifscope.sources.libvirt.xmlroot import xml_root
 
 
 class FactXmlError(ValueError):
@@ -16,13 +17,7 @@ class FactXmlError(ValueError):
 
 
 def _root(text: str, tag: str) -> ET.Element:
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise FactXmlError(f"not well-formed XML: {exc}") from exc
-    if root.tag != tag:
-        raise FactXmlError(f"root element is <{root.tag}>, expected <{tag}>")
-    return root
+    return xml_root(text, tag, FactXmlError)
 
 
 def _yes(value: str | None) -> bool:

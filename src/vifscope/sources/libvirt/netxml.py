@@ -6,6 +6,7 @@ import ipaddress
 import xml.etree.ElementTree as ET
 
 from vifscope.model import DhcpRange, LibvirtNetwork
+from vifscope.sources.libvirt.xmlroot import xml_root
 
 
 class NetworkXmlError(ValueError):
@@ -60,12 +61,7 @@ def _ips(root: ET.Element) -> tuple[tuple[str, ...], tuple[DhcpRange, ...]]:
 
 def parse_network_xml(text: str, *, active: bool, autostart: bool | None, leases: int | None = None) -> LibvirtNetwork:
     """One libvirt network; ``active``/``autostart``/``leases`` come from the API."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise NetworkXmlError(f"not well-formed XML: {exc}") from exc
-    if root.tag != "network":
-        raise NetworkXmlError(f"root element is <{root.tag}>, expected <network>")
+    root = xml_root(text, "network", NetworkXmlError)
     bridge = root.find("bridge")
     vport = root.find("virtualport")
     mtu = root.find("mtu")

@@ -1,9 +1,12 @@
-"""What the one-shot commands share when they print: consoles, JSON, a required source's error."""
+"""What the commands share: the vif filters they take, and how a one-shot document is printed
+(consoles, JSON, a required source's error)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vifscope.report.documents import REQUIRED_SOURCES
@@ -37,3 +40,25 @@ def fatal_source(console: Console, doc: dict[str, Any]) -> bool:
                 console.print(f"  hint: {err['hint']}", highlight=False)
             return True
     return False
+
+
+def show(doc: dict[str, Any], code: int, as_json: bool, human: Callable[[Console], None]) -> int:
+    """How a one-shot command's document reaches the user: the JSON as it is; or a required
+    source's error alone, else the other sources' warnings on stderr and then ``human``'s view."""
+    if as_json:
+        emit_json(doc)
+        return code
+    from vifscope.report.tables import print_errors
+
+    err = make_console(stderr=True)
+    if not fatal_source(err, doc):
+        print_errors(err, doc["source_errors"])
+        human(make_console())
+    return code
+
+
+def vif_filters(p: argparse.ArgumentParser, *, problems: bool = True) -> None:
+    """``-d/--domain`` (repeatable) and ``--problems``, alike on every command that lists vifs."""
+    p.add_argument("-d", "--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
+    if problems:
+        p.add_argument("--problems", action="store_true", help="only vifs that are not bound/inactive")
