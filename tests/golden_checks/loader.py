@@ -5,18 +5,20 @@ plus ``facts/`` with the raw output of each deep source. A missing facts file me
 source failed (its part of HostFacts is None), exactly as in a live deep snapshot.
 
 A case may name a ``base`` case: files it does not have are read from the base, and
-``patch`` edits JSON files (so a fault case shows exactly what it changes).
+``patch`` edits JSON files (patch.py; so a fault case shows exactly what it changes). Its
+expected.json may then inherit the base's expected findings and state only the difference.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.golden_checks.patch import PatchError, apply_patch
 from vifscope.model import (
     AddressSource,
     DeviceNode,
@@ -62,54 +64,53 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _dig(doc: Any, dotted: str) -> Any:
-    for part in dotted.split(".") if dotted else ():
-        doc = doc[part]
-    return doc
+class ExpectedError(ValueError):
+    """An expected.json that inherits wrongly: another base than the case's, a removal without a
+    reason, or a removal of a finding the base does not expect."""
 
 
-def _set(item: dict[str, Any], dotted: str, value: Any) -> None:
-    *path, last = dotted.split(".")
-    for part in path:
-        item = item.setdefault(part, {})
-    if value is None:
-        item.pop(last, None)  # null removes a key (e.g. "master": null: the tap leaves its bridge)
-    else:
-        item[last] = value
+KEYS = ("check", "severity", "domain", "subject")
 
 
-def _matches(item: Any, where: dict[str, Any]) -> bool:
-    try:
-        return all(_dig(item, k) == v for k, v in where.items())
-    except (KeyError, TypeError):
-        return False
+def _key(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(entry[k] for k in KEYS)
 
 
-def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
-    """Edit a JSON document: each op picks list items (``at`` + ``where``) or the whole dict,
-    then ``set``s dotted keys (null deletes), ``drop``s the items, or ``append``s new ones."""
-    for op in ops:
-        target = _dig(doc, op.get("at", ""))
-        if "append" in op:
-            target.extend(op["append"])
-            continue
-        items = [x for x in target if _matches(x, op["where"])] if "where" in op else [target]
-        assert items, f"patch matches nothing: {op}"
-        for item in items:
-            if op.get("drop"):
-                target.remove(item)
-            for key, value in op.get("set", {}).items():
-                _set(item, key, value)
-    return doc
+def expected_findings(path: Path) -> list[dict[str, Any]]:
+    """Every finding a case expects. expected.json is either that whole list, or
+    ``{"inherit": BASE, "remove": [...], "add": [...]}``: BASE's expected findings minus each
+    removed one (matched on check/severity/domain/subject, each with its "why"), plus the added."""
+    doc = _json(path / "expected.json")
+    if isinstance(doc, list):
+        return list(doc)
+    if unknown := set(doc) - {"inherit", "remove", "add"}:
+        raise ExpectedError(f"{path.name}: unknown key(s) {sorted(unknown)} in expected.json")
+    if doc.get("inherit") != _json(path / "case.json").get("base"):
+        raise ExpectedError(f"{path.name}: expected.json inherits {doc.get('inherit')!r}, not the case's base")
+    out = expected_findings(CASES_DIR / doc["inherit"])
+    for gone in doc.get("remove", []):
+        if not gone.get("why"):
+            raise ExpectedError(f"{path.name}: removal without a why: {gone}")
+        hit = next((e for e in out if _key(e) == _key(gone)), None)
+        if hit is None:
+            raise ExpectedError(f"{path.name}: {doc['inherit']} does not expect {gone}")
+        out.remove(hit)
+    added: list[dict[str, Any]] = doc.get("add", [])
+    return out + added
 
 
 @dataclass(frozen=True)
 class Files:
-    """A case directory over its optional base: own files win; patches edit JSON files."""
+    """A case directory over its optional base: own files win; patches edit JSON files.
+    ``applied`` records which patched files were read, so a patch nothing reads is an error."""
 
     path: Path
     base: Path | None
     patches: dict[str, Any]
+    applied: set[str] = field(default_factory=set)
+
+    def _exists(self, rel: str) -> bool:
+        return any(root is not None and (root / rel).exists() for root in (self.path, self.base))
 
     def find(self, rel: str) -> Path | None:
         if self.patches.get(rel) == "delete":
@@ -124,7 +125,10 @@ class Files:
         if found is None:
             return None
         ops = self.patches.get(rel)
-        return apply_patch(_json(found), ops) if isinstance(ops, list) else _json(found)
+        if not isinstance(ops, list):
+            return _json(found)
+        self.applied.add(rel)
+        return apply_patch(_json(found), ops)
 
     def text(self, rel: str) -> str:
         found = self.find(rel)
@@ -135,6 +139,15 @@ class Files:
         """Every *.xml of a directory (the case's replaces the base's); None when neither has it."""
         found = self.find(rel)
         return [p.read_text(encoding="utf-8") for p in sorted(found.glob("*.xml"))] if found else None
+
+    def check_patches(self) -> None:
+        """Every patched file exists; every list of ops was applied (ovs.json and XML are not
+        read as JSON documents: a patch there would be ignored)."""
+        for rel, ops in self.patches.items():
+            if not self._exists(rel):
+                raise PatchError(f"{self.path.name}: patch for {rel}, which neither the case nor its base has")
+            if ops != "delete" and rel not in self.applied:
+                raise PatchError(f"{self.path.name}: patch for {rel} was never applied (not a JSON document read)")
 
 
 def _sysctls(doc: dict[str, str] | None) -> Sysctls | None:
@@ -249,4 +262,5 @@ def load_case(path: Path) -> Case:
         errors=errors,
         facts=_facts(files, [v.mac for v in vifs if v.mac], dom_xml, net_xml) if has_facts else None,
     )
-    return Case(path.name, meta, snap, _json(path / "expected.json"))
+    files.check_patches()
+    return Case(path.name, meta, snap, expected_findings(path))

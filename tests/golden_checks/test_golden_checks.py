@@ -1,8 +1,9 @@
 """Golden cases for the doctor checks: real-shaped raw inputs -> the real parsers -> a deep
 HostSnapshot -> bind() -> evaluate() -> findings compared with a hand-written expected.json.
 
-case.json ``checks`` (optional) limits the comparison to those check ids (the case is about
-them; others may fire too); without it every finding of the case is compared.
+Every finding of a case is compared (check, severity, domain, subject; evidence as a subset
+where given): a wrong finding from any check fails the case. A case may name check ids it
+ignores in case.json ``ignore`` ({id: why}); none should need to.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.golden_checks.loader import Case, load_case
+from tests.golden_checks.loader import KEYS, Case, expected_findings, load_case
 from vifscope.bind.join import bind
 from vifscope.checks import CHECKS_BY_ID, DoctorConfig, evaluate
 from vifscope.model import Finding, Severity
@@ -21,7 +22,32 @@ from vifscope.report.findings import doctor_exit_code, doctor_report
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASES = sorted(p for p in CASES_DIR.iterdir() if p.is_dir())
-KEYS = ("check", "severity", "domain", "subject")
+CASE_KEYS = {
+    "description",
+    "taken_at",
+    "exit_code",
+    "base",
+    "patch",
+    "skipped",
+    "config",
+    "source_errors",
+    "ignore",
+}
+# Cases whose hand-worked expectation a check does not meet: a check bug for the lead to decide
+# on (checks are not changed from here). strict: the day the check is fixed the xfail must go.
+CHECK_BUGS: dict[str, str] = {
+    "ovs-not-running": (
+        "sec.promisc warns on ovs1's vnet30 (promiscuity 1 > 0) and says to turn promisc off: the rule counts an "
+        "OVS port as one, but baseline_promiscuity learns OVS ports only from OVSDB, which is down here, though "
+        "the vif is declared virtualport openvswitch"
+    ),
+}
+
+
+def _findings_param(path: Path) -> Any:
+    bug = CHECK_BUGS.get(path.name)
+    marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
+    return pytest.param(path, marks=marks, id=path.name)
 
 
 @pytest.fixture(params=CASES, ids=[p.name for p in CASES])
@@ -50,21 +76,31 @@ def test_there_are_golden_check_cases() -> None:
     assert len(CASES) >= 20
 
 
+def test_check_bugs_name_cases() -> None:
+    assert set(CHECK_BUGS) <= {p.name for p in CASES}
+
+
 @pytest.mark.parametrize("path", CASES, ids=[p.name for p in CASES])
 def test_case_layout(path: Path) -> None:
     meta = json.loads((path / "case.json").read_text())
+    assert meta.keys() <= CASE_KEYS, f"unknown case.json key(s) {sorted(meta.keys() - CASE_KEYS)}"
     assert meta.get("description") and meta.get("taken_at") and isinstance(meta.get("exit_code"), int)
-    for check in meta.get("checks", []):
-        assert check in CHECKS_BY_ID, f"unknown check id {check} in case.json"
-    for exp in json.loads((path / "expected.json").read_text()):
-        assert set(KEYS) <= exp.keys(), exp
+    for check, why in meta.get("ignore", {}).items():
+        assert check in CHECKS_BY_ID and isinstance(why, str) and why, f"ignore needs a known id and a why: {check}"
+    for check in meta.get("skipped", []):
+        assert check in CHECKS_BY_ID, f"unknown check id {check} in skipped"
+    for exp in expected_findings(path):
+        assert set(KEYS) <= exp.keys() <= {*KEYS, "evidence"}, exp
         assert exp["check"] in CHECKS_BY_ID, exp
+        assert exp["check"] not in meta.get("ignore", {}), f"{exp['check']} is both ignored and expected"
         assert exp["severity"] in {s.value for s in Severity}
 
 
-def test_findings(case: Case) -> None:
-    focus = case.meta.get("checks")
-    got = [f for f in _run(case).findings if focus is None or f.check in focus]
+@pytest.mark.parametrize("path", [_findings_param(p) for p in CASES])
+def test_findings(path: Path) -> None:
+    case = load_case(path)
+    ignored = case.meta.get("ignore", {})
+    got = [f for f in _run(case).findings if f.check not in ignored]
     assert _sort([_key(f) for f in got]) == _sort([{k: e[k] for k in KEYS} for e in case.expected]), case.meta[
         "description"
     ]
@@ -76,8 +112,8 @@ def test_findings(case: Case) -> None:
 
 
 def test_skipped(case: Case) -> None:
-    if "skipped" in case.meta:
-        assert sorted(cid for cid, _ in _run(case).skipped) == sorted(case.meta["skipped"])
+    """No "skipped" key: every check was evaluated."""
+    assert sorted(cid for cid, _ in _run(case).skipped) == sorted(case.meta.get("skipped", []))
 
 
 def test_exit_code(case: Case) -> None:
