@@ -35,13 +35,7 @@ CASE_KEYS = {
 }
 # Cases whose hand-worked expectation a check does not meet: a check bug for the lead to decide
 # on (checks are not changed from here). strict: the day the check is fixed the xfail must go.
-CHECK_BUGS: dict[str, str] = {
-    "ovs-not-running": (
-        "sec.promisc warns on ovs1's vnet30 (promiscuity 1 > 0) and says to turn promisc off: the rule counts an "
-        "OVS port as one, but baseline_promiscuity learns OVS ports only from OVSDB, which is down here, though "
-        "the vif is declared virtualport openvswitch"
-    ),
-}
+CHECK_BUGS: dict[str, str] = {}  # case -> why vifscope is wrong there (xfail strict), until the check is fixed
 
 
 def _findings_param(path: Path) -> Any:
