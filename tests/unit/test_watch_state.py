@@ -9,12 +9,12 @@ from vifscope.model import DeclaredVif, DomainState, HostSnapshot, LibvirtNetwor
 from vifscope.sources.kernel.links import parse_links
 from vifscope.watch.output import transition_doc, transition_text
 from vifscope.watch.state import (
+    Everything,
+    OfDomain,
+    OfNetwork,
+    TouchesLinks,
     VifTable,
-    everything,
-    of_domain,
-    of_network,
     on_ovs,
-    touches_links,
     with_domain,
     with_links,
     with_networks,
@@ -53,7 +53,7 @@ def relink(snap: HostSnapshot, *links: dict[str, object]) -> HostSnapshot:
 def test_detached_tap_is_one_transition_with_the_issue_wording() -> None:
     table = VifTable(two_bridges())
     new = relink(table.snap, bridge("br0"), bridge("br1"), tap("vnet0"), tap("vnet1", master="br1"))
-    [t] = table.update(new, touches_links(frozenset({"vnet0"})), "netlink")
+    [t] = table.update(new, TouchesLinks(frozenset({"vnet0"})), "netlink")
     assert (t.old and t.old.status, t.new and t.new.status) == (VifStatus.BOUND, VifStatus.DETACHED)
     line = transition_text(t)
     assert line.startswith("web1 52:54:00:00:00:01 vnet0 bound → detached (master br0 → none)")
@@ -68,7 +68,7 @@ def test_only_affected_vifs_are_rebound() -> None:
     untouched = table.bindings[("uuid-db1", "52:54:00:00:00:02")]
     # db1's tap changed too, but no event named it: it keeps its old binding object.
     new = relink(table.snap, bridge("br0"), bridge("br1"), tap("vnet0"), tap("vnet1"))
-    changes = table.update(new, touches_links(frozenset({"vnet0"})), "netlink")
+    changes = table.update(new, TouchesLinks(frozenset({"vnet0"})), "netlink")
     assert [t.vif.domain for t in changes] == ["web1"]
     assert table.rebound == 1
     assert table.bindings[("uuid-db1", "52:54:00:00:00:02")] is untouched
@@ -91,7 +91,7 @@ def test_event_on_a_bridge_rebinds_every_vif_declared_on_it() -> None:
     )
     table = VifTable(snap)
     gone = relink(snap, bridge("br1"), tap("vnet0"), tap("vnet1"), tap("vnet2", master="br1"))
-    changes = table.update(gone, touches_links(frozenset({"br0"})), "netlink")
+    changes = table.update(gone, TouchesLinks(frozenset({"br0"})), "netlink")
     assert {t.vif.domain: t.new.status for t in changes if t.new} == {"a": VifStatus.DETACHED, "b": VifStatus.DETACHED}
     assert all("bridge_missing" in transition_doc(t)["problems"] for t in changes)
 
@@ -101,26 +101,24 @@ def test_counter_changes_are_not_transitions() -> None:
     busy = tap("vnet0", master="br0")
     busy["stats64"] = {"rx": {"bytes": 999, "packets": 9}, "tx": {"bytes": 5, "packets": 1}}
     new = relink(table.snap, bridge("br0"), bridge("br1"), busy, tap("vnet1", master="br1"))
-    assert table.update(new, everything, "resync") == []
+    assert table.update(new, Everything(), "resync") == []
 
 
 def test_domain_gone_and_new_domain() -> None:
     table = VifTable(two_bridges())
     [gone] = table.update(
-        with_domain(table.snap, "uuid-web1", ()), of_domain("uuid-web1"), "libvirt:lifecycle:undefined"
+        with_domain(table.snap, "uuid-web1", ()), OfDomain("uuid-web1"), "libvirt:lifecycle:undefined"
     )
     assert gone.new is None and "bound → (gone)" in transition_text(gone)
     back = with_domain(table.snap, "uuid-web1", (vif("web1", "vnet0"),))
-    [new] = table.update(back, of_domain("uuid-web1"), "libvirt:lifecycle:defined")
+    [new] = table.update(back, OfDomain("uuid-web1"), "libvirt:lifecycle:defined")
     assert new.old is None and "(new) → bound" in transition_text(new)
 
 
 def test_shutdown_domain_turns_inactive() -> None:
     table = VifTable(two_bridges())
     off = vif("web1", "vnet0", domain_state=DomainState.SHUTOFF)
-    [t] = table.update(
-        with_domain(table.snap, "uuid-web1", (off,)), of_domain("uuid-web1"), "libvirt:lifecycle:stopped"
-    )
+    [t] = table.update(with_domain(table.snap, "uuid-web1", (off,)), OfDomain("uuid-web1"), "libvirt:lifecycle:stopped")
     assert "bound → inactive (domain running → shutoff)" in transition_text(t)
 
 
@@ -134,7 +132,7 @@ def test_network_update_rebinds_only_that_networks_vifs() -> None:
     )
     table = VifTable(snap)
     stopped = LibvirtNetwork("iso", "u1", active=False, autostart=False, mode="isolated", bridge="isobr")
-    changes = table.update(with_networks(snap, (stopped,)), of_network("iso"), "libvirt:network-stopped:iso")
+    changes = table.update(with_networks(snap, (stopped,)), OfNetwork("iso"), "libvirt:network-stopped:iso")
     assert [(t.vif.domain, t.new and t.new.status) for t in changes] == [("db1", VifStatus.DOWN)]
     assert "network_inactive" in transition_doc(changes[0])["problems"]
 

@@ -2,9 +2,11 @@
 
 Producers (libvirt's event loop thread, the netlink and OVSDB monitor threads, signal
 handlers) only put events on a queue; this loop owns all state, so nothing is shared
-between threads but the queue. Each event kind has one handler (``HANDLERS``, keyed by
-type); timers (link debounce, OVS debounce, full resync, libvirt reconnect, heal) are
-deadlines checked after every event.
+between threads but the queue. Each event kind has one handler (watch.handlers, keyed by
+type) and the heal pass has its stages (watch.heal_run); both return effects
+(watch.effects), which this engine applies (``APPLY``, keyed by type). Timers (link
+debounce, OVS debounce, full resync, libvirt reconnect, heal) are deadlines checked after
+every event.
 """
 
 from __future__ import annotations
@@ -12,54 +14,40 @@ from __future__ import annotations
 import dataclasses
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from vifscope.model import HostSnapshot, SourceError
+from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.report import documents as report
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
 from vifscope.sources.libvirt.eventloop import EventLoop
+from vifscope.watch import effects as fx
 from vifscope.watch.backoff import Backoff
-from vifscope.watch.config import WatchConfig, describe
+from vifscope.watch.config import WatchConfig, describe, load_config
 from vifscope.watch.events import WatchEvent
-from vifscope.watch.handlers import HANDLERS
-from vifscope.watch.heal_run import heal_pass
+from vifscope.watch.handlers import HANDLERS, Context, dump_links, read_domain
+from vifscope.watch.heal_run import HealView, Stage, heal_step, healed
 from vifscope.watch.healing import Healer, HealScheduler
 from vifscope.watch.live import full_read, links_or_error, ovs_or_error
-from vifscope.watch.lvevents import LibvirtReadError, LibvirtWatcher
+from vifscope.watch.lvevents import LibvirtWatcher
 from vifscope.watch.nlmon import LinkWatch
 from vifscope.watch.output import Printer
 from vifscope.watch.ovsmon import OvsMonitor
-from vifscope.watch.policy import HealPolicy
 from vifscope.watch.state import (
     Affects,
+    Everything,
+    OfDomain,
     VifTable,
-    everything,
-    of_domain,
     on_ovs,
-    touches_links,
     with_domain,
     with_error,
     with_links,
+    with_networks,
     with_ovs,
 )
-
-
-@dataclass
-class Timers:
-    """Monotonic deadlines; None: not scheduled."""
-
-    links: float | None = None
-    ovs: float | None = None
-    resync: float = 0.0
-    reconnect: float | None = None
-    heal: float | None = None
-
-    def nearest(self) -> float | None:
-        due = [t for t in (self.links, self.ovs, self.resync, self.reconnect, self.heal) if t is not None]
-        return min(due) if due else None
 
 
 @dataclass(frozen=True)
@@ -80,21 +68,15 @@ class Watch:
         self.clock = clock
         self.events: queue.SimpleQueue[WatchEvent] = queue.SimpleQueue()  # put() is safe in signal handlers
         self.libvirt = LibvirtWatcher(options.uri, self.events.put)
-        self.timers = Timers()
+        self.timers = fx.Timers()
         self.up: dict[str, bool] = {}
         self.reconnect_backoff = Backoff(initial=1.0, maximum=30.0)
-        self.pending_links: set[str] = set()
-        self.pending_all_links = False
-        self.scheduler = HealScheduler(self.policy_for(options.config))
+        self.pending = fx.PendingLinks()
+        self.scope = fx.Scope(options.domains)
+        self.scheduler = HealScheduler(self.scope.policy(options.config))
         self.stopping = False
         self.ovs_monitor: OvsMonitor | None = None
         self.table: VifTable
-
-    def policy_for(self, config: WatchConfig) -> HealPolicy:
-        """The [heal] policy, narrowed to ``-d`` domains when given."""
-        if not self.opt.domains:
-            return config.heal
-        return dataclasses.replace(config.heal, domains=self.opt.domains)
 
     # --- start / stop ---------------------------------------------------------------------
 
@@ -108,7 +90,7 @@ class Watch:
             self._source(source, next((e for e in first.snapshot.errors if e.source == source), None))
         self.up["libvirt"] = True
         self._start_monitors()
-        self.timers.resync = self.clock() + self.config.resync_interval
+        self.arm("resync", self.clock() + self.config.resync_interval)
         self.printer.event(self._start_doc())
         self._wants_heal()
 
@@ -123,7 +105,7 @@ class Watch:
 
     def _start_doc(self) -> dict[str, object]:
         snap = self.table.snap
-        bindings = [b for b in self.table.bindings.values() if self.shown(b.vif.domain, b.vif.domain_uuid)]
+        bindings = [b for b in self.table.bindings.values() if self.scope.shows(b)]
         return {
             "event": "start",
             "host": snap.host,
@@ -140,7 +122,7 @@ class Watch:
         while not self.stopping:
             event = self._next_event()
             if event is not None:
-                HANDLERS[type(event)](self, event)
+                self.apply_all(HANDLERS[type(event)](self._context(), event))
             self._run_timers()
         self.libvirt.close()
         if self.ovs_monitor is not None:
@@ -155,21 +137,38 @@ class Watch:
         except queue.Empty:
             return None
 
+    def _context(self) -> Context:
+        path = self.opt.config_path
+        return Context(
+            now=self.clock(),
+            config=self.config,
+            timers=self.timers,
+            pending=self.pending,
+            scope=self.scope,
+            networks=self.libvirt.networks,
+            load_config=lambda: load_config(path),
+        )
+
     # --- applying changes -----------------------------------------------------------------
+
+    def apply_all(self, effects: Iterable[fx.Effect]) -> None:
+        for effect in effects:
+            APPLY[type(effect)](self, effect)
+
+    def arm(self, timer: fx.TimerName, at: float | None) -> None:
+        change: dict[str, Any] = {timer: at}  # only resync is never cancelled (None); no effect does so
+        self.timers = dataclasses.replace(self.timers, **change)
 
     def apply(self, snap: HostSnapshot, affects: Affects, cause: str) -> None:
         snap = dataclasses.replace(snap, taken_at=datetime.now(UTC))
         for t in self.table.update(snap, affects, cause):
-            if self.shown(t.vif.domain, t.vif.domain_uuid):
+            if self.scope.shown(t.vif.domain, t.vif.domain_uuid):
                 self.printer.transition(t)
         self._wants_heal()
 
-    def shown(self, name: str, uuid: str) -> bool:
-        return not self.opt.domains or bool({name, uuid} & self.opt.domains)
-
     def _wants_heal(self) -> None:
         if self.opt.healer is not None and self.table.broken():
-            self.timers.heal = self.clock()
+            self.arm("heal", self.clock())
 
     def _source(self, source: str, error: SourceError | None) -> None:
         """Remember whether a source is up; print a source line only when that flips."""
@@ -182,13 +181,6 @@ class Watch:
             if error is not None:
                 doc |= {"error": error.error, "hint": error.hint}
             self.printer.event(doc)
-
-    def take_pending_links(self) -> Affects:
-        """What the link events gathered since the last dump can affect; clears them."""
-        names, self.pending_links = frozenset(self.pending_links), set()
-        all_links, self.pending_all_links = self.pending_all_links, False
-        self.timers.links = None
-        return everything if all_links else touches_links(names)
 
     def refresh_links(self, affects: Affects, cause: str) -> None:
         links, error = links_or_error()
@@ -209,7 +201,7 @@ class Watch:
             self._source(source, next((e for e in full.snapshot.errors if e.source == source), None))
         if full.libvirt_error is not None:
             self.libvirt_down(full.libvirt_error.error)
-        self.apply(full.snapshot, everything, cause)
+        self.apply(full.snapshot, Everything(), cause)
 
     # --- libvirt connection ---------------------------------------------------------------
 
@@ -221,43 +213,83 @@ class Watch:
         self.libvirt.drop()
         self.table.snap = with_error(self.table.snap, "libvirt", err)
         self.reconnect_backoff.reset()
-        self.timers.reconnect = self.clock() + self.reconnect_backoff.next_delay()
+        self.arm("reconnect", self.clock() + self.reconnect_backoff.next_delay())
 
     def try_reconnect(self) -> None:
         try:
             self.libvirt.connect()
         except LibvirtUnavailable:
-            self.timers.reconnect = self.clock() + self.reconnect_backoff.next_delay()
+            self.arm("reconnect", self.clock() + self.reconnect_backoff.next_delay())
             return
-        self.timers.reconnect = None
+        self.arm("reconnect", None)
         self._source("libvirt", None)
         self.table.snap = with_error(self.table.snap, "libvirt", None)
         self.resync("libvirt-reconnect")
 
-    def read_domain(self, uuid: str, cause: str) -> None:
-        try:
-            vifs = self.libvirt.domain_vifs(uuid)
-        except LibvirtReadError as exc:
-            if exc.lost:
-                self.libvirt_down(str(exc))
-            return  # the domain changed under us: its next event (or the resync) catches up
-        self.apply(with_domain(self.table.snap, uuid, vifs or ()), of_domain(uuid), cause)
+    # --- healing --------------------------------------------------------------------------
+
+    def heal_pass(self) -> None:
+        stage: Stage | None = Stage.CHECK if self.opt.healer is not None else None
+        while stage is not None:
+            view = HealView(self.table, self.scope, self.clock(), bool(self.up.get("libvirt")))
+            step = heal_step(stage, view, self.scheduler)
+            self.apply_all(step.effects)
+            stage = step.then
+
+    def heal(self, bindings: tuple[VifBinding, ...]) -> None:
+        healer = self.opt.healer
+        assert healer is not None, "heal passes run only with a healer"
+        results = healer.heal(self.table.snap, bindings, dry_run=self.opt.dry_run)
+        self.apply_all(healed(self.scheduler, results, self.clock()))
 
     # --- timers ---------------------------------------------------------------------------
 
     def _run_timers(self) -> None:
         now = self.clock()
-        t = self.timers
-        if t.links is not None and t.links <= now:
-            self.refresh_links(self.take_pending_links(), "netlink")
-        if t.ovs is not None and t.ovs <= now:
-            t.ovs = None
+        if self.timers.links is not None and self.timers.links <= now:
+            self.apply_all(dump_links(self.pending, "netlink"))
+        if self.timers.ovs is not None and self.timers.ovs <= now:
+            self.arm("ovs", None)
             self.refresh_ovs("ovsdb")
-        if t.reconnect is not None and t.reconnect <= now:
+        if self.timers.reconnect is not None and self.timers.reconnect <= now:
             self.try_reconnect()
-        if t.resync <= now:
-            t.resync = now + self.config.resync_interval
+        if self.timers.resync <= now:
+            self.arm("resync", now + self.config.resync_interval)
             self.resync()
-        if t.heal is not None and t.heal <= now:
-            t.heal = None
-            heal_pass(self)
+        if self.timers.heal is not None and self.timers.heal <= now:
+            self.arm("heal", None)
+            self.heal_pass()
+
+
+def _use_config(w: Watch, config: WatchConfig) -> None:
+    w.config = config
+    w.scheduler.policy = w.scope.policy(config)
+
+
+def _use_networks(w: Watch, e: fx.UseNetworks) -> None:
+    w.table.snap = with_networks(w.table.snap, e.networks)
+
+
+def _set_pending(w: Watch, e: fx.SetPending) -> None:
+    w.pending = e.pending
+
+
+def _stop(w: Watch, _e: fx.StopWatching) -> None:
+    w.stopping = True
+
+
+# How each effect is applied (a table keyed by type; watch.effects says what each means).
+APPLY: dict[type, Callable[[Watch, Any], None]] = {
+    fx.Emit: lambda w, e: w.printer.event(e.doc),
+    fx.Arm: lambda w, e: w.arm(e.timer, e.at),
+    fx.SetPending: _set_pending,
+    fx.RefreshLinks: lambda w, e: w.refresh_links(e.affects, e.cause),
+    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause),
+    fx.ReadDomain: lambda w, e: w.apply_all(read_domain(e.uuid, e.cause, w.libvirt.domain_vifs)),
+    fx.UseDomain: lambda w, e: w.apply(with_domain(w.table.snap, e.uuid, e.vifs), OfDomain(e.uuid), e.cause),
+    fx.UseNetworks: _use_networks,
+    fx.LibvirtDown: lambda w, e: w.libvirt_down(e.error),
+    fx.UseConfig: lambda w, e: _use_config(w, e.config),
+    fx.StopWatching: _stop,
+    fx.Heal: lambda w, e: w.heal(e.bindings),
+}

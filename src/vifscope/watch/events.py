@@ -2,7 +2,7 @@
 
 Producers (the libvirt event loop thread, the netlink monitor thread, the OVSDB monitor,
 signal handlers, timers) put these on one queue; the engine dispatches on the type
-through a table (``watch.daemon.HANDLERS``).
+through a table (``watch.handlers.HANDLERS``).
 """
 
 from __future__ import annotations

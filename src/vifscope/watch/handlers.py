@@ -1,16 +1,36 @@
 """One handler per watch event type (``HANDLERS``, a table keyed by type).
 
-Handlers run on the engine thread only; they turn an event into the narrowest re-read
-(one domain's XML, the network list, one link dump, one OVSDB read) and hand the result
-to the engine.
+A handler looks at what the engine knows (``Context``: plain values and two readers) and
+returns the narrowest re-reads and changes the event calls for (one domain's XML, the network
+list, one link dump, one OVSDB read) as effects (watch.effects); the engine applies them, in
+order, on its own thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from vifscope.watch.config import ConfigError, describe, load_config
+from vifscope.model import DeclaredVif, LibvirtNetwork
+from vifscope.watch.config import ConfigError, WatchConfig, describe
+from vifscope.watch.effects import (
+    Arm,
+    Effect,
+    Emit,
+    LibvirtDown,
+    PendingLinks,
+    ReadDomain,
+    RefreshLinks,
+    RefreshOvs,
+    Scope,
+    SetPending,
+    StopWatching,
+    Timers,
+    UseConfig,
+    UseDomain,
+    UseNetworks,
+)
 from vifscope.watch.events import (
     DomainChanged,
     LinkBatch,
@@ -22,87 +42,106 @@ from vifscope.watch.events import (
     Stop,
 )
 from vifscope.watch.lvevents import LibvirtReadError
-from vifscope.watch.state import Affects, of_domain, of_network, with_networks
+from vifscope.watch.state import Affects, Either, OfDomain, OfNetwork
 
-if TYPE_CHECKING:
-    from vifscope.watch.daemon import Watch
-
-
-def either(a: Affects, b: Affects) -> Affects:
-    return lambda vif, old: a(vif, old) or b(vif, old)
+DomainReader = Callable[[str], tuple[DeclaredVif, ...] | None]  # None: gone; raises LibvirtReadError
 
 
-def on_links(w: Watch, ev: LinkBatch) -> None:
-    w.pending_links.update(e.name for e in ev.events if e.name)
-    if w.timers.links is None:
-        w.timers.links = w.clock() + w.config.debounce
+@dataclass(frozen=True)
+class Context:
+    """What a handler may look at: the engine's state at the event, and the reads it may make."""
+
+    now: float  # monotonic seconds
+    config: WatchConfig
+    timers: Timers
+    pending: PendingLinks
+    scope: Scope
+    networks: Callable[[], tuple[LibvirtNetwork, ...]]  # raises LibvirtReadError
+    load_config: Callable[[], WatchConfig]  # the config file again; raises ConfigError
 
 
-def on_overrun(w: Watch, _ev: LinksOverrun) -> None:
-    w.pending_all_links = True
-    w.timers.links = w.clock()
+def dump_links(pending: PendingLinks, cause: str, also: Affects | None = None) -> list[Effect]:
+    """One link dump answering every pending link event (and whatever ``also`` selects)."""
+    affects = pending.affects() if also is None else Either(also, pending.affects())
+    return [SetPending(PendingLinks()), Arm("links", None), RefreshLinks(affects, cause)]
 
 
-def on_domain(w: Watch, ev: DomainChanged) -> None:
-    if not w.shown(ev.name, ev.uuid):
-        return  # outside -d: never shown nor healed, and the next resync still refreshes it
+def read_domain(uuid: str, cause: str, reader: DomainReader) -> list[Effect]:
+    """One domain's live interfaces as ``reader`` returns them, or why they cannot be had."""
+    try:
+        vifs = reader(uuid)
+    except LibvirtReadError as exc:
+        # Not lost: the domain changed under us: its next event (or the resync) catches up.
+        return [LibvirtDown(str(exc))] if exc.lost else []
+    return [UseDomain(uuid, vifs or (), cause)]
+
+
+def on_links(ctx: Context, ev: LinkBatch) -> list[Effect]:
+    effects: list[Effect] = [SetPending(ctx.pending.plus(frozenset(e.name for e in ev.events if e.name)))]
+    if ctx.timers.links is None:  # the first of a burst: the dump waits for the rest of it
+        effects.append(Arm("links", ctx.now + ctx.config.debounce))
+    return effects
+
+
+def every_link_now(ctx: Context) -> list[Effect]:
+    """Events were lost: which links changed is unknown, so re-bind every vif, at once."""
+    return [SetPending(ctx.pending.all_links()), Arm("links", ctx.now)]
+
+
+def on_overrun(ctx: Context, _ev: LinksOverrun) -> list[Effect]:
+    return every_link_now(ctx)
+
+
+def on_domain(ctx: Context, ev: DomainChanged) -> list[Effect]:
+    if not ctx.scope.shown(ev.name, ev.uuid):
+        return []  # outside -d: never shown nor healed, and the next resync still refreshes it
     # Its taps may have appeared or gone with it: take links first so the domain binds to them.
     cause = f"libvirt:{ev.what}"
-    w.refresh_links(either(of_domain(ev.uuid), w.take_pending_links()), cause)
-    w.read_domain(ev.uuid, cause)
+    return [*dump_links(ctx.pending, cause, also=OfDomain(ev.uuid)), ReadDomain(ev.uuid, cause)]
 
 
-def on_network(w: Watch, ev: NetworkChanged) -> None:
+def on_network(ctx: Context, ev: NetworkChanged) -> list[Effect]:
     try:
-        networks = w.libvirt.networks()
+        networks = ctx.networks()
     except LibvirtReadError as exc:
-        if exc.lost:
-            w.libvirt_down(str(exc))
-        return  # not lost: the network vanished again; its next event follows
-    w.table.snap = with_networks(w.table.snap, networks)
+        # Not lost: the network vanished again; its next event follows.
+        return [LibvirtDown(str(exc))] if exc.lost else []
     cause = f"libvirt:network-{ev.what}:{ev.name}"
-    w.refresh_links(either(of_network(ev.name), w.take_pending_links()), cause)
+    return [UseNetworks(networks), *dump_links(ctx.pending, cause, also=OfNetwork(ev.name))]
 
 
-def on_ovs(w: Watch, _ev: OvsChanged) -> None:
-    if w.timers.ovs is None:
-        w.timers.ovs = w.clock() + w.config.debounce
+def on_ovs(ctx: Context, _ev: OvsChanged) -> list[Effect]:
+    return [] if ctx.timers.ovs is not None else [Arm("ovs", ctx.now + ctx.config.debounce)]
 
 
-def _netlink_down(w: Watch, _error: str) -> None:
-    w.pending_all_links = True
-    w.timers.links = w.clock()
-
-
-SOURCE_DOWN: dict[str, Callable[[Watch, str], None]] = {
-    "libvirt": lambda w, error: w.libvirt_down(error),
-    "ovs": lambda w, _error: w.refresh_ovs("ovsdb-lost"),
-    "netlink": _netlink_down,
+SOURCE_DOWN: dict[str, Callable[[Context, str], list[Effect]]] = {
+    "libvirt": lambda _ctx, error: [LibvirtDown(error)],
+    "ovs": lambda _ctx, _error: [RefreshOvs("ovsdb-lost")],
+    "netlink": lambda ctx, _error: every_link_now(ctx),
 }
 
 
-def on_source_down(w: Watch, ev: SourceDown) -> None:
-    SOURCE_DOWN[ev.source](w, ev.error)
+def on_source_down(ctx: Context, ev: SourceDown) -> list[Effect]:
+    return SOURCE_DOWN[ev.source](ctx, ev.error)
 
 
-def on_stop(w: Watch, ev: Stop) -> None:
-    w.stopping = True
-    w.printer.event({"event": "stop", "signal": ev.signal})
+def on_stop(_ctx: Context, ev: Stop) -> list[Effect]:
+    return [StopWatching(), Emit({"event": "stop", "signal": ev.signal})]
 
 
-def on_reload(w: Watch, _ev: Reload) -> None:
+def on_reload(ctx: Context, _ev: Reload) -> list[Effect]:
     try:
-        config = load_config(w.opt.config_path)
+        config = ctx.load_config()
     except ConfigError as exc:
-        w.printer.event({"event": "reload", "ok": False, "error": str(exc)})
-        return
-    w.config = config
-    w.scheduler.policy = w.policy_for(config)
-    w.timers.resync = min(w.timers.resync, w.clock() + config.resync_interval)
-    w.printer.event({"event": "reload", "ok": True, "config": describe(config)})
+        return [Emit({"event": "reload", "ok": False, "error": str(exc)})]
+    return [
+        UseConfig(config),
+        Arm("resync", min(ctx.timers.resync, ctx.now + config.resync_interval)),
+        Emit({"event": "reload", "ok": True, "config": describe(config)}),
+    ]
 
 
-HANDLERS: dict[type, Callable[[Watch, Any], None]] = {
+HANDLERS: dict[type, Callable[[Context, Any], list[Effect]]] = {
     LinkBatch: on_links,
     LinksOverrun: on_overrun,
     DomainChanged: on_domain,

@@ -86,12 +86,18 @@ def with_error(snap: HostSnapshot, source: str, error: SourceError | None) -> Ho
 
 
 # --- which vifs an update can affect ---------------------------------------------------------
+# Frozen values, not closures: an effect that carries one (watch.effects) compares and prints
+# as what it means, so the engine's decisions can be asserted on and logged.
 
 
-def touches_links(names: frozenset[str]) -> Affects:
+@dataclass(frozen=True)
+class TouchesLinks:
     """Vifs whose tap, declared bridge/lower, or current bridge is among ``names``."""
 
-    def affects(vif: DeclaredVif, old: VifBinding | None) -> bool:
+    names: frozenset[str]
+
+    def __call__(self, vif: DeclaredVif, old: VifBinding | None) -> bool:
+        names = self.names
         if old is None or vif.target in names:
             return True
         exp = old.expect
@@ -103,31 +109,52 @@ def touches_links(names: frozenset[str]) -> Affects:
             or (old.link is not None and old.link.lower in names)
         )
 
-    return affects
+
+@dataclass(frozen=True)
+class OfDomain:
+    uuid: str
+
+    def __call__(self, vif: DeclaredVif, _old: VifBinding | None) -> bool:
+        return vif.domain_uuid == self.uuid
 
 
-def of_domain(uuid: str) -> Affects:
-    return lambda vif, _old: vif.domain_uuid == uuid
+@dataclass(frozen=True)
+class OfNetwork:
+    name: str
+
+    def __call__(self, vif: DeclaredVif, _old: VifBinding | None) -> bool:
+        return vif.type == "network" and (vif.network or vif.source) == self.name
 
 
-def of_network(name: str) -> Affects:
-    return lambda vif, _old: vif.type == "network" and (vif.network or vif.source) == name
+@dataclass(frozen=True)
+class OnOvs:
+    """Vifs that are, were, or should be on OVS (``ports``: the OVS port names now)."""
 
+    ports: frozenset[str]
 
-def on_ovs(snap: HostSnapshot) -> Affects:
-    """Vifs that are, were, or should be on OVS."""
-    ports = {p.name for p in snap.ovs_ports}
-
-    def affects(vif: DeclaredVif, old: VifBinding | None) -> bool:
-        if old is None or vif.target in ports:
+    def __call__(self, vif: DeclaredVif, old: VifBinding | None) -> bool:
+        if old is None or vif.target in self.ports:
             return True
         return old.expect.attach == "ovs-bridge" or old.ovs is not None
 
-    return affects
+
+def on_ovs(snap: HostSnapshot) -> OnOvs:
+    return OnOvs(frozenset(p.name for p in snap.ovs_ports))
 
 
-def everything(_vif: DeclaredVif, _old: VifBinding | None) -> bool:
-    return True
+@dataclass(frozen=True)
+class Everything:
+    def __call__(self, _vif: DeclaredVif, _old: VifBinding | None) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Either:
+    first: Affects
+    second: Affects
+
+    def __call__(self, vif: DeclaredVif, old: VifBinding | None) -> bool:
+        return self.first(vif, old) or self.second(vif, old)
 
 
 # --- the table -------------------------------------------------------------------------------
