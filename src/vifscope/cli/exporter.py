@@ -29,6 +29,11 @@ from vifscope.sources.libvirt.conn import resolve_uri
 from vifscope.sources.libvirt.declared import DEFAULT_MAX_AGE
 
 SCRAPE_MARGIN = 0.5  # seconds kept free under Prometheus' scrape timeout for bind + render
+# Not 9177: Prometheus' default port allocations give it to the libvirt exporter, which Debian's
+# prometheus-libvirt-exporter listens on, and a KVM host runs both. 9100-9999 is fully allocated,
+# new allocations count up from 10000; 18437 ("VIFS" on a phone keypad, +10000) is on no list,
+# in no /etc/services, under Linux's ephemeral ports (32768+), above any plausible VNC autoport.
+DEFAULT_LISTEN = "127.0.0.1:18437"
 LANDING = b"<html><body><h1>vifscope exporter</h1><p><a href='/metrics'>/metrics</a></p></body></html>\n"
 
 
@@ -39,7 +44,7 @@ class UsageError(ValueError):
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("exporter", help="Prometheus exporter: per-vif verdicts and counters on /metrics")
     common(p)
-    p.add_argument("--listen", default="127.0.0.1:9177", metavar="HOST:PORT", help="default 127.0.0.1:9177")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
     p.add_argument("--timeout", type=float, default=3.0, help="deadline per source in seconds (default 3)")
     p.add_argument("--audit-log", type=Path, default=DEFAULT_AUDIT_LOG, help="actions audit log (heal counts)")
     p.add_argument(
@@ -74,7 +79,7 @@ def check_durations(args: argparse.Namespace) -> None:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """'127.0.0.1:9177', '[::1]:9177', ':9177' (all addresses). Raises UsageError."""
+    """'127.0.0.1:18437', '[::1]:18437', ':18437' (all addresses). Raises UsageError."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise UsageError(f"--listen wants HOST:PORT, got {value!r}")
@@ -189,7 +194,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen)
         check_durations(args)
     except UsageError as exc:
-        err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177 --checks-interval 60\n")
+        err.write(f"error: {exc}\n  hint: e.g. --listen {DEFAULT_LISTEN} --checks-interval 60\n")
         return EXIT_USAGE
     try:
         exporter, worker = _exporter(args)
