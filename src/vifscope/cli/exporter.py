@@ -22,6 +22,7 @@ from typing import Any
 from vifscope.checks import ConfigError, load_config
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import CONTENT_TYPE, Exporter, families, render
+from vifscope.exporter.encoding import negotiate
 from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
@@ -127,12 +128,15 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
                 log(f"scrape failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
                 self._send(500, "text/plain; charset=utf-8", f"scrape failed: {exc}\n".encode())
                 return
-            self._send(200, CONTENT_TYPE, body)
+            body, headers = negotiate(body, self.headers.get("Accept-Encoding"))
+            self._send(200, CONTENT_TYPE, body, headers)
 
-        def _send(self, code: int, ctype: str, body: bytes) -> None:
+        def _send(self, code: int, ctype: str, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in headers or ():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
