@@ -52,7 +52,8 @@ def _fatal_source(console: Console, doc: dict[str, Any]) -> bool:
 
 def cmd_status(args: argparse.Namespace) -> int:
     snap = take_snapshot(resolve_uri(args.connect))
-    bindings = report.select(bind(snap), args.domain or (), args.problems)
+    scope = report.select(bind(snap), args.domain or ())
+    bindings = report.select(scope, (), args.problems)
     doc = report.status_report(snap, bindings)
     code = report.exit_code(snap, bindings)
     if args.domain and not bindings and not snap.failed("libvirt"):
@@ -71,7 +72,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print_errors(err, doc["source_errors"])
     if doc["vifs"]:
         console.print(vif_table(doc["vifs"]))
-    console.print(report.summary_line(bindings), highlight=False)
+    console.print(report.status_summary(scope, args.problems), highlight=False)
     return code
 
 
