@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vifscope.actions.audit import AuditLog, AuditRecord
 from vifscope.cli.exporter import parse_listen
+from vifscope.cli.main import build_parser
 from vifscope.exporter.collector import Exporter
 from vifscope.sources.audit_log import ActionCount, AuditLogTail
 from vifscope.sources.ovs import ovs_installed
@@ -131,11 +132,20 @@ def test_audit_log_that_is_a_directory_is_a_source_error(tmp_path: Path) -> None
     assert scrape.actions == ()
 
 
+def test_default_listen_is_loopback_and_not_the_libvirt_exporters_port() -> None:
+    """9177 is the libvirt exporter's in Prometheus' port allocations (Debian's
+    prometheus-libvirt-exporter listens there): a host running both must start both."""
+    args = build_parser(["exporter"]).parse_args(["exporter"])
+    host, port = parse_listen(args.listen)
+    assert host == "127.0.0.1" and port != 9177
+    assert 1024 <= port < 32768  # unprivileged, and below Linux's ephemeral range (outgoing connections)
+
+
 def test_parse_listen() -> None:
-    assert parse_listen("127.0.0.1:9177") == ("127.0.0.1", 9177)
-    assert parse_listen("[::1]:9177") == ("::1", 9177)
-    assert parse_listen(":9177") == ("0.0.0.0", 9177)
-    for bad in ("9177", "host:", "host:http", "h:70000"):
+    assert parse_listen("127.0.0.1:18437") == ("127.0.0.1", 18437)
+    assert parse_listen("[::1]:18437") == ("::1", 18437)
+    assert parse_listen(":18437") == ("0.0.0.0", 18437)
+    for bad in ("18437", "host:", "host:http", "h:70000"):
         with pytest.raises(ValueError):
             parse_listen(bad)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +89,86 @@ def _many(**counts: int) -> list[VifBinding]:
 )
 def test_summary_line(bindings: list[VifBinding], line: str) -> None:
     assert report.summary_line(bindings) == line
+
+
+# --- status --problems: the last line says what is wrong, or in words what is right --------------
+
+_OVS_DOWN = _binding(VifStatus.UNVERIFIED, "sw", 9, problems=(Problem.SOURCE_UNAVAILABLE,))
+
+
+@pytest.mark.parametrize(
+    ("scope", "line"),
+    [
+        pytest.param(_many(bound=7), "no problems: all 7 running vifs bound", id="all-bound"),
+        pytest.param(_many(bound=1), "no problems: 1 running vif, bound", id="one-bound"),
+        pytest.param(
+            _many(bound=7, inactive=2), "no problems: all 7 running vifs bound, 2 inactive (domain not running)",
+            id="some-inactive",
+        ),
+        pytest.param(
+            _many(bound=7, unverified=1, inactive=2),
+            "no problems: 7 of 8 running vifs bound, 1 unverified (interface type not checked), "
+            "2 inactive (domain not running)",
+            id="some-unverified",
+        ),
+        pytest.param(
+            _many(unverified=2), "no problems: 2 running vifs, all unverified (interface type not checked)",
+            id="only-unverified",
+        ),
+        pytest.param(_many(inactive=3), "no problems, nothing running: 3 vifs inactive (domain not running)",
+                     id="nothing-running"),
+        pytest.param(_many(inactive=1), "no problems, nothing running: 1 vif inactive (domain not running)",
+                     id="nothing-running-one"),
+        pytest.param([], "no problems: no vifs to check", id="no-vifs"),
+        pytest.param(
+            _many(bound=9, inactive=1, detached=1, down=1),
+            "2 of 12 vifs have problems: 1 detached, 1 down; not listed: 9 bound, 1 inactive",
+            id="problems",
+        ),
+        pytest.param(
+            _many(bound=9, detached=1, unverified=1),
+            "1 of 11 vifs has a problem: 1 detached; also listed: 1 unverified (interface type not checked); "
+            "not listed: 9 bound",
+            id="problem-and-unverified-type",
+        ),
+        pytest.param(_many(missing=1), "1 of 1 vif has a problem: 1 missing", id="only-problem"),
+        pytest.param(
+            [*_many(bound=2), _OVS_DOWN],
+            "1 of 3 vifs has a problem: 1 unverified; not listed: 2 bound",
+            id="unverified-for-want-of-a-source-is-a-problem",
+        ),
+    ],
+)  # fmt: skip
+def test_problems_summary(scope: list[VifBinding], line: str) -> None:
+    assert report.problems_summary(scope) == line
+    assert report.status_summary(scope, problems_only=True) == line
+    assert report.status_summary(scope, problems_only=False) == report.summary_line(scope)
+
+
+def test_problems_summary_agrees_with_the_exit_code() -> None:
+    """'no problems' exactly when ``status`` exits 0, whatever mix of verdicts."""
+    snap = snapshot()
+    for scope in (_many(bound=3, unverified=1, inactive=1), _many(bound=3, down=1), [*_many(bound=1), _OVS_DOWN]):
+        assert report.problems_summary(scope).startswith("no problems") == (report.exit_code(snap, scope) == 0)
+
+
+def test_status_problems_cli_counts_what_the_filter_hid(tmp_path: Path) -> None:
+    """The real ``status --problems`` on a node file: the summary counts the vifs the filter left out."""
+    iface = (
+        "<interface type='bridge'><mac address='52:54:00:0{i}:00:01'/><source bridge='vs-nobr'/>"
+        "<target dev='vs-nolink{i}'/></interface>"
+    )
+    doms = [
+        f"<domain type='test'><name>vs-off{i}</name><memory>65536</memory><os><type>hvm</type></os>"
+        f"<devices>{iface.format(i=i)}</devices><test:runstate>5</test:runstate></domain>"
+        for i in range(2)
+    ]
+    node = tmp_path / "node.xml"
+    node.write_text(f"<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>{''.join(doms)}</node>")
+    cmd = [sys.executable, "-m", "vifscope", "-c", f"test://{node}", "status", "--problems"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no problems, nothing running: 2 vifs inactive (domain not running)"
 
 
 # --- select: --domain / --problems -------------------------------------------------------------

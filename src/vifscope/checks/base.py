@@ -62,28 +62,15 @@ class CheckContext:
         return {k: tuple(v) for k, v in sorted(grouped.items())}
 
     @cached_property
-    def _ports(self) -> dict[str, tuple[tuple[ObservedLink, ...], tuple[ObservedLink, ...]]]:
-        """Per bridge: (uplinks, guest ports), split once (per-vif splitting was quadratic)."""
-        out = {}
-        for bridge, ports in self.snap.ports_by_master.items():
-            guests = tuple(p for p in ports if p.kind in ("tun", "macvtap"))
-            out[bridge] = (tuple(p for p in ports if p.kind not in ("tun", "macvtap")), guests)
-        return out
-
-    @cached_property
     def ovs_ports_by_bridge(self) -> dict[str, tuple[OvsPort, ...]]:
         grouped: dict[str, list[OvsPort]] = {}
         for port in self.snap.ovs_ports:
             grouped.setdefault(port.bridge, []).append(port)
         return {k: tuple(v) for k, v in grouped.items()}
 
-    @cached_property
-    def running_targets(self) -> frozenset[str]:
-        return frozenset(b.vif.target for b in self.running if b.vif.target)
-
     def uplinks(self, bridge: str) -> tuple[ObservedLink, ...]:
-        """A bridge's ports that are not guest taps (tun/macvtap): its way out."""
-        return self._ports.get(bridge, ((), ()))[0]
+        """A bridge's ports that are not guest ports (``HostSnapshot.is_guest_port``): its way out."""
+        return self.snap.bridge_ports.get(bridge, ((), ()))[0]
 
     def host_addresses(self, dev: str) -> tuple[str, ...]:
         """The host's addresses on a link, link-local ones left out (every up link has an fe80::)."""
@@ -97,7 +84,8 @@ class CheckContext:
         return tuple(out)
 
     def guest_ports(self, bridge: str) -> tuple[ObservedLink, ...]:
-        return self._ports.get(bridge, ((), ()))[1]
+        """A bridge's guest ports: taps, and running domains' declared targets of any kind."""
+        return self.snap.bridge_ports.get(bridge, ((), ()))[1]
 
     def peers(self, bridge: str, me: str) -> tuple[int, str]:
         """How many other guest ports share ``bridge`` with ``me``, and a short list of them.
@@ -148,7 +136,7 @@ class CheckContext:
 
     @cached_property
     def _guest_names(self) -> dict[str, frozenset[str]]:
-        return {br: frozenset(p.name for p in guests) for br, (_, guests) in self._ports.items()}
+        return {br: frozenset(p.name for p in guests) for br, (_, guests) in self.snap.bridge_ports.items()}
 
 
 CheckFn = Callable[[CheckContext, "Check"], Iterable[Finding]]

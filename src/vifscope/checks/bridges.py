@@ -104,7 +104,8 @@ CHECKS: tuple[Check, ...] = (
         "bridge without uplink",
         no_uplink,
         Explain(
-            "A Linux bridge with running vifs has no port besides guest taps, and the host has no address on it.",
+            "A Linux bridge with running vifs has no port besides guest ports (taps, running domains' targets), "
+            "and the host has no address on it.",
             "Its guests can talk to each other only: no way to the LAN, the host or the internet.",
             "Attach the physical NIC or a veth to the bridge (ip link set NIC master BR), or give the host an address "
             "on it and route.",
@@ -118,8 +119,8 @@ CHECKS: tuple[Check, ...] = (
         "bridge uplink down",
         uplink_down,
         Explain(
-            "A port of the bridge that is not a guest tap (the NIC, bond or veth leading out) is down or has no "
-            "carrier.",
+            "A port of the bridge that is not a guest port (the NIC, bond or veth leading out; a running domain's "
+            "target, an LXC guest's veth included, never counts) is down or has no carrier.",
             "Every uplink down: guests are cut off from the outside. Some down: redundancy is gone.",
             "ip link set UPLINK up; no carrier means the cable, switch port or veth peer.",
         ),

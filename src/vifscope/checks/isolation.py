@@ -57,8 +57,8 @@ def _linux_physical(ctx: CheckContext, b: VifBinding) -> tuple[Level, str]:
 def _ovs_peers(ctx: CheckContext, b: VifBinding, *, guests: bool) -> list[str]:
     """Other ports of the vif's OVS bridge: guest vifs, or else uplinks (internal ports excluded)."""
     ports = ctx.ovs_ports_by_bridge.get(b.expect.bridge or "", ())
-    targets = ctx.running_targets
-    return [p.name for p in ports if p.name != b.vif.target and p.type != "internal" and (p.name in targets) == guests]
+    guest = ctx.snap.is_guest_port
+    return [p.name for p in ports if p.name != b.vif.target and p.type != "internal" and guest(p.name) == guests]
 
 
 def physical(ctx: CheckContext, b: VifBinding) -> tuple[Level, str]:

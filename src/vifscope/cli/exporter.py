@@ -22,6 +22,7 @@ from typing import Any
 from vifscope.checks import ConfigError, load_config
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import CONTENT_TYPE, Exporter, families, render
+from vifscope.exporter.encoding import negotiate
 from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
@@ -29,6 +30,11 @@ from vifscope.sources.libvirt.conn import resolve_uri
 from vifscope.sources.libvirt.declared import DEFAULT_MAX_AGE
 
 SCRAPE_MARGIN = 0.5  # seconds kept free under Prometheus' scrape timeout for bind + render
+# Not 9177: Prometheus' default port allocations give it to the libvirt exporter, which Debian's
+# prometheus-libvirt-exporter listens on, and a KVM host runs both. 9100-9999 is fully allocated,
+# new allocations count up from 10000; 18437 ("VIFS" on a phone keypad, +10000) is on no list,
+# in no /etc/services, under Linux's ephemeral ports (32768+), above any plausible VNC autoport.
+DEFAULT_LISTEN = "127.0.0.1:18437"
 LANDING = b"<html><body><h1>vifscope exporter</h1><p><a href='/metrics'>/metrics</a></p></body></html>\n"
 
 
@@ -39,7 +45,7 @@ class UsageError(ValueError):
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("exporter", help="Prometheus exporter: per-vif verdicts and counters on /metrics")
     common(p)
-    p.add_argument("--listen", default="127.0.0.1:9177", metavar="HOST:PORT", help="default 127.0.0.1:9177")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}")
     p.add_argument("--timeout", type=float, default=3.0, help="deadline per source in seconds (default 3)")
     p.add_argument("--audit-log", type=Path, default=DEFAULT_AUDIT_LOG, help="actions audit log (heal counts)")
     p.add_argument(
@@ -74,7 +80,7 @@ def check_durations(args: argparse.Namespace) -> None:
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """'127.0.0.1:9177', '[::1]:9177', ':9177' (all addresses). Raises UsageError."""
+    """'127.0.0.1:18437', '[::1]:18437', ':18437' (all addresses). Raises UsageError."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise UsageError(f"--listen wants HOST:PORT, got {value!r}")
@@ -122,12 +128,15 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
                 log(f"scrape failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
                 self._send(500, "text/plain; charset=utf-8", f"scrape failed: {exc}\n".encode())
                 return
-            self._send(200, CONTENT_TYPE, body)
+            body, headers = negotiate(body, self.headers.get("Accept-Encoding"))
+            self._send(200, CONTENT_TYPE, body, headers)
 
-        def _send(self, code: int, ctype: str, body: bytes) -> None:
+        def _send(self, code: int, ctype: str, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in headers or ():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -189,7 +198,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen)
         check_durations(args)
     except UsageError as exc:
-        err.write(f"error: {exc}\n  hint: e.g. --listen 127.0.0.1:9177 --checks-interval 60\n")
+        err.write(f"error: {exc}\n  hint: e.g. --listen {DEFAULT_LISTEN} --checks-interval 60\n")
         return EXIT_USAGE
     try:
         exporter, worker = _exporter(args)

@@ -29,7 +29,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    snap, bindings = selected_bindings(args)
+    snap, _, bindings = selected_bindings(args)
     code = report.exit_code(snap, bindings)
     topo = build_topology(snap, bindings, all_networks=not (args.domain or args.problems))
     if args.json or args.format == "json":

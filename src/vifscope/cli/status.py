@@ -24,14 +24,16 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     st.set_defaults(func=cmd_status)
 
 
-def selected_bindings(args: argparse.Namespace) -> tuple[HostSnapshot, tuple[VifBinding, ...]]:
-    """A fresh snapshot and the verdicts ``-d``/``--problems`` select (status, graph)."""
+def selected_bindings(args: argparse.Namespace) -> tuple[HostSnapshot, tuple[VifBinding, ...], tuple[VifBinding, ...]]:
+    """A fresh snapshot, the verdicts of the ``-d`` domains, and of those the ones ``--problems``
+    keeps (status, graph). The summary speaks of the first: what the filter hid counts too."""
     snap = take_snapshot(resolve_uri(args.connect))
-    return snap, report.select(bind(snap), args.domain or (), args.problems)
+    scope = report.select(bind(snap), args.domain or ())
+    return snap, scope, report.select(scope, (), args.problems)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    snap, bindings = selected_bindings(args)
+    snap, scope, bindings = selected_bindings(args)
     doc = report.status_report(snap, bindings)
     code = report.exit_code(snap, bindings)
     if args.domain and not bindings and not snap.failed("libvirt"):
@@ -45,6 +47,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
         if doc["vifs"]:
             console.print(vif_table(doc["vifs"]))
-        console.print(report.summary_line(bindings), highlight=False)
+        console.print(report.status_summary(scope, args.problems), highlight=False)
 
     return show(doc, code, args.json, human)

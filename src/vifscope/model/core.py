@@ -210,6 +210,11 @@ class LibvirtNetwork:
         return "linux-bridge"
 
 
+# Link kinds that are a guest's end of a port even when no running domain declares them
+# (a tap left by a crashed QEMU is still nobody's way out).
+GUEST_PORT_KINDS = frozenset({"tun", "macvtap"})
+
+
 @dataclass(frozen=True)
 class SourceError:
     """A source that failed while taking a snapshot. ``hint`` says what a user can do."""
@@ -257,13 +262,35 @@ class HostSnapshot:
         return {k: tuple(v) for k, v in grouped.items()}
 
     @cached_property
+    def running_targets(self) -> frozenset[str]:
+        """The declared ``<target dev>`` of every vif whose domain has a process. A shut-off
+        domain's target is a stale name: the kernel may have given it to another link since."""
+        return frozenset(v.target for v in self.vifs if v.target and v.domain_state.has_taps)
+
+    def is_guest_port(self, name: str) -> bool:
+        """Whether a bridge or OVS port is a guest's end rather than a way out. The one rule
+        every consumer (status uplinks, graph, checks) uses: a running domain's declared target
+        whatever its kind (libvirt's LXC driver plugs veths, not taps), or a tap/macvtap."""
+        if name in self.running_targets:
+            return True
+        link = self.links_by_name.get(name)
+        return link is not None and link.kind in GUEST_PORT_KINDS
+
+    @cached_property
+    def bridge_ports(self) -> dict[str, tuple[tuple[ObservedLink, ...], tuple[ObservedLink, ...]]]:
+        """Per Linux bridge: (uplinks, guest ports), split once per snapshot (per-vif
+        splitting was quadratic in ports per bridge)."""
+        out = {}
+        for bridge, ports in self.ports_by_master.items():
+            guest = [self.is_guest_port(p.name) for p in ports]
+            uplinks = tuple(p for p, g in zip(ports, guest, strict=True) if not g)
+            out[bridge] = (uplinks, tuple(p for p, g in zip(ports, guest, strict=True) if g))
+        return out
+
+    @cached_property
     def uplinks_by_bridge(self) -> dict[str, tuple[str, ...]]:
-        """A bridge's ports that are not guest taps (tun/macvtap): its way out. Computed once
-        per snapshot: per-vif recomputation was quadratic in ports per bridge."""
-        return {
-            bridge: tuple(p.name for p in ports if p.kind not in ("tun", "macvtap"))
-            for bridge, ports in self.ports_by_master.items()
-        }
+        """A bridge's ports that are not guest ports (see ``is_guest_port``): its way out."""
+        return {bridge: tuple(p.name for p in split[0]) for bridge, split in self.bridge_ports.items()}
 
     @cached_property
     def failed_sources(self) -> frozenset[str]:

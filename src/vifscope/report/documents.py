@@ -117,6 +117,63 @@ def summary_line(bindings: Sequence[VifBinding]) -> str:
     return f"{len(bindings)} {noun}" + (": " + ", ".join(parts) if parts else "")
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def is_fault(b: VifBinding) -> bool:
+    """A vif ``status`` exits non-zero for: a fault verdict, or unverified for want of a source
+    (unverified because of its interface *type* is nothing wrong: there is nothing to check)."""
+    if b.status is VifStatus.UNVERIFIED:
+        return Problem.SOURCE_UNAVAILABLE in b.problems
+    return b.status not in HEALTHY
+
+
+def _all_well(c: Counter[str], total: int) -> str:
+    """``--problems`` with nothing wrong: what is right, in words."""
+    bound, unverified = c[VifStatus.BOUND.value], c[VifStatus.UNVERIFIED.value]
+    inactive = c[VifStatus.INACTIVE.value]
+    if not total:
+        return "no problems: no vifs to check"
+    if bound + unverified == 0:
+        return f"no problems, nothing running: {_n(inactive, 'vif')} inactive (domain not running)"
+    unchecked = "unverified (interface type not checked)"
+    if not unverified:
+        words = f"all {bound} running vifs bound" if bound > 1 else "1 running vif, bound"
+    elif bound:
+        words = f"{bound} of {_n(bound + unverified, 'running vif')} bound, {unverified} {unchecked}"
+    else:
+        words = f"{_n(unverified, 'running vif')}, {'all ' if unverified > 1 else ''}{unchecked}"
+    if inactive:
+        words += f", {inactive} inactive (domain not running)"
+    return f"no problems: {words}"
+
+
+def problems_summary(scope: Sequence[VifBinding]) -> str:
+    """The last line of ``status --problems``. ``scope`` is every vif asked about (``--domain``
+    applied, the problems filter not): '2 of 12 vifs have problems: 1 detached, 1 down; not
+    listed: 9 bound, 1 inactive', or, when nothing is wrong, what is right in words: 'no
+    problems: all 7 running vifs bound, 2 inactive (domain not running)'."""
+    c = counts(scope)
+    faults = counts(b for b in scope if is_fault(b))
+    if not faults:
+        return _all_well(c, len(scope))
+    n = faults.total()
+    head = f"{n} of {_n(len(scope), 'vif')} {'has a problem' if n == 1 else 'have problems'}: "
+    head += ", ".join(f"{faults[s.value]} {s.value}" for s in SUMMARY_ORDER if faults[s.value])
+    rest = c - faults
+    listed = rest[VifStatus.UNVERIFIED.value]  # by type: listed by --problems, not a fault
+    if listed:
+        head += f"; also listed: {listed} unverified (interface type not checked)"
+    hidden = [f"{rest[s.value]} {s.value}" for s in (VifStatus.BOUND, VifStatus.INACTIVE) if rest[s.value]]
+    return head + (f"; not listed: {', '.join(hidden)}" if hidden else "")
+
+
+def status_summary(scope: Sequence[VifBinding], problems_only: bool) -> str:
+    """The last line of ``status``: the counts, or with ``--problems`` ``problems_summary``."""
+    return problems_summary(scope) if problems_only else summary_line(scope)
+
+
 def select(
     bindings: Sequence[VifBinding], domains: Sequence[str] = (), problems_only: bool = False
 ) -> tuple[VifBinding, ...]:

@@ -1,8 +1,8 @@
 """The host's virtual network as a layered graph, every vif coloured by its verdict. Pure.
 
-Layers, left to right: the host → its uplinks (bridge ports that are not guest taps: NICs,
-veths, OVS system ports; macvtap lower devices) → switches (Linux bridges, OVS bridges,
-libvirt networks, the macvtap "switch" of a lower device) → vifs → domains.
+Layers, left to right: the host → its uplinks (bridge ports that are not guest ports, see
+``HostSnapshot.is_guest_port``: NICs, veths, OVS system ports; macvtap lower devices) →
+switches (Linux bridges, OVS bridges, libvirt networks, the macvtap "switch" of a lower device) → vifs → domains.
 
 A libvirt network and its bridge are one node (``net:NAME``): a vif of type='bridge' whose
 ``<source bridge=>`` is a network's bridge hangs off that network. Each vif has a *declared*
@@ -25,7 +25,7 @@ from vifscope.report import documents as report
 
 class NodeKind(StrEnum):
     HOST = "host"
-    UPLINK = "uplink"  # a bridge port that is not a guest tap, or a macvtap lower device
+    UPLINK = "uplink"  # a bridge port that is not a guest port, or a macvtap lower device
     BRIDGE = "bridge"  # Linux bridge (IFLA_INFO_KIND bridge)
     OVS_BRIDGE = "ovs-bridge"  # OVSDB Bridge row
     NETWORK = "network"  # libvirt <network>, its <bridge name=> folded in
@@ -109,7 +109,6 @@ class _Graph:
 
     def __post_init__(self) -> None:
         self.net_of_bridge = {n.bridge: n for n in self.snap.networks if n.bridge}
-        self.targets = {v.target for v in self.snap.vifs if v.target and v.domain_state.has_taps}
 
     def add(self, node: Node) -> str:
         self.nodes.setdefault(node.id, node)
@@ -142,21 +141,12 @@ def _uplink(g: _Graph, name: str, switch: str) -> None:
 
 
 def _ovs_uplinks(g: _Graph, bridge: str) -> tuple[str, ...]:
-    """OVS ports that are not the bridge's own internal port and not a guest tap."""
+    """OVS ports that are not the bridge's own internal port and not a guest port."""
     return tuple(
         p.name
         for p in g.snap.ovs_ports
-        if p.bridge == bridge
-        and p.name != bridge
-        and p.type != "internal"
-        and p.name not in g.targets
-        and not _is_tap(g, p.name)
+        if p.bridge == bridge and p.name != bridge and p.type != "internal" and not g.snap.is_guest_port(p.name)
     )
-
-
-def _is_tap(g: _Graph, name: str) -> bool:
-    link = g.snap.links_by_name.get(name)
-    return link is not None and link.kind == "tun"
 
 
 def _bridge_uplinks(g: _Graph, switch: str, bridge: str, ovs: bool) -> None:

@@ -7,11 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from vifscope import __version__
+from vifscope.exporter.encoding import negotiate
 from vifscope.report import documents as report
 from vifscope.report.findings import doctor_report, select
 from vifscope.report.graph import graph_document
@@ -106,12 +107,15 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
         return _json({"version": __version__, "uri": b.uri, "mutations": b.token is not None, "interval": age})
 
     @r.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-    async def metrics() -> Response:
-        """Prometheus metrics (the exporter's collector, one scrape per request)."""
-        if b.metrics is None:
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (the exporter's collector, one scrape per request); gzipped when the
+        request's Accept-Encoding allows it, as Prometheus asks."""
+        scrape = b.metrics
+        if scrape is None:
             raise ApiError(404, "metrics are not enabled on this server")
-        body = await run_in_threadpool(b.metrics)
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+        accept = request.headers.get("accept-encoding")
+        body, headers = await run_in_threadpool(lambda: negotiate(scrape(), accept))  # gzip is CPU: off the loop
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8", headers=dict(headers))
 
     @r.get("/api/v1/events", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
     async def events() -> StreamingResponse:
