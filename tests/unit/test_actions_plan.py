@@ -114,7 +114,9 @@ def test_bridge_and_tap_down_are_brought_up() -> None:
         ("bridge-up", "vs-br0", ("ip link set dev vs-br0 up",), ("ip link set dev vs-br0 down",))
     ]
     plan = plan_for("tap-admin-down")
-    assert summary(plan) == [("tap-up", "vs-web-0", ("ip link set dev vs-web-0 up",), ("ip link set dev vs-web-0 down",))]
+    assert summary(plan) == [
+        ("tap-up", "vs-web-0", ("ip link set dev vs-web-0 up",), ("ip link set dev vs-web-0 down",))
+    ]
     assert plan.actions[0].promises == (LinkUp("vs-web-0"),)
 
 

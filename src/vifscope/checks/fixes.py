@@ -22,9 +22,8 @@ def port_range(minimum: object) -> str:
 
 
 def sysctl_fix(*pairs: tuple[str, object], note: str = "") -> Fix:
-    """Set now and keep across reboots (the same files ``--fix-host`` writes)."""
-    values = tuple((k, str(v)) for k, v in pairs)
-    return Fix((sysctl_set(*values), *(sysctl_persist(k, v) for k, v in values)), note)
+    """Per key: set it now, keep it across reboots (``--fix-host``'s steps: the same sysctl -w, the same file)."""
+    return Fix(tuple(c for k, v in pairs for c in (sysctl_set((k, str(v))), sysctl_persist(k, str(v)))), note)
 
 
 def attach_commands(b: VifBinding, snap: HostSnapshot) -> tuple[Command, ...]:
