@@ -3,6 +3,8 @@ doctor and ``--fix`` agree). Pure: every fix is argv (see commands.py), never a 
 
 from __future__ import annotations
 
+import shlex
+
 from vifscope.checks.commands import ip_link, sysctl_persist, sysctl_set, virsh
 from vifscope.checks.plugs import current_plug, declared_plug, move
 from vifscope.model import Chain, Command, Fix, HostSnapshot, VifBinding
@@ -40,7 +42,7 @@ def replug_fix(b: VifBinding, uri: str, note: str = "") -> Fix:
     mac = ("--mac", v.mac) if v.mac else ()
     detach = virsh(uri, "detach-interface", v.domain, v.type, options=(*mac, "--live"))
     attach = virsh(uri, "attach-device", v.domain, "IFACE.xml", options=("--live",))
-    return Fix((detach, attach), "; ".join(x for x in (note, f"{IFACE_NOTE} {v.domain}") if x))
+    return Fix((detach, attach), "; ".join(x for x in (note, f"{IFACE_NOTE} {shlex.quote(v.domain)}") if x))
 
 
 def attach_fix(b: VifBinding, snap: HostSnapshot) -> Fix:

@@ -1,5 +1,6 @@
 """Pure data model (frozen dataclasses + enums). ``core``: declared vifs, kernel links,
-OVS ports, libvirt networks, the snapshot and bindings. Import names from here."""
+OVS ports, libvirt networks, the snapshot and bindings; ``command``: commands as argv and
+the fixes made of them. Import names from here."""
 
 from vifscope.model.command import Chain, Command, Fix
 from vifscope.model.core import (
