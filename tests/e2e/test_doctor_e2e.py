@@ -79,7 +79,7 @@ def test_healthy_lab_has_no_error_beyond_the_deliberate_one(lab: LabSpec) -> Non
     }
     full = doctor()
     broken = full.one("vif.detached", lab.name("broken"))
-    assert broken["fix"] == f"ip link set {broken['target']} master {lab.bridge}"
+    assert broken["fix"] == f"ip link set dev {broken['target']} master {lab.bridge}"
     assert full.rc == 1
 
 
@@ -117,7 +117,7 @@ def test_tap_down_and_link_state_down(lab: LabSpec, target: Target) -> None:
         res = doctor("-d", web)
         assert res.one("vif.tap_down", web)["evidence"]["admin_up"] is False
         link_down = res.one("vif.link_state_down", web)
-        assert link_down["fix"] == f"virsh domif-setlink {web} {mac} up"
+        assert link_down["fix"] == f"virsh -c {res.doc['uri']} domif-setlink -- {web} {mac} up"
         run_fix(res.one("vif.tap_down", web))
         run_fix(link_down)
         assert not {"vif.tap_down", "vif.link_state_down"} & doctor("-d", web).checks(web)
@@ -157,7 +157,7 @@ def test_bridge_down_and_uplink_down(lab: LabSpec) -> None:
     sh("ip", "link", "set", lab.bridge, "down")
     try:
         res = doctor("-d", lab.name("web1"))
-        assert res.one("bridge.down", lab.name("web1"), lab.bridge)["fix"] == f"ip link set {lab.bridge} up"
+        assert res.one("bridge.down", lab.name("web1"), lab.bridge)["fix"] == f"ip link set dev {lab.bridge} up"
         up = res.one("bridge.uplink_down", subject=lab.bridge)
         assert (up["severity"], up["evidence"][lab.uplink]) == ("error", "admin down")
     finally:
@@ -338,7 +338,9 @@ def test_scratch_network_faults(lab: LabSpec) -> None:
         sh(*VIRSH, "net-destroy", net)
         res = doctor("-d", web)
         assert lab.name("web1") in res.one("network.inactive", subject=net)["evidence"]["vifs"]
-        assert res.one("network.inactive", subject=net)["fix"].startswith(f"virsh net-start {net}")
+        assert res.one("network.inactive", subject=net)["fix"].startswith(
+            f"virsh -c {res.doc['uri']} net-start -- {net}"
+        )
 
 
 def test_nat_network_rules_and_forwarding(lab: LabSpec) -> None:

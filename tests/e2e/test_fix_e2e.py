@@ -98,7 +98,7 @@ def test_doctor_fix_yes_reattaches_a_detached_tap_and_the_guest_answers(
         doc = res.doc
         assert doc["result"] == "verified", res.err
         assert [(a["kind"], a["target"]) for a in doc["plan"]["actions"]] == [("attach", tap)]
-        assert doc["plan"]["actions"][0]["commands"] == [f"ip link set {tap} master {lab.bridge}"]
+        assert doc["plan"]["actions"][0]["commands"] == [f"ip link set dev {tap} master {lab.bridge}"]
         assert [(a["domain"], a["status"]) for a in doc["after"]] == [(lab.name("web1"), "bound")]
         # Whatever is left is host-wide (sysctls without --fix-host): then, and only then, exit 1.
         assert all(s["domain"] is None for s in doc["plan"]["skipped"])
@@ -110,7 +110,7 @@ def test_doctor_fix_yes_reattaches_a_detached_tap_and_the_guest_answers(
             ("apply", "ok", "attach", tap, "doctor-fix"),
             ("verify", "verified", "attach", tap, "doctor-fix"),
         ]
-        assert lines[0].commands == (f"ip link set {tap} master {lab.bridge}",)
+        assert lines[0].commands == (f"ip link set dev {tap} master {lab.bridge}",)
         assert lines[0].domain == lab.name("web1") and lines[0].reason == "detached"
         assert len({r.run for r in lines}) == 1
     finally:
@@ -123,8 +123,8 @@ def test_doctor_dry_run_prints_the_plan_and_changes_nothing(lab: LabSpec, target
     try:
         res = vifscope("doctor", lab.name("web1"), "--fix", "--dry-run", "--audit-log", str(audit))
         assert res.rc == 1, res.err
-        assert f"ip link set {tap} master {lab.bridge}" in res.out
-        assert f"ip link set {tap} nomaster" in res.out  # the undo is shown too
+        assert f"ip link set dev {tap} master {lab.bridge}" in res.out
+        assert f"ip link set dev {tap} nomaster" in res.out  # the undo is shown too
         assert master_of(tap) is None
         assert not audit.exists()
     finally:

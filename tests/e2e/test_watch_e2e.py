@@ -98,7 +98,7 @@ def test_heal_reattaches_and_guest_answers_ping(lab: LabSpec, target: Target, au
         finally:
             plug(tap, lab.bridge)
     assert heal["result"] == "ok", heal
-    assert heal["commands"] == [f"ip link set {tap} master {lab.bridge}"]
+    assert heal["commands"] == [f"ip link set dev {tap} master {lab.bridge}"]
     assert wait_for(lambda: ping(lab.netns, addr), 10), "healed guest must answer ping from outside"
     mine = [r for r in audit_lines(audit) if r["target"] == tap]
     assert [(r["actor"], r["phase"], r["result"]) for r in mine][-2:] == [
@@ -140,7 +140,7 @@ def test_network_restarted_every_guest_reattached(
         sh(*VIRSH, "net-start", lab.network)
         for (short, index), tap in on_net.items():
             _, heal = w.wait(heal_of(lab.name(short), tap), 10)
-            assert heal["result"] == "ok" and heal["commands"] == [f"ip link set {tap} master {lab.network_bridge}"]
+            assert heal["result"] == "ok" and heal["commands"] == [f"ip link set dev {tap} master {lab.network_bridge}"]
             w.wait(transition(lab.name(short), "bound", index), 10)
     assert status_of(lab, "db1") == "bound" and status_of(lab, "multi", 1) == "bound"
     # multi's second NIC has a static address on the isolated network; the host holds .1 there.
@@ -201,7 +201,7 @@ def test_dry_run_changes_nothing(lab: LabSpec, target: Target, audit: Path) -> N
             assert status_of(lab, "web1") == "detached"
         finally:
             plug(tap, lab.bridge)
-    assert heal["result"] == "dry-run" and heal["commands"] == [f"ip link set {tap} master {lab.bridge}"]
+    assert heal["result"] == "dry-run" and heal["commands"] == [f"ip link set dev {tap} master {lab.bridge}"]
     assert audit_lines(audit) == []
 
 

@@ -33,13 +33,12 @@ from vifscope.actions.model import (
     OvsPortOn,
     Promise,
     RestoreFile,
-    Run,
     Step,
     SysctlIs,
     VifLinkState,
     WriteFile,
 )
-from vifscope.model import HostSnapshot
+from vifscope.model import Command, HostSnapshot
 
 
 def snap(name: str) -> HostSnapshot:
@@ -120,7 +119,7 @@ def test_failed_step_stops_the_plan_and_undoes_what_ran(tmp_path: Path) -> None:
         "qemu:///system",
         (
             file_action(ok, "1\n", BOUND),
-            file_action(partial, "2\n", BOUND, Run(("ip", "link", "set", "vs-no-such-link", "up"))),
+            file_action(partial, "2\n", BOUND, Command(("ip", "link", "set", "vs-no-such-link", "up"))),
             file_action(never, "3\n", BOUND),
         ),
     )
@@ -164,12 +163,12 @@ def test_empty_plan_is_nothing_to_do_and_writes_no_log(tmp_path: Path) -> None:
 
 def test_runner_reports_the_failing_command_in_one_line() -> None:
     with pytest.raises(StepFailed) as err:
-        Runner().run(Run(("ip", "link", "set", "vs-no-such-link", "up")))
+        Runner().run(Command(("ip", "link", "set", "vs-no-such-link", "up")))
     assert str(err.value).startswith("'ip link set vs-no-such-link up' failed: ")
     assert "\n" not in str(err.value)
     with pytest.raises(StepFailed, match="vs-no-such-binary"):
-        Runner().run(Run(("vs-no-such-binary",)))
-    Runner().run(Run(("true",)))
+        Runner().run(Command(("vs-no-such-binary",)))
+    Runner().run(Command(("true",)))
 
 
 def test_runner_reads_sysctls_from_proc(tmp_path: Path) -> None:

@@ -59,8 +59,8 @@ def test_dry_run_json_is_the_plan_and_exit_1(capsys: pytest.CaptureFixture[str])
             "reason": "detached",
             "domain": "vs-web",
             "mac": "52:54:00:10:00:01",
-            "commands": ["ip link set vs-web-0 master vs-br0"],
-            "undo": ["ip link set vs-web-0 nomaster"],
+            "commands": ["ip link set dev vs-web-0 master vs-br0"],
+            "undo": ["ip link set dev vs-web-0 nomaster"],
             "promises": ["vs-web-0 is a port of vs-br0"],
         }
     ]
@@ -72,7 +72,7 @@ def test_human_dry_run_shows_commands_and_what_is_left_alone(capsys: pytest.Capt
     assert rc == 1
     assert "left alone: vs-web-0 (link_state_down)" in out
     rc, out, _ = fix(snap("tap-misbound"), capsys, json=False)
-    assert "ip link set vs-web-0 master vs-br0" in out and "master vs-br1" in out
+    assert "ip link set dev vs-web-0 master vs-br0" in out and "master vs-br1" in out
 
 
 def test_healthy_host_has_nothing_to_do(capsys: pytest.CaptureFixture[str]) -> None:

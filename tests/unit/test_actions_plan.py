@@ -36,7 +36,7 @@ def summary(plan: Plan) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]
 def test_detached_tap_is_replugged_into_its_bridge() -> None:
     plan = plan_for("tap-detached")
     assert summary(plan) == [
-        ("attach", "vs-web-0", ("ip link set vs-web-0 master vs-br0",), ("ip link set vs-web-0 nomaster",))
+        ("attach", "vs-web-0", ("ip link set dev vs-web-0 master vs-br0",), ("ip link set dev vs-web-0 nomaster",))
     ]
     (action,) = plan.actions
     assert action.promises == (LinkMaster("vs-web-0", "vs-br0"),)
@@ -46,7 +46,7 @@ def test_detached_tap_is_replugged_into_its_bridge() -> None:
 
 def test_misbound_tap_moves_in_one_command_and_undo_moves_it_back() -> None:
     assert summary(plan_for("tap-misbound")) == [
-        ("attach", "vs-web-0", ("ip link set vs-web-0 master vs-br0",), ("ip link set vs-web-0 master vs-br1",))
+        ("attach", "vs-web-0", ("ip link set dev vs-web-0 master vs-br0",), ("ip link set dev vs-web-0 master vs-br1",))
     ]
 
 
@@ -100,10 +100,10 @@ def test_inactive_network_is_started_first_then_its_tap_replugged() -> None:
         (
             "network-start",
             "vs-net3",
-            ("virsh -c qemu:///system net-start vs-net3",),
-            ("virsh -c qemu:///system net-destroy vs-net3",),
+            ("virsh -c qemu:///system net-start -- vs-net3",),
+            ("virsh -c qemu:///system net-destroy -- vs-net3",),
         ),
-        ("attach", "vs-n-0", ("ip link set vs-n-0 master vs-virbr7",), ("ip link set vs-n-0 nomaster",)),
+        ("attach", "vs-n-0", ("ip link set dev vs-n-0 master vs-virbr7",), ("ip link set dev vs-n-0 nomaster",)),
     ]
     assert plan.actions[0].promises == (NetworkActive("vs-net3"),)
     assert plan.skipped == ()  # bridge_missing is covered by the network start
@@ -111,10 +111,12 @@ def test_inactive_network_is_started_first_then_its_tap_replugged() -> None:
 
 def test_bridge_and_tap_down_are_brought_up() -> None:
     assert summary(plan_for("bridge-admin-down")) == [
-        ("bridge-up", "vs-br0", ("ip link set vs-br0 up",), ("ip link set vs-br0 down",))
+        ("bridge-up", "vs-br0", ("ip link set dev vs-br0 up",), ("ip link set dev vs-br0 down",))
     ]
     plan = plan_for("tap-admin-down")
-    assert summary(plan) == [("tap-up", "vs-web-0", ("ip link set vs-web-0 up",), ("ip link set vs-web-0 down",))]
+    assert summary(plan) == [
+        ("tap-up", "vs-web-0", ("ip link set dev vs-web-0 up",), ("ip link set dev vs-web-0 down",))
+    ]
     assert plan.actions[0].promises == (LinkUp("vs-web-0"),)
 
 
@@ -147,8 +149,8 @@ def test_link_state_down_is_left_alone_unless_asked() -> None:
         (
             "link-state-up",
             "vs-web/52:54:00:10:00:01",
-            ("virsh -c qemu:///system domif-setlink vs-web 52:54:00:10:00:01 up",),
-            ("virsh -c qemu:///system domif-setlink vs-web 52:54:00:10:00:01 down",),
+            ("virsh -c qemu:///system domif-setlink -- vs-web 52:54:00:10:00:01 up",),
+            ("virsh -c qemu:///system domif-setlink -- vs-web 52:54:00:10:00:01 down",),
         )
     ]
     assert plan.actions[0].promises == (VifLinkState("vs-web", "52:54:00:10:00:01", "up"),)

@@ -68,5 +68,8 @@ def test_shared_bridge_fix_quotes_the_bridge_name_and_counts_every_open_tap() ->
     (found,) = port_not_isolated(ctx, CHECKS_BY_ID["sec.port_not_isolated"])
     assert (found.subject, found.domain) == (br, None)
     assert found.evidence_dict()["not_isolated"] == 3  # the foreign tap is open too
-    assert found.fix is not None and "'/sys/class/net/vs-b$(x)/brif'/*" in found.fix
-    subprocess.run(["sh", "-n", "-c", found.fix], check=True)  # valid shell (the e2e test runs it)
+    assert found.fix is not None
+    (argv,) = found.fix.argvs
+    assert argv[:2] == ("sh", "-c") and argv[3:] == ("sh", br)  # the name is $1, never part of the script
+    assert br not in argv[2]
+    subprocess.run(["sh", "-n", "-c", found.fix.text()], check=True)  # valid shell (the e2e test runs it)

@@ -19,26 +19,18 @@ from vifscope.actions.model import (
     SysctlIs,
     WriteFile,
 )
+from vifscope.checks.commands import sysctl_file
+from vifscope.checks.fixes import at_least, port_range
 from vifscope.model import Finding
 
-SYSCTL_DIR = "/etc/sysctl.d"
 
-
-def _at_least(default: int) -> Callable[[Finding], str]:
-    """The usual value, or the check's configured "minimum" (evidence) when that is higher."""
-
-    def value(finding: Finding) -> str:
-        minimum = finding.evidence_dict().get("minimum")
-        return str(max(default, minimum if isinstance(minimum, int) else 0))
-
-    return value
+def _at_least(usual: int) -> Callable[[Finding], str]:
+    """The value doctor's fix names: the usual one, or the check's "minimum" (evidence) when higher."""
+    return lambda finding: str(at_least(usual, finding.evidence_dict().get("minimum")))
 
 
 def _port_range(finding: Finding) -> str:
-    """The kernel default 32768-60999, widened downwards (never below 1024) to the check's minimum."""
-    minimum = finding.evidence_dict().get("minimum")
-    ports = max(60999 - 32768 + 1, minimum if isinstance(minimum, int) else 0)
-    return f"{max(1024, 60999 - ports + 1)} 60999"
+    return port_range(finding.evidence_dict().get("minimum"))
 
 
 def _const(value: str) -> Callable[[Finding], str]:
@@ -62,12 +54,8 @@ SYSCTL_FIXES: dict[str, tuple[tuple[str, Callable[[Finding], str]], ...]] = {
 NEEDS_FIX_HOST = "a host-wide sysctl: planned only with --fix-host"
 
 
-def sysctl_file(sysctl_dir: str, key: str) -> str:
-    return f"{sysctl_dir.rstrip('/')}/90-vifscope-{key}.conf"
-
-
 def sysctl_action(finding: Finding, key: str, value: str, sysctl_dir: str) -> Action:
-    path = sysctl_file(sysctl_dir, key)
+    path = sysctl_file(key, sysctl_dir)
     content = f"# written by vifscope doctor --fix-host for {finding.check}\n{key} = {value}\n"
     return Action(
         kind=ActionKind.SYSCTL,

@@ -7,23 +7,14 @@ afterwards. ``apply`` runs steps; ``verify`` checks promises; nothing here does 
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vifscope.model import HostSnapshot
+from vifscope.checks.commands import sysctl_set
+from vifscope.model import Command, HostSnapshot
 
 # --- steps: one change each, shown to the user exactly as they run ---------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """Run one command (argv, never through a shell)."""
-
-    argv: tuple[str, ...]
-
-    def text(self) -> str:
-        return shlex.join(self.argv)
+# A command step is a model.Command: the argv doctor's fix shows, run as is (never a shell).
 
 
 @dataclass(frozen=True)
@@ -54,8 +45,12 @@ class SetSysctl:
     key: str
     value: str
 
+    @property
+    def command(self) -> Command:
+        return sysctl_set((self.key, self.value))
+
     def text(self) -> str:
-        return shlex.join(["sysctl", "-w", f"{self.key}={self.value}"])
+        return self.command.text()
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,7 @@ class RestoreSysctl:
         return f"sysctl -w {self.key}=<value before apply>"
 
 
-Step = Run | WriteFile | RestoreFile | SetSysctl | RestoreSysctl
+Step = Command | WriteFile | RestoreFile | SetSysctl | RestoreSysctl
 
 
 # --- promises: what must hold afterwards, checked on a fresh snapshot -----------------------

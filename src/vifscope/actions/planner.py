@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from vifscope.actions.hostfix import SYSCTL_DIR, host_items
+from vifscope.actions.hostfix import host_items
 from vifscope.actions.model import (
     Action,
     ActionKind,
@@ -24,12 +24,12 @@ from vifscope.actions.model import (
     OvsPortOn,
     Plan,
     Promise,
-    Run,
     Skip,
     Step,
     VifLinkState,
 )
-from vifscope.actions.plugs import Plug, current_plug, declared_ovs_ids, move, ovs_set_ids
+from vifscope.checks.commands import SYSCTL_DIR, ip_link, ovs_set_ids, ovs_vsctl, virsh
+from vifscope.checks.plugs import current_plug, declared_plug, move
 from vifscope.model import Finding, HostSnapshot, Problem, VifBinding, VifStatus
 
 Item = Action | Skip
@@ -66,14 +66,6 @@ def _vif_action(
     return Action(kind, target, description, steps, undo, promises, problem.value, b.vif.domain, b.vif.mac)
 
 
-def _declared_plug(b: VifBinding) -> Plug | None:
-    if b.expect.attach == "ovs-bridge" and b.expect.bridge:
-        return Plug("ovs", b.expect.bridge, declared_ovs_ids(b.vif))
-    if b.expect.attach == "linux-bridge" and b.expect.bridge:
-        return Plug("linux", b.expect.bridge)
-    return None
-
-
 def _bridge_ready(b: VifBinding, ctx: _Ctx) -> bool:
     """The declared bridge exists now, or a network this plan starts creates it."""
     want, net = b.expect.bridge, b.expect.network
@@ -97,7 +89,7 @@ def _bridge_missing_why(b: VifBinding) -> str:
 def attach(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
     """detached / misbound: plug the tap into its declared Linux or OVS bridge (moving it if needed)."""
     problem = Problem.MISBOUND if Problem.MISBOUND in b.problems else Problem.DETACHED
-    tap, want = b.vif.target, _declared_plug(b)
+    tap, want = b.vif.target, declared_plug(b)
     if tap is None or want is None:
         why = "a macvtap is created by libvirt on its lower device: re-plug the interface (virsh detach/attach-device)"
         return (_skip(b, problem, why),)
@@ -136,7 +128,6 @@ def ovs_attached_mac(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
     if Problem.MISBOUND in b.problems or tap is None or port is None or not b.vif.mac:
         return ()
     old = (("attached-mac", port.attached_mac),) if port.attached_mac else ()
-    ovs = ("ovs-vsctl", "--timeout=10")
     return (
         _vif_action(
             b,
@@ -144,8 +135,8 @@ def ovs_attached_mac(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
             ActionKind.OVS_EXTERNAL_IDS,
             tap,
             f"set OVS external_ids:attached-mac of {tap} to the XML MAC {b.vif.mac}",
-            (Run((*ovs, *ovs_set_ids(tap, (("attached-mac", b.vif.mac),)))),),
-            (Run((*ovs, *ovs_set_ids(tap, old))),) if old else (),
+            (ovs_vsctl(*ovs_set_ids(tap, (("attached-mac", b.vif.mac),))),),
+            (ovs_vsctl(*ovs_set_ids(tap, old)),) if old else (),
             (OvsPortOn(tap, port.bridge, b.vif.mac),),
         ),
     )
@@ -158,8 +149,8 @@ def _up(b: VifBinding, problem: Problem, kind: ActionKind, link: str, what: str)
         kind,
         link,
         f"bring {what} {link} up",
-        (Run(("ip", "link", "set", link, "up")),),
-        (Run(("ip", "link", "set", link, "down")),),
+        (ip_link(link, "up"),),
+        (ip_link(link, "down"),),
         (LinkUp(link),),
     )
 
@@ -177,7 +168,7 @@ def network_start(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
     net = b.expect.network
     if net is None:
         return ()
-    virsh = ("virsh", "-c", ctx.snap.uri)
+    uri = ctx.snap.uri
     return (
         _vif_action(
             b,
@@ -185,8 +176,8 @@ def network_start(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
             ActionKind.NETWORK_START,
             net.name,
             f"start libvirt network {net.name}",
-            (Run((*virsh, "net-start", net.name)),),
-            (Run((*virsh, "net-destroy", net.name)),),
+            (virsh(uri, "net-start", net.name),),
+            (virsh(uri, "net-destroy", net.name),),
             (NetworkActive(net.name),),
         ),
     )
@@ -196,7 +187,7 @@ def link_state_up(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
     """libvirt ``<link state='down'/>``: only planned when link_down was asked for (see plan_fixes)."""
     if not b.vif.mac:
         return (_skip(b, Problem.LINK_STATE_DOWN, "the interface has no MAC to name it by"),)
-    virsh = ("virsh", "-c", ctx.snap.uri, "domif-setlink", b.vif.domain, b.vif.mac)
+    uri, dom, mac = ctx.snap.uri, b.vif.domain, b.vif.mac
     return (
         _vif_action(
             b,
@@ -204,8 +195,8 @@ def link_state_up(b: VifBinding, ctx: _Ctx) -> tuple[Item, ...]:
             ActionKind.LINK_STATE_UP,
             f"{b.vif.domain}/{b.vif.mac}",
             f"set libvirt link state of {b.vif.domain} {b.vif.mac} up",
-            (Run((*virsh, "up")),),
-            (Run((*virsh, "down")),),
+            (virsh(uri, "domif-setlink", dom, mac, "up"),),
+            (virsh(uri, "domif-setlink", dom, mac, "down"),),
             (VifLinkState(b.vif.domain, b.vif.mac, "up"),),
         ),
     )

@@ -95,9 +95,11 @@ def plan_table(plan: Plan) -> Table:
     for col in ("#", "ACTION", "FOR", "WHY", "COMMANDS", "UNDO"):
         # Commands stay on one line each so they can be copied; the prose columns wrap instead.
         table.add_column(col, overflow="fold", no_wrap=col in ("COMMANDS", "UNDO"))
+    # Text, not console markup: a name such as "br[x]" shows as it is, and the commands as they run.
     for i, a in enumerate(plan.actions, 1):
         who = f"{a.domain} {a.mac}" if a.domain else a.target
-        table.add_row(str(i), a.description, who, a.reason, "\n".join(a.commands), "\n".join(a.undo_commands))
+        cells = (a.description, who, a.reason, "\n".join(a.commands), "\n".join(a.undo_commands))
+        table.add_row(str(i), *(Text(c) for c in cells))
     return table
 
 
@@ -110,7 +112,8 @@ def result_table(outcome: ApplyOutcome) -> Table:
     for col in ("ACTION", "TARGET", "RESULT", "DETAIL"):
         table.add_column(col, overflow="fold")
     for r in outcome.results:
-        table.add_row(r.action.kind.value, r.action.target, _result_text(r), r.error or "; ".join(r.broken))
+        detail = Text(r.error or "; ".join(r.broken))
+        table.add_row(r.action.kind.value, Text(r.action.target), _result_text(r), detail)
     return table
 
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vifscope.actions.model import RestoreFile, RestoreSysctl, Run, SetSysctl, Step, WriteFile
+from vifscope.actions.model import RestoreFile, RestoreSysctl, SetSysctl, Step, WriteFile
+from vifscope.checks.commands import sysctl_set
+from vifscope.model import Command
 
 
 class StepFailed(RuntimeError):
@@ -58,7 +60,7 @@ class Runner:
         return proc.stdout
 
 
-def _run(runner: Runner, step: Run) -> None:
+def _run(runner: Runner, step: Command) -> None:
     runner.command(step.argv)
 
 
@@ -100,18 +102,18 @@ def _set_sysctl(runner: Runner, step: SetSysctl) -> None:
     if old is None:
         raise StepFailed(f"sysctl {step.key} does not exist on this kernel")
     runner.saved_sysctls.setdefault(step.key, old)
-    runner.command(("sysctl", "-w", f"{step.key}={step.value}"))
+    runner.command(step.command.argv)
 
 
 def _restore_sysctl(runner: Runner, step: RestoreSysctl) -> None:
     old = runner.saved_sysctls.get(step.key)
     if old is not None:
-        runner.command(("sysctl", "-w", f"{step.key}={' '.join(old.split())}"))
+        runner.command(sysctl_set((step.key, " ".join(old.split()))).argv)
 
 
 # Keyed by step type: how each kind of step is carried out.
 HANDLERS: dict[type, Callable[[Runner, Any], None]] = {
-    Run: _run,
+    Command: _run,
     WriteFile: _write_file,
     RestoreFile: _restore_file,
     SetSysctl: _set_sysctl,

@@ -7,7 +7,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, needs, vif_name
-from vifscope.model import Finding, Problem, Severity, VifBinding
+from vifscope.checks.commands import ip_link, ovs_set_ids, ovs_vsctl, virsh
+from vifscope.checks.fixes import edit_fix
+from vifscope.model import Chain, Command, Finding, Fix, Problem, Severity, VifBinding
 
 
 def _state(b: VifBinding) -> str:
@@ -26,7 +28,8 @@ def mac_duplicate(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         sev = Severity.ERROR if live >= 2 else Severity.WARNING
         ev = [("mac", mac), ("vifs", ", ".join(_state(b) for b in group)), ("running", live)]
         for b in group:
-            fix = f"virsh edit {b.vif.domain}: delete <mac address='{mac}'/> on one of them (libvirt picks a new one)"
+            change = f"delete <mac address='{mac}'/> on one of them (libvirt picks a new one)"
+            fix = edit_fix(ctx.snap.uri, b.vif.domain, change)
             yield c.on_vif(b, f"MAC {mac} is used by {len(group)} vifs", ev, fix, severity=sev)
 
 
@@ -44,7 +47,8 @@ def mac_host_conflict(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             continue
         sev = Severity.ERROR if b.vif.domain_state.has_taps else Severity.WARNING
         ev = [("mac", b.vif.mac), ("host_links", ", ".join(clash))]
-        fix = f"virsh edit {b.vif.domain}: give the interface another MAC (or ip link set {clash[0]} address NEW)"
+        change = f"give the interface another MAC (or: {ip_link(clash[0], 'address', 'NEW').text()})"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, change)
         yield c.on_vif(b, f"MAC {b.vif.mac} is also the MAC of host link {', '.join(clash)}", ev, fix, severity=sev)
 
 
@@ -69,7 +73,8 @@ def mac_invalid(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if why is None:
             continue
         sev = Severity.ERROR if b.vif.domain_state.has_taps else Severity.WARNING
-        fix = f"virsh edit {b.vif.domain}: use a unicast MAC such as 52:54:00:xx:xx:xx (or delete <mac> to get one)"
+        change = "use a unicast MAC such as 52:54:00:xx:xx:xx (or delete <mac> to get one)"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, change)
         yield c.on_vif(
             b, f"MAC {b.vif.mac} is invalid: {why}", [("mac", b.vif.mac), ("reason", why)], fix, severity=sev
         )
@@ -80,9 +85,19 @@ def ovs_attached_mac_mismatch(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if Problem.OVS_ATTACHED_MAC_MISMATCH not in b.problems or b.ovs is None:
             continue
         ev = [("xml_mac", b.vif.mac), ("ovs_attached_mac", b.ovs.attached_mac), ("ovs_bridge", b.ovs.bridge)]
-        fix = f"ovs-vsctl set Interface {b.vif.target} external-ids:attached-mac={b.vif.mac}"
+        fix = ovs_attached_mac_fix(b)
         msg = f"OVS says {b.vif.target} carries {b.ovs.attached_mac}, the XML says {b.vif.mac}"
         yield c.on_vif(b, msg, ev, fix, subject=b.ovs.bridge)
+
+
+def ovs_attached_mac_fix(b: VifBinding) -> Fix | None:
+    """The command ``--fix`` runs for it too (planner.ovs_attached_mac)."""
+    if not b.vif.target or not b.vif.mac:
+        return None
+    return Fix((ovs_vsctl(*ovs_set_ids(b.vif.target, (("attached-mac", b.vif.mac),))),))
+
+
+PIN_LEASE = "virsh net-update NET add ip-dhcp-host \"<host mac='MAC' ip='IP'/>\" --live --config"
 
 
 def ip_duplicate(ctx: CheckContext, c: Check) -> Iterator[Finding]:
@@ -100,7 +115,7 @@ def ip_duplicate(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         claims = ", ".join(f"{vif_name(by_mac[m][0])} {m} ({src})" for m, src in sorted(owners.items()))
         for mac in sorted(owners):
             for b in by_mac[mac]:
-                fix = "change one guest's static address, or pin leases: virsh net-update NET add ip-dhcp-host ..."
+                fix = Fix(note=f"change one guest's static address, or pin leases: {PIN_LEASE}")
                 yield c.on_vif(b, f"IP {ip} is claimed by {len(owners)} vifs", [("ip", ip), ("claims", claims)], fix)
 
 
@@ -125,8 +140,17 @@ def ip_no_lease(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         seen = [a.ip for a in ctx.facts.guest_addresses or () if a.mac == b.vif.mac]
         ev: list[tuple[str, object]] = [("network", net.name), ("uptime_s", round(up) if up is not None else None)]
         ev += [("grace_s", ctx.config.no_lease_grace_s), ("other_addresses", ", ".join(seen))]
-        fix = f"virsh net-dhcp-leases {net.name}; tcpdump -ni {net.bridge} port 67 or port 68  # is the guest asking?"
+        fix = _lease_fix(ctx.snap.uri, net.name, net.bridge)
         yield c.on_vif(b, f"no DHCP lease on {net.name} after {'?' if up is None else round(up)} s", ev, fix)
+
+
+def _lease_fix(uri: str, network: str, bridge: str | None) -> Fix:
+    """Diagnosis, not a change: the leases libvirt knows, then whether DHCP requests arrive."""
+    leases = virsh(uri, "net-dhcp-leases", network)
+    if bridge is None:
+        return Fix((leases,))
+    dump = Command(("tcpdump", "-ni", bridge, "port", "67", "or", "port", "68"))
+    return Fix((leases, dump), "is the guest asking?", Chain.THEN)
 
 
 _FACTS_ADDR = needs("guest_addresses", "guest addresses")

@@ -12,6 +12,7 @@ from vifscope.checks.config import DoctorConfig
 from vifscope.model import (
     Evidence,
     Finding,
+    Fix,
     HostFacts,
     HostSnapshot,
     ObservedLink,
@@ -165,7 +166,7 @@ class Check:
         b: VifBinding,
         message: str,
         evidence: Iterable[tuple[str, object]] = (),
-        fix: str | None = None,
+        fix: Fix | None = None,
         *,
         severity: Severity | None = None,
         subject: str | None = None,
@@ -179,7 +180,7 @@ class Check:
         subject: str | None,
         message: str,
         evidence: Iterable[tuple[str, object]] = (),
-        fix: str | None = None,
+        fix: Fix | None = None,
         *,
         severity: Severity | None = None,
     ) -> Finding:
@@ -191,7 +192,7 @@ class Check:
         subject: str | None,
         message: str,
         evidence: Iterable[tuple[str, object]],
-        fix: str | None,
+        fix: Fix | None,
         severity: Severity | None,
         vif: tuple[str | None, str | None, str | None],
     ) -> Finding:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain
-from vifscope.checks.fixes import attach_fix, readd_fix, replug_fix
-from vifscope.model import Finding, Problem, Severity, VifBinding
+from vifscope.checks.commands import ip_link, ip_link_add, ovs_vsctl, virsh
+from vifscope.checks.fixes import attach_commands, attach_fix, link_up_fix, replug_fix, restart_network_fix
+from vifscope.model import Command, Finding, Fix, Problem, Severity, VifBinding
 
 _P = Problem
 
@@ -33,33 +34,34 @@ def vif_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.LINK_MISSING, _P.NO_TARGET):
         how = "no <target dev=> in the live XML" if _P.NO_TARGET in b.problems else f"no kernel link {b.vif.target}"
         msg = f"running, but {how}: the guest's NIC is connected to nothing"
-        yield c.on_vif(b, msg, _seen(b), replug_fix(b))
+        yield c.on_vif(b, msg, _seen(b), replug_fix(b, ctx.snap.uri))
 
 
 def vif_detached(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.DETACHED):
         msg = f"{b.vif.target} sits on no bridge; declared {b.expect.bridge}"
-        yield c.on_vif(b, msg, _seen(b), attach_fix(b), subject=b.expect.bridge)
+        yield c.on_vif(b, msg, _seen(b), attach_fix(b, ctx.snap), subject=b.expect.bridge)
 
 
 def vif_misbound(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.MISBOUND, _P.LOWER_MISMATCH, _P.MODE_MISMATCH, _P.NOT_MACVTAP):
-        fix = readd_fix(b)
+        fix = attach_fix(b, ctx.snap)
         yield c.on_vif(b, f"{b.vif.target} is plugged elsewhere: {b.detail}", _seen(b), fix, subject=b.expect.bridge)
 
 
 def vif_tap_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.TAP_DOWN, _P.NO_CARRIER):
         if _P.TAP_DOWN in b.problems:
-            yield c.on_vif(b, f"{b.vif.target} is admin down", _seen(b), f"ip link set {b.vif.target} up")
+            yield c.on_vif(b, f"{b.vif.target} is admin down", _seen(b), link_up_fix(b.vif.target))
         else:
-            fix = f"virsh resume {b.vif.domain}  # when paused; otherwise re-plug the NIC"
+            fix = Fix((virsh(ctx.snap.uri, "resume", b.vif.domain),), "when paused; otherwise re-plug the NIC")
             yield c.on_vif(b, f"{b.vif.target} has no carrier: QEMU does not hold the tap open", _seen(b), fix)
 
 
 def vif_link_state_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.LINK_STATE_DOWN):
-        fix = f"virsh domif-setlink {b.vif.domain} {b.vif.mac} up"
+        mac = b.vif.mac
+        fix = Fix((virsh(ctx.snap.uri, "domif-setlink", b.vif.domain, mac, "up"),)) if mac else None
         yield c.on_vif(
             b, "libvirt <link state='down'/>: the guest sees its NIC unplugged", [("link_state", "down")], fix
         )
@@ -68,21 +70,28 @@ def vif_link_state_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
 def bridge_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.BRIDGE_MISSING):
         br = b.expect.bridge
-        net = b.expect.network
-        if net is not None:
-            fix = f"virsh net-destroy {net.name}; virsh net-start {net.name}  # then re-attach its vifs (doctor --fix)"
-        elif b.expect.attach == "ovs-bridge":
-            fix = f"ovs-vsctl add-br {br} && {attach_fix(b)}"
-        else:
-            fix = f"ip link add {br} type bridge && ip link set {br} up && {attach_fix(b)}"
-        yield c.on_vif(b, f"declared bridge {br} does not exist", [("bridge", br)], fix, subject=br)
+        yield c.on_vif(b, f"declared bridge {br} does not exist", [("bridge", br)], _create_bridge(ctx, b), subject=br)
+
+
+def _create_bridge(ctx: CheckContext, b: VifBinding) -> Fix | None:
+    br, net = b.expect.bridge, b.expect.network
+    if net is not None:
+        return restart_network_fix(ctx.snap.uri, net.name, "then re-attach its vifs (doctor --fix)")
+    if br is None:
+        return None
+    create: tuple[Command, ...]
+    if b.expect.attach == "ovs-bridge":
+        create = (ovs_vsctl("add-br", br),)
+    else:
+        create = (ip_link_add(br, "type", "bridge"), ip_link(br, "up"))
+    return Fix((*create, *attach_commands(b, ctx.snap)))
 
 
 def bridge_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in _with(ctx, _P.BRIDGE_DOWN):
         br = b.expect.bridge
         yield c.on_vif(
-            b, f"bridge {br} is admin down", [("bridge", br), ("admin_up", False)], f"ip link set {br} up", subject=br
+            b, f"bridge {br} is admin down", [("bridge", br), ("admin_up", False)], link_up_fix(br), subject=br
         )
 
 
@@ -91,7 +100,7 @@ def direct_lower_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         lower = b.link.lower if b.link else b.expect.lower
         low = ctx.snap.links_by_name.get(lower or "")
         ev = [("lower", lower), ("admin_up", low.admin_up if low else None), ("carrier", low.carrier if low else None)]
-        yield c.on_vif(b, f"macvtap lower device {lower} is down", ev, f"ip link set {lower} up", subject=lower)
+        yield c.on_vif(b, f"macvtap lower device {lower} is down", ev, link_up_fix(lower), subject=lower)
 
 
 def vif_unverified(ctx: CheckContext, c: Check) -> Iterator[Finding]:

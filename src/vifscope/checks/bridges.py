@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, names
-from vifscope.model import Finding, Severity, VifBinding
+from vifscope.checks.commands import ip_link, link_info, virsh
+from vifscope.model import Finding, Fix, ObservedLink, Severity, VifBinding
 
 
 def _network_bridges(ctx: CheckContext) -> set[str]:
@@ -20,7 +21,7 @@ def no_uplink(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if br in owned or ctx.uplinks(br) or addresses:
             continue
         ev = [("bridge", br), ("vifs", names(vifs)), ("uplinks", ""), ("host_addresses", "")]
-        fix = f"ip link set NIC master {br}  # NIC: the physical port, bond or veth that leads out"
+        fix = Fix((ip_link("NIC", "master", br),), "NIC: the physical port, bond or veth that leads out")
         yield c.on_host(br, f"bridge {br} has no uplink and no host address: its guests reach only each other", ev, fix)
 
 
@@ -32,12 +33,16 @@ def uplink_down(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             continue
         every = len(down) == len(uplinks)
         ev = [("bridge", br)] + [(u.name, "admin down" if not u.admin_up else "no carrier") for u in down]
-        fix = " && ".join(f"ip link set {u.name} up" for u in down if not u.admin_up) or (
-            f"ethtool {down[0].name}  # no carrier: check the cable, switch port or veth peer"
-        )
+        fix = _uplink_fix(down)
         what = "every uplink" if every else "an uplink"
         sev = Severity.ERROR if every else Severity.WARNING
         yield c.on_host(br, f"{what} of {br} is down: {', '.join(u.name for u in down)}", ev, fix, severity=sev)
+
+
+def _uplink_fix(down: list[ObservedLink]) -> Fix:
+    """Set the admin-down ones up; when every one is up but without carrier, look at the first."""
+    ups = tuple(ip_link(u.name, "up") for u in down if not u.admin_up)
+    return Fix(ups) if ups else Fix((link_info(down[0].name),), "no carrier: check the cable, switch port or veth peer")
 
 
 def stp_forward_delay(ctx: CheckContext, c: Check) -> Iterator[Finding]:
@@ -49,10 +54,12 @@ def stp_forward_delay(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         ev = [("bridge", br), ("stp_state", link.stp_state), ("forward_delay_s", delay_s)]
         net = next((n.name for n in ctx.snap.networks if n.bridge == br), None)
         fix = (
-            f"virsh net-edit {net}: <bridge name='{br}' stp='off' delay='0'/>, then restart the network"
+            Fix((virsh(ctx.snap.uri, "net-edit", net),), "<bridge stp='off' delay='0'/>, then restart the network")
             if net
             # Two commands: the kernel applies forward_delay first and refuses 0 while STP is on.
-            else f"ip link set {br} type bridge stp_state 0 && ip link set {br} type bridge forward_delay 0"
+            else Fix(
+                (ip_link(br, "type", "bridge", "stp_state", "0"), ip_link(br, "type", "bridge", "forward_delay", "0"))
+            )
         )
         msg = f"STP on {br} with a {delay_s:g} s forward delay: a new vif forwards nothing for {2 * delay_s:g} s"
         yield c.on_host(br, msg, ev, fix)
@@ -65,7 +72,7 @@ def stp_off_multi_uplink(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if link.stp_state or len(uplinks) < 2:
             continue
         ev = [("bridge", br), ("stp_state", link.stp_state), ("uplinks", ", ".join(u.name for u in uplinks))]
-        fix = f"ip link set {br} type bridge stp_state 1  # or bond the uplinks into one port"
+        fix = Fix((ip_link(br, "type", "bridge", "stp_state", "1"),), "or bond the uplinks into one port")
         yield c.on_host(br, f"{br} has {len(uplinks)} uplinks and STP off: one loop floods the segment", ev, fix)
 
 
@@ -91,7 +98,8 @@ def mtu_mismatch(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             continue
         want = declared or bridge_mtu
         ev = [("tap_mtu", tap), ("bridge_mtu", bridge_mtu), ("declared_mtu", declared)]
-        fix = f"ip link set {b.vif.target} mtu {want}  # keep it: <mtu size='{want}'/> in the interface XML"
+        keep = f"keep it: <mtu size='{want}'/> in the interface XML"
+        fix = Fix((ip_link(b.link.name, "mtu", str(want)),), keep)
         msg = f"{b.vif.target} MTU {tap} differs from " + ", ".join(f"{w} ({m})" for w, m in off)
         yield c.on_vif(b, msg + ": larger frames are dropped", ev, fix, subject=b.actual_bridge)
 

@@ -1,56 +1,67 @@
-"""Exact fix commands shared by several checks (one place, so doctor and --fix agree)."""
+"""Fixes shared by several checks, and the sysctl values ``--fix-host`` sets too (one place, so
+doctor and ``--fix`` agree). Pure: every fix is argv (see commands.py), never a formatted string."""
 
 from __future__ import annotations
 
-from vifscope.model import VifBinding
+import shlex
+
+from vifscope.checks.commands import ip_link, sysctl_persist, sysctl_set, virsh
+from vifscope.checks.plugs import current_plug, declared_plug, move
+from vifscope.model import Chain, Command, Fix, HostSnapshot, VifBinding
+
+IFACE_NOTE = "IFACE.xml: the <interface> element from virsh dumpxml"
 
 
-def ovs_add_port(b: VifBinding, bridge: str | None = None) -> str:
-    """The ``ovs-vsctl add-port`` libvirt itself runs, with the external_ids it sets."""
-    tap, v = b.vif.target, b.vif
-    ids = [
-        f"external-ids:attached-mac={v.mac}",
-        f"external-ids:vm-id={v.domain_uuid}",
-        "external-ids:iface-status=active",
-    ]
-    if v.interface_id:
-        ids.insert(0, f"external-ids:iface-id={v.interface_id}")
-    return f"ovs-vsctl --may-exist add-port {bridge or b.expect.bridge} {tap} -- set Interface {tap} {' '.join(ids)}"
+def at_least(usual: int, minimum: object) -> int:
+    """The usual value, or the check's configured minimum when that is higher."""
+    return max(usual, minimum if isinstance(minimum, int) else 0)
 
 
-def sysctl_fix(key: str, value: int | str) -> str:
-    """Set now and keep across reboots (one file per key, so fixes never overwrite each other)."""
-    return f"sysctl -w {key}={value} && echo '{key} = {value}' > /etc/sysctl.d/60-vifscope-{key}.conf"
+def port_range(minimum: object) -> str:
+    """The kernel default 32768-60999, widened downwards (never below 1024) to ``minimum`` ports."""
+    ports = at_least(60999 - 32768 + 1, minimum)
+    return f"{max(1024, 60999 - ports + 1)} 60999"
 
 
-def attach_fix(b: VifBinding) -> str:
-    """Plug a detached tap where it is declared."""
-    if b.expect.attach == "ovs-bridge":
-        return ovs_add_port(b)
-    return f"ip link set {b.vif.target} master {b.expect.bridge}"
+def sysctl_fix(*pairs: tuple[str, object], note: str = "") -> Fix:
+    """Per key: set it now, keep it across reboots (``--fix-host``'s steps: the same sysctl -w, the same file)."""
+    return Fix(tuple(c for k, v in pairs for c in (sysctl_set((k, str(v))), sysctl_persist(k, str(v)))), note)
 
 
-def replug_fix(b: VifBinding) -> str:
-    """Unplug and plug the NIC again (IFACE.xml: its <interface> element from virsh dumpxml)."""
-    dom = b.vif.domain
-    return (
-        f"virsh detach-interface {dom} {b.vif.type} --mac {b.vif.mac} --live && "
-        f"virsh attach-device {dom} IFACE.xml --live  # IFACE.xml: the <interface> from virsh dumpxml {dom}"
-    )
+def attach_commands(b: VifBinding, snap: HostSnapshot) -> tuple[Command, ...]:
+    """Plug the tap where it is declared, from wherever it is now."""
+    want, tap = declared_plug(b), b.vif.target
+    if want is None or tap is None:
+        return ()
+    return move(tap, current_plug(tap, snap), want)
 
 
-def readd_fix(b: VifBinding) -> str:
-    """Move a misbound vif: unplug from where it is, plug where declared."""
-    tap = b.vif.target
-    if b.expect.attach == "macvtap":
-        return (
-            f"re-plug the NIC: virsh detach-interface {b.vif.domain} {b.vif.type} --mac {b.vif.mac} --live; "
-            f"virsh attach-device {b.vif.domain} IFACE.xml --live"
-        )
-    actual = b.actual_bridge or ""
-    unplug = (
-        f"ovs-vsctl del-port {actual.removeprefix('ovs:')} {tap}"
-        if actual.startswith("ovs:")
-        else f"ip link set {tap} nomaster"
-    )
-    return f"{unplug} && {attach_fix(b)}"
+def replug_fix(b: VifBinding, uri: str, note: str = "") -> Fix:
+    """Unplug and plug the NIC again, so libvirt recreates its host side."""
+    v = b.vif
+    mac = ("--mac", v.mac) if v.mac else ()
+    detach = virsh(uri, "detach-interface", v.domain, v.type, options=(*mac, "--live"))
+    attach = virsh(uri, "attach-device", v.domain, "IFACE.xml", options=("--live",))
+    return Fix((detach, attach), "; ".join(x for x in (note, f"{IFACE_NOTE} {shlex.quote(v.domain)}") if x))
+
+
+def attach_fix(b: VifBinding, snap: HostSnapshot) -> Fix:
+    """A detached or misbound tap: the very steps ``doctor --fix`` plans (a macvtap is re-plugged)."""
+    steps = attach_commands(b, snap)
+    if not steps:
+        return replug_fix(b, snap.uri, "re-plug the NIC: libvirt creates a macvtap on its lower device")
+    return Fix(steps)
+
+
+def link_up_fix(dev: str | None) -> Fix | None:
+    return Fix((ip_link(dev, "up"),)) if dev else None
+
+
+def restart_network_fix(uri: str, network: str, note: str) -> Fix:
+    """net-destroy may fail on a half-broken network; net-start must run anyway (hence ``;``)."""
+    return Fix((virsh(uri, "net-destroy", network), virsh(uri, "net-start", network)), note, Chain.THEN)
+
+
+def edit_fix(uri: str, domain: str, change: str) -> Fix:
+    """An XML change: ``virsh edit DOMAIN``, with the change to make as the note."""
+    return Fix((virsh(uri, "edit", domain),), change)

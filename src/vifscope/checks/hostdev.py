@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, names, needs, virtio_vifs
-from vifscope.checks.fixes import ovs_add_port
-from vifscope.model import DeviceNode, Finding, Problem, Severity
+from vifscope.checks.commands import ovs_vsctl
+from vifscope.checks.fixes import attach_commands
+from vifscope.model import Command, DeviceNode, Finding, Fix, Problem, Severity
 
 # Kernel device numbers (Documentation/admin-guide/devices.txt, misc major 10).
 DEVNUM: dict[str, tuple[int, int]] = {"tun": (10, 200), "vhost_net": (10, 238), "kvm": (10, 232)}
@@ -44,7 +45,14 @@ def tun_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     if devices is None or why is None:
         return
     taps = [b for b in ctx.bindings if b.vif.type in TUN_TYPES]
-    fix = "mkdir -p /dev/net && mknod /dev/net/tun c 10 200 && chmod 0666 /dev/net/tun  # kernel: CONFIG_TUN"
+    fix = Fix(
+        (
+            Command(("mkdir", "-p", "/dev/net")),
+            Command(("mknod", "/dev/net/tun", "c", "10", "200")),
+            Command(("chmod", "0666", "/dev/net/tun")),
+        ),
+        "kernel: CONFIG_TUN",
+    )
     ev = [*_node_evidence(devices.tun), ("tap_vifs", len(taps))]
     yield c.on_host(
         "/dev/net/tun", f"{why}: libvirt cannot create taps, domains with {len(taps)} tap vif(s) fail to start", ev, fix
@@ -57,18 +65,22 @@ def vhost_net_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     if devices is None or why is None:
         return
     slowed = virtio_vifs(ctx)
-    fix = "modprobe vhost_net  # needs CONFIG_VHOST_NET; the node is /dev/vhost-net, 10:238"
+    fix = Fix((Command(("modprobe", "vhost_net")),), "needs CONFIG_VHOST_NET; the node is /dev/vhost-net, 10:238")
     what = f"{len(slowed)} running virtio vif(s) run" if slowed else "virtio vifs started on this host will run"
     msg = f"{why}: {what} their datapath in QEMU userspace (slower, more CPU)"
     ev = [*_node_evidence(devices.vhost_net), ("virtio_vifs", len(slowed)), ("affected", names(slowed))]
     yield c.on_host("/dev/vhost-net", msg, ev, fix)
 
 
-KVM_PERMS_FIX = "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm  # what udev does at boot"
-KVM_TCG_FIX = "use <domain type='qemu'> (TCG) for these guests, or a host with VT-x/AMD-V enabled"
+KVM_PERMS = (Command(("chown", "root:kvm", "/dev/kvm")), Command(("chmod", "0660", "/dev/kvm")))
+KVM_PERMS_FIX = Fix(KVM_PERMS, "what udev does at boot")
+KVM_MODULE_FIX = Fix(
+    KVM_PERMS, "first modprobe kvm_intel or kvm_amd (enable VT-x/AMD-V in the firmware); then what udev does at boot"
+)
+KVM_TCG_FIX = Fix(note="use <domain type='qemu'> (TCG) for these guests, or a host with VT-x/AMD-V enabled")
 
 
-def _kvm_problem(ctx: CheckContext) -> tuple[str, Severity, str] | None:
+def _kvm_problem(ctx: CheckContext) -> tuple[str, Severity, Fix] | None:
     """(why, severity, fix) when /dev/kvm cannot run hardware-assisted guests."""
     devices = ctx.facts.devices
     if devices is None:
@@ -79,7 +91,7 @@ def _kvm_problem(ctx: CheckContext) -> tuple[str, Severity, str] | None:
     if why is not None:
         kvm_domains = [d for d in ctx.facts.domain_runtime or () if d.virt_type == "kvm"]
         sev = Severity.ERROR if kvm_domains else Severity.WARNING
-        return why, sev, f"modprobe kvm_intel or kvm_amd (enable VT-x/AMD-V in the firmware); {KVM_PERMS_FIX}"
+        return why, sev, KVM_MODULE_FIX
     mode = devices.kvm.mode or 0
     if not (mode & 0o006 == 0o006 or (devices.kvm.group == "kvm" and mode & 0o060 == 0o060)):
         why = f"/dev/kvm is mode {oct(mode)} group {devices.kvm.group}: QEMU (group kvm) cannot open it"
@@ -110,7 +122,10 @@ def ovs_not_running(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     needy = [b for b in ctx.running if b.expect.attach == "ovs-bridge"]
     sev = Severity.ERROR if needy else Severity.WARNING
     ev = [("error", err.error), ("ovs_vifs", names(needy))]
-    fix = "/usr/share/openvswitch/scripts/ovs-ctl start  # with systemd: systemctl start openvswitch-switch"
+    fix = Fix(
+        (Command(("/usr/share/openvswitch/scripts/ovs-ctl", "start")),),
+        "with systemd: systemctl start openvswitch-switch",
+    )
     yield c.on_host("openvswitch", f"OVSDB does not answer: {err.error}", ev, fix, severity=sev)
 
 
@@ -122,10 +137,12 @@ def ovs_port_error(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         b = by_target.get(port.name)
         ev = [("port", port.name), ("bridge", port.bridge), ("error", port.error), ("ofport", port.ofport)]
         if b is not None and Problem.OVS_ERROR in b.problems:
-            fix = f"ovs-vsctl del-port {port.bridge} {port.name} && {ovs_add_port(b)}"
+            # Take the port out and add it again (move: off its OVS bridge, onto the declared one).
+            steps = attach_commands(b, ctx.snap)
+            fix = Fix(steps) if steps else None
             yield c.on_vif(b, f"OVS cannot use {port.name}: {port.error}", ev, fix, subject=port.bridge)
         elif b is None:
-            fix = f"ovs-vsctl del-port {port.bridge} {port.name}  # if the device is gone for good"
+            fix = Fix((ovs_vsctl("del-port", port.bridge, port.name),), "if the device is gone for good")
             msg = f"OVS port {port.name} on {port.bridge} is in error: {port.error}"
             yield c.on_host(port.name, msg, ev, fix, severity=Severity.WARNING)
 

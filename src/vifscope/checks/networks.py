@@ -9,8 +9,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, names, needs
-from vifscope.checks.fixes import sysctl_fix
-from vifscope.model import Finding, LibvirtNetwork, Problem, Severity, VifBinding
+from vifscope.checks.commands import ip_link, ip_link_add, virsh
+from vifscope.checks.fixes import restart_network_fix, sysctl_fix
+from vifscope.model import Finding, Fix, LibvirtNetwork, Problem, Severity, VifBinding
+
+RESTART_NOTE = "then re-attach its running vifs"
 
 
 def _users(ctx: CheckContext) -> dict[str, list[VifBinding]]:
@@ -28,7 +31,9 @@ def network_inactive(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if net.active or not vifs:
             continue
         ev = [("network", net.name), ("autostart", net.autostart), ("vifs", names(vifs))]
-        fix = f"virsh net-start {net.name}  # then re-attach its running vifs: libvirt does not (doctor --fix does)"
+        fix = Fix(
+            (virsh(ctx.snap.uri, "net-start", net.name),), f"{RESTART_NOTE}: libvirt does not (doctor --fix does)"
+        )
         yield c.on_host(net.name, f"network {net.name} is inactive but {len(vifs)} running vif(s) use it", ev, fix)
 
 
@@ -36,7 +41,14 @@ def network_undefined(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     for b in ctx.running:
         if Problem.NETWORK_MISSING in b.problems:
             name = b.vif.network or b.vif.source
-            fix = f"virsh net-define {name}.xml && virsh net-start {name}  # or point the interface at another network"
+            fix = (
+                Fix(
+                    (virsh(ctx.snap.uri, "net-define", f"{name}.xml"), virsh(ctx.snap.uri, "net-start", name)),
+                    "or point the interface at another network",
+                )
+                if name
+                else None
+            )
             yield c.on_vif(b, f"declared network {name} is not defined", [("network", name)], fix, subject=name)
 
 
@@ -54,7 +66,7 @@ def network_bridge_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             continue  # OVSDB down: ovs.not_running says so
         if _bridge_exists(net, ctx):
             continue
-        fix = f"virsh net-destroy {net.name}; virsh net-start {net.name}  # then re-attach its running vifs"
+        fix = restart_network_fix(ctx.snap.uri, net.name, RESTART_NOTE)
         ev = [("network", net.name), ("bridge", net.bridge), ("mode", net.mode)]
         yield c.on_host(net.name, f"network {net.name} is active but its bridge {net.bridge} does not exist", ev, fix)
 
@@ -65,7 +77,7 @@ def dhcp_not_running(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if not net.active or not net.dhcp_ranges or rt is None or rt.dnsmasq_running is not False:
             continue
         ev = [("network", net.name), ("dnsmasq_pid", rt.dnsmasq_pid), ("leases", net.leases)]
-        fix = f"virsh net-destroy {net.name}; virsh net-start {net.name}  # then re-attach its running vifs"
+        fix = restart_network_fix(ctx.snap.uri, net.name, RESTART_NOTE)
         yield c.on_host(net.name, f"network {net.name} has DHCP ranges but no dnsmasq is running for it", ev, fix)
 
 
@@ -92,7 +104,7 @@ def nat_rules_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             if not isinstance(subnet, ipaddress.IPv4Network) or any(subnet.subnet_of(s) for s in sources):
                 continue
             ev = [("network", net.name), ("subnet", str(subnet)), ("nat_rules", len(sources))]
-            fix = f"virsh net-destroy {net.name}; virsh net-start {net.name}  # libvirt adds its rules again"
+            fix = restart_network_fix(ctx.snap.uri, net.name, "libvirt adds its rules again")
             msg = f"NAT network {net.name}: no MASQUERADE/SNAT rule for {subnet}: guests cannot reach outside"
             yield c.on_host(net.name, msg, ev, fix)
 
@@ -103,7 +115,7 @@ def ip_forward_off(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     if sysctls is None or sysctls.ip_forward != 0 or not routed:
         return
     ev = [("net.ipv4.ip_forward", 0), ("forwarding_networks", ", ".join(routed))]
-    fix = sysctl_fix("net.ipv4.ip_forward", 1)
+    fix = sysctl_fix(("net.ipv4.ip_forward", 1))
     yield c.on_host("host", f"IPv4 forwarding is off, but {', '.join(routed)} route/NAT guest traffic", ev, fix)
 
 
@@ -134,9 +146,11 @@ def br_netfilter_drop(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         ("bridge-nf-call-ip6tables", s.bridge_nf_call_ip6tables if s else None),
     ]
     ev += [("drop_chains", "; ".join(drops)), ("bridges_hit", ", ".join(hit))]
-    fix = (
-        "sysctl -w net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0  # if nothing "
-        "filters bridged traffic on purpose; else: iptables -I FORWARD -m physdev --physdev-is-bridged -j ACCEPT"
+    fix = sysctl_fix(
+        ("net.bridge.bridge-nf-call-iptables", 0),
+        ("net.bridge.bridge-nf-call-ip6tables", 0),
+        note="if nothing filters bridged traffic on purpose; else: iptables -I FORWARD -m physdev "
+        "--physdev-is-bridged -j ACCEPT",
     )
     what = f"bridged traffic of {', '.join(hit)} is dropped" if hit else "any bridged VM traffic would be dropped"
     yield c.on_host(
@@ -155,9 +169,9 @@ def host_unreachable(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         mode = b.link.macvtap_mode if b.link else None
         ev = [("lower", lower), ("host_addresses", ", ".join(addrs)), ("mode", mode)]
         host = f"{lower[:10]}-host"  # IFNAMSIZ: 15 characters at most
-        fix = (
-            f"ip link add {host} link {lower} type macvlan mode bridge && ip link set {host} up  "
-            f"# then move the host's address from {lower} to {host}"
+        fix = Fix(
+            (ip_link_add(host, "link", lower, "type", "macvlan", "mode", "bridge"), ip_link(host, "up")),
+            f"then move the host's address from {lower} to {host}",
         )
         msg = f"macvtap on {lower}: the host's address on {lower} cannot reach this guest (nor the guest the host)"
         yield c.on_vif(b, msg, ev, fix, subject=lower)

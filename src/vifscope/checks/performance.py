@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from vifscope.checks.base import VHOST_TYPES, Check, CheckContext, Explain, is_virtio, needs, virtio_vifs
-from vifscope.checks.fixes import sysctl_fix
+from vifscope.checks.commands import ip_link, tc_qdisc_del
+from vifscope.checks.fixes import at_least, edit_fix, port_range, sysctl_fix
 from vifscope.checks.hostdev import DEVNUM, node_problem
-from vifscope.model import Finding, Severity
+from vifscope.model import Finding, Fix, Severity
 
 EMULATED = frozenset({"e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet", "i82551", "i82557b", "i82559er"})
 SHAPING = frozenset({"tbf", "htb", "hfsc", "cbq", "netem", "red", "choke", "cake", "drr", "qfq", "taprio", "ets"})
@@ -21,7 +22,7 @@ def emulated_model(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if b.vif.type not in VHOST_TYPES or (model is not None and model not in EMULATED):
             continue
         what = f"emulated {model}" if model else "no <model>: QEMU's default emulated NIC (e1000/e1000e/rtl8139)"
-        fix = f"virsh edit {b.vif.domain}: <model type='virtio'/>  (the guest needs virtio-net drivers)"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, "<model type='virtio'/> (the guest needs virtio-net drivers)")
         yield c.on_vif(b, f"{what}: a fraction of virtio-net's throughput at more CPU", [("model", model)], fix)
 
 
@@ -42,7 +43,7 @@ def no_vhost(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if not reasons:
             continue
         ev = [("driver", b.vif.driver), ("vhost_net_device", device_ok), ("qemu_vhost_fds", fds)]
-        fix = f"virsh edit {b.vif.domain}: <driver name='vhost'/>, then restart the domain"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, "<driver name='vhost'/>, then restart the domain")
         yield c.on_vif(b, f"virtio without vhost-net ({'; '.join(reasons)}): packets go through QEMU", ev, fix)
 
 
@@ -53,9 +54,8 @@ def multiqueue(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             continue
         want = min(vcpus, MAX_SUGGESTED_QUEUES)
         ev = [("vcpus", vcpus), ("queues", b.vif.queues)]
-        fix = (
-            f"virsh edit {b.vif.domain}: <driver name='vhost' queues='{want}'/>; guest: ethtool -L eth0 combined {want}"
-        )
+        change = f"<driver name='vhost' queues='{want}'/>; in the guest: ethtool -L eth0 combined {want}"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, change)
         if queues > vcpus:
             yield c.on_vif(
                 b, f"{queues} queues for {vcpus} vCPU(s): queues beyond the vCPU count only cost memory", ev, fix
@@ -71,7 +71,7 @@ def txqueuelen_low(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if b.link is None or b.link.txqlen is None or b.link.txqlen >= floor:
             continue
         ev = [("txqueuelen", b.link.txqlen), ("minimum", floor)]
-        fix = f"ip link set {b.vif.target} txqueuelen 1000"
+        fix = Fix((ip_link(b.link.name, "txqueuelen", str(at_least(1000, floor))),))
         yield c.on_vif(
             b, f"{b.vif.target} txqueuelen {b.link.txqlen} < {floor}: bursts to the guest are dropped", ev, fix
         )
@@ -87,7 +87,7 @@ def tap_qdisc(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if not odd or (extras is not None and extras.bandwidth):
             continue
         shown = ", ".join(f"{'ingress' if q.ingress else 'root'} {q.kind}" for q in odd)
-        fix = " && ".join(f"tc qdisc del dev {b.link.name} {'ingress' if q.ingress else 'root'}" for q in odd)
+        fix = Fix(tuple(tc_qdisc_del(b.link.name, "ingress" if q.ingress else "root") for q in odd))
         msg = f"{b.link.name} has {shown} without a declared <bandwidth>: traffic is shaped or policed by hand"
         yield c.on_vif(b, msg, [("qdiscs", shown), ("declared_bandwidth", False)], fix)
 
@@ -98,7 +98,7 @@ def somaxconn_low(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     if value is not None and value < floor:
         ev = [("net.core.somaxconn", value), ("minimum", floor)]
         msg = f"net.core.somaxconn is {value} (< {floor}): accept queues overflow under load"
-        yield c.on_host("host", msg, ev, sysctl_fix("net.core.somaxconn", 4096))
+        yield c.on_host("host", msg, ev, sysctl_fix(("net.core.somaxconn", at_least(4096, floor))))
 
 
 def port_range_narrow(ctx: CheckContext, c: Check) -> Iterator[Finding]:
@@ -108,7 +108,7 @@ def port_range_narrow(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         return
     ev = [("net.ipv4.ip_local_port_range", f"{rng[0]} {rng[1]}"), ("ports", rng[1] - rng[0] + 1), ("minimum", floor)]
     msg = f"only {rng[1] - rng[0] + 1} local ports ({rng[0]}-{rng[1]}): NAT and outgoing connections run out"
-    yield c.on_host("host", msg, ev, sysctl_fix("net.ipv4.ip_local_port_range", '"32768 60999"'))
+    yield c.on_host("host", msg, ev, sysctl_fix(("net.ipv4.ip_local_port_range", port_range(floor))))
 
 
 def conntrack_max_low(ctx: CheckContext, c: Check) -> Iterator[Finding]:
@@ -117,7 +117,7 @@ def conntrack_max_low(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     if value is not None and value < floor:
         ev = [("net.netfilter.nf_conntrack_max", value), ("minimum", floor)]
         msg = f"nf_conntrack_max is {value} (< {floor}): NATed guests' connections are dropped when it fills"
-        yield c.on_host("host", msg, ev, sysctl_fix("net.netfilter.nf_conntrack_max", 262144))
+        yield c.on_host("host", msg, ev, sysctl_fix(("net.netfilter.nf_conntrack_max", at_least(262144, floor))))
 
 
 def conntrack_near_full(ctx: CheckContext, c: Check) -> Iterator[Finding]:
@@ -134,7 +134,9 @@ def conntrack_near_full(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         ("percent", round(pct, 1)),
     ]
     ev.append(("threshold_percent", ctx.config.conntrack_full_pct))
-    fix = sysctl_fix("net.netfilter.nf_conntrack_max", s.nf_conntrack_max * 2) + "  # and find the flows: conntrack -L"
+    fix = sysctl_fix(
+        ("net.netfilter.nf_conntrack_max", s.nf_conntrack_max * 2), note="and find the flows: conntrack -L"
+    )
     msg = (
         f"conntrack table {pct:.0f}% full ({s.nf_conntrack_count}/{s.nf_conntrack_max}): new flows are dropped at 100%"
     )

@@ -3,11 +3,12 @@ promiscuous listeners, guests trusted to change the host's RX filters."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, needs, short
-from vifscope.model import Finding, ObservedLink, Severity, VifBinding
+from vifscope.checks.commands import bridge_link, ip_link
+from vifscope.checks.fixes import edit_fix
+from vifscope.model import Command, Finding, Fix, ObservedLink, Severity, VifBinding
 
 ANTI_SPOOF = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing")
 
@@ -43,9 +44,8 @@ def no_spoof_filter(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             how = "no nwfilter bound" if name is None else f"nwfilter {name} has no no-mac-spoofing"
             if b.vif.filterref and name is None:
                 how = f"<filterref filter='{b.vif.filterref}'/> is declared but not bound to {b.vif.target}"
-            fix = (
-                f"virsh edit {b.vif.domain}: add <filterref filter='clean-traffic'/> to the interface, then re-plug it"
-            )
+            change = "add <filterref filter='clean-traffic'/> to the interface, then re-plug it"
+            fix = edit_fix(ctx.snap.uri, b.vif.domain, change)
             yield c.on_vif(b, f"{how}: the guest can spoof MAC/IP on shared bridge {br}", ev, fix, subject=br)
 
 
@@ -71,11 +71,17 @@ def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
                 continue
             _count, others = ctx.peers(br, b.link.name)
             ev = [("bridge", br), ("isolated", b.link.isolated), ("other_guest_ports", others)]
-            fix = f"bridge link set dev {b.vif.target} isolated on  # keep it: <port isolated='yes'/> in the XML"
+            fix = Fix((bridge_link(b.link.name, "isolated", "on"),), "keep it: <port isolated='yes'/> in the XML")
             msg = f"<port isolated='yes'/> is declared but {b.vif.target} is not isolated on {br}"
             yield c.on_vif(b, msg, ev, fix, subject=br)
         if shared:
             yield from _shared_bridge(c, br, ctx.guest_ports(br))
+
+
+ISOLATE_TAPS = (
+    'rc=0; for p in "/sys/class/net/$1/brif"/*; do p=${p##*/}; [ -e "/sys/class/net/$p/tun_flags" ] || continue; '
+    'bridge link set dev "$p" isolated on || rc=1; done; [ $rc = 0 ]'
+)
 
 
 def _shared_bridge(c: Check, br: str, guests: tuple[ObservedLink, ...]) -> Iterator[Finding]:
@@ -87,11 +93,8 @@ def _shared_bridge(c: Check, br: str, guests: tuple[ObservedLink, ...]) -> Itera
     ev = [("bridge", br), ("guest_ports", len(guests)), ("not_isolated", len(open_ports)), ("ports", short(open_ports))]
     # Every tap on the bridge by sysfs, not a list: a big bridge has thousands of ports, and the
     # uplinks (not taps) stay open so the guests keep their way out. Any failure fails the loop.
-    brif = shlex.quote(f"/sys/class/net/{br}/brif")
-    fix = (
-        f'rc=0; for p in {brif}/*; do p=${{p##*/}}; [ -e "/sys/class/net/$p/tun_flags" ] || continue; '
-        f"bridge link set dev \"$p\" isolated on || rc=1; done; [ $rc = 0 ]  # and <port isolated='yes'/> in each XML"
-    )
+    # A loop is not an argv: ``sh -c`` runs it with the bridge as $1, so the name is never script.
+    fix = Fix((Command(("sh", "-c", ISOLATE_TAPS, "sh", br)),), "and <port isolated='yes'/> in each XML")
     msg = f"{len(open_ports)} of the {len(guests)} guest ports on {br} are not isolated: they reach each other at L2"
     yield c.on_host(br, msg, ev, fix, severity=Severity.INFO)
 
@@ -115,7 +118,7 @@ def promisc(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if b.link.promiscuity <= base:
             continue
         ev = [("promiscuity", b.link.promiscuity), ("expected", base), ("kind", b.link.kind)]
-        fix = f"ip link set {b.vif.target} promisc off  # a manual setting; a capture holds it until it ends"
+        fix = Fix((ip_link(b.link.name, "promisc", "off"),), "a manual setting; a capture holds it until it ends")
         msg = (
             f"{b.vif.target} is promiscuous beyond its plumbing ({b.link.promiscuity} > {base}): something captures it"
         )
@@ -128,7 +131,7 @@ def trust_rx_filters(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         if extras is None or not extras.trust_guest_rx_filters:
             continue
         ev = [("type", b.vif.type), ("trustGuestRxFilters", True)]
-        fix = f"virsh edit {b.vif.domain}: drop trustGuestRxFilters='yes' from the interface"
+        fix = edit_fix(ctx.snap.uri, b.vif.domain, "drop trustGuestRxFilters='yes' from the interface")
         msg = "trustGuestRxFilters='yes': the guest changes the host macvtap's MAC, multicast and promiscuous mode"
         yield c.on_vif(b, msg, ev, fix)
 

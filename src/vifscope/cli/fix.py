@@ -21,10 +21,10 @@ from rich.console import Console
 
 from vifscope.actions.apply import ApplyOutcome, ApplyStatus, apply_plan
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
-from vifscope.actions.hostfix import SYSCTL_DIR
 from vifscope.actions.model import Plan
 from vifscope.actions.planner import plan_fixes
 from vifscope.actions.report import fix_report, plan_table, result_table, skipped_lines, touched_bindings
+from vifscope.checks.commands import SYSCTL_DIR
 from vifscope.model import Finding, HostSnapshot, VifBinding
 from vifscope.report import documents as report
 from vifscope.report.tables import make_console

@@ -7,6 +7,7 @@ Works with and without systemd (these lab machines have none: daemons are starte
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -26,7 +27,7 @@ class LabError(RuntimeError):
 def run(cmd: Sequence[str], log: Log | None = None, *, check: bool = True, timeout: float = 60) -> str:
     """Run a command, return stdout. On failure raise LabError (unless check=False)."""
     if log:
-        log("$ " + " ".join(cmd))
+        log("$ " + shlex.join(cmd))
     try:
         proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -35,7 +36,7 @@ def run(cmd: Sequence[str], log: Log | None = None, *, check: bool = True, timeo
         return ""
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
-        raise LabError(f"'{' '.join(cmd)}' failed: {msg[-1] if msg else proc.returncode}")
+        raise LabError(f"'{shlex.join(cmd)}' failed: {msg[-1] if msg else proc.returncode}")
     return proc.stdout
 
 

@@ -51,24 +51,24 @@ def inventory() -> Inventory:
 
 def _veth_to_netns(host_end: str, ns_end: str, netns: str, addr: str, log: Log) -> None:
     """A veth pair whose far end sits, addressed, in the lab's 'outside' namespace."""
-    run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end, "netns", netns], log)
+    run(["ip", "link", "add", "name", host_end, "type", "veth", "peer", "name", ns_end, "netns", netns], log)
     run(["ip", "-n", netns, "addr", "add", addr, "dev", ns_end], log)
-    run(["ip", "-n", netns, "link", "set", ns_end, "up"], log)
-    run(["ip", "link", "set", host_end, "up"], log)
+    run(["ip", "-n", netns, "link", "set", "dev", ns_end, "up"], log)
+    run(["ip", "link", "set", "dev", host_end, "up"], log)
 
 
 def _plumb(spec: LabSpec, inv: Inventory, log: Log) -> None:
     """Bridges, veths, the outside netns, the OVS bridge (created only when absent)."""
     if spec.netns not in inv.netns:
         run(["ip", "netns", "add", spec.netns], log)
-        run(["ip", "-n", spec.netns, "link", "set", "lo", "up"], log)
+        run(["ip", "-n", spec.netns, "link", "set", "dev", "lo", "up"], log)
     for br in (spec.bridge, spec.spare_bridge):
         if br not in inv.links:
-            run(["ip", "link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0"], log)
-        run(["ip", "link", "set", br, "up"], log)
+            run(["ip", "link", "add", "name", br, "type", "bridge", "stp_state", "0", "forward_delay", "0"], log)
+        run(["ip", "link", "set", "dev", br, "up"], log)
     if spec.uplink not in inv.links:
         _veth_to_netns(spec.uplink, spec.name("upx"), spec.netns, f"{spec.subnet(1)}.1/24", log)
-    run(["ip", "link", "set", spec.uplink, "master", spec.bridge, "up"], log)
+    run(["ip", "link", "set", "dev", spec.uplink, "master", spec.bridge, "up"], log)
     if spec.macvtap_lower not in inv.links:
         _veth_to_netns(spec.macvtap_lower, spec.name("mvp0"), spec.netns, f"{spec.subnet(4)}.1/24", log)
     run(
@@ -85,7 +85,7 @@ def _plumb(spec: LabSpec, inv: Inventory, log: Log) -> None:
         ],
         log,
     )
-    run(["ip", "link", "set", spec.ovs_bridge, "up"], log, check=False)
+    run(["ip", "link", "set", "dev", spec.ovs_bridge, "up"], log, check=False)
 
 
 def _network(spec: LabSpec, inv: Inventory, log: Log) -> None:
@@ -122,7 +122,7 @@ def break_guest(guest: Guest, log: Log | None = None) -> None:
     """The lab's deliberate fault: the broken guest's tap is detached from its bridge."""
     target = guest_targets(guest.name)[0]
     if target:
-        run(["ip", "link", "set", target, "nomaster"], log)
+        run(["ip", "link", "set", "dev", target, "nomaster"], log)
 
 
 def wait_ready(names: list[str], timeout: float, log: Log) -> list[str]:
@@ -184,6 +184,6 @@ def lab_down(spec: LabSpec, log: Log) -> None:
         run(["ovs-vsctl", "--timeout=5", "--if-exists", "del-br", spec.ovs_bridge], log, check=False)
     for link in spec.links():
         if link in inv.links:
-            run(["ip", "link", "del", link], log, check=False)
+            run(["ip", "link", "del", "dev", link], log, check=False)
     if spec.netns in inv.netns:
         run(["ip", "netns", "del", spec.netns], log, check=False)

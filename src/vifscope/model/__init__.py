@@ -1,6 +1,8 @@
 """Pure data model (frozen dataclasses + enums). ``core``: declared vifs, kernel links,
-OVS ports, libvirt networks, the snapshot and bindings. Import names from here."""
+OVS ports, libvirt networks, the snapshot and bindings; ``command``: commands as argv and
+the fixes made of them. Import names from here."""
 
+from vifscope.model.command import Chain, Command, Fix
 from vifscope.model.core import (
     DeclaredVif,
     DhcpRange,
@@ -40,6 +42,8 @@ from vifscope.model.host import (
 
 __all__ = [
     "AddressSource",
+    "Chain",
+    "Command",
     "DeclaredVif",
     "DeviceNode",
     "DeviceNodes",
@@ -52,6 +56,7 @@ __all__ = [
     "Finding",
     "Firewall",
     "FirewallChain",
+    "Fix",
     "GuestAddress",
     "HostAddress",
     "HostFacts",

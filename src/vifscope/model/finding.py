@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vifscope.model.command import Fix
+
 # One piece of evidence: the value a check saw (kept scalar so JSON and labels stay simple).
 Evidence = str | int | float | bool | None
 
@@ -26,7 +28,8 @@ class Finding:
     """One conclusion of one check. ``check`` is a stable id such as ``vif.detached``.
 
     ``evidence`` holds (name, value) pairs in the order they matter; ``fix`` is the exact
-    command or XML change that resolves it (None when there is nothing safe to suggest).
+    commands (argv) and the note (an XML change, a placeholder) that resolve it (None when
+    there is nothing safe to suggest).
     """
 
     check: str
@@ -37,7 +40,7 @@ class Finding:
     mac: str | None = None
     target: str | None = None
     evidence: tuple[tuple[str, Evidence], ...] = ()
-    fix: str | None = None
+    fix: Fix | None = None
     subject: str | None = None  # bridge / network / host object when not a vif
 
     def evidence_dict(self) -> dict[str, Evidence]:

@@ -32,8 +32,10 @@ def findings_tables(findings: Sequence[dict[str, Any]]) -> list[Table]:
     for f in findings:
         groups.setdefault(_group_key(f), []).append(f)
     tables = []
+    # Names and fixes are Text, never console markup: a bridge named "br[x]" or a fix holding
+    # "[/]" must show as it is (what is shown is what gets pasted).
     for (_, title), items in sorted(groups.items()):
-        table = Table(title=title, title_justify="left", title_style="bold", header_style="bold", pad_edge=False)
+        table = Table(title=Text(title), title_justify="left", title_style="bold", header_style="bold", pad_edge=False)
         table.add_column("SEVERITY", no_wrap=True)
         table.add_column("CHECK", no_wrap=True)
         table.add_column("FINDING", overflow="fold", ratio=3)
@@ -43,7 +45,7 @@ def findings_tables(findings: Sequence[dict[str, Any]]) -> list[Table]:
             if f["evidence"]:
                 finding.append("\n" + _evidence(f["evidence"]), style="dim")
             sev = Text(f["severity"], style=SEVERITY_STYLE.get(f["severity"], ""))
-            table.add_row(sev, f["check"], finding, f["fix"] or "-")
+            table.add_row(sev, f["check"], finding, Text(f["fix"] or "-"))
         tables.append(table)
     return tables
 
@@ -59,7 +61,7 @@ def isolation_table(rows: Sequence[dict[str, Any]]) -> Table:
             cell = Text(layer["level"], style=LEVEL_STYLE.get(layer["level"], ""))
             cell.append("\n" + layer["detail"], style="dim")
             cells.append(cell)
-        table.add_row(row["domain"], str(row["index"]), row["target"] or "-", *cells)
+        table.add_row(Text(row["domain"]), str(row["index"]), Text(row["target"] or "-"), *cells)
     return table
 
 

@@ -3,8 +3,13 @@ dicts (the ``doctor --json`` contract), the ``--domain`` filter, and doctor's ex
 
 Contract (issue 3; fields are added, never renamed):
 ``{"findings": [{"check", "severity", "category", "domain", "mac", "target", "message",
-"evidence": {...}, "fix", "subject", "title"}], "source_errors": [...], "summary", "skipped",
-"isolation", "notes", "host", "uri", "taken_at"}``
+"evidence": {...}, "fix", "fix_argv", "fix_chain", "fix_note", "subject", "title"}],
+"source_errors": [...], "summary", "skipped", "isolation", "notes", "host", "uri", "taken_at"}``
+
+``fix`` is one paste-safe shell line (every word quoted as needed, the note after ``#``);
+``fix_argv`` the same commands as argv lists (run them in order; ``fix_chain`` "&&" stops at
+the first failure, ";" does not), ``fix_note`` the part that is not a command. No fix: null,
+[], null, null.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vifscope.checks import CHECKS_BY_ID, CheckRun, IsolationSummary
-from vifscope.model import Finding, HostSnapshot, Problem, Severity, VifBinding
+from vifscope.model import Finding, Fix, HostSnapshot, Problem, Severity, VifBinding
 from vifscope.report import documents as report
 
 
@@ -31,7 +36,19 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "title": check.title if check else None,
         "message": f.message,
         "evidence": f.evidence_dict(),
-        "fix": f.fix,
+        **fix_fields(f.fix),
+    }
+
+
+def fix_fields(fix: Fix | None) -> dict[str, Any]:
+    """A fix in the JSON documents (doctor --json, the API): the line and its structure."""
+    if fix is None:
+        return {"fix": None, "fix_argv": [], "fix_chain": None, "fix_note": None}
+    return {
+        "fix": fix.text(),
+        "fix_argv": [list(argv) for argv in fix.argvs],
+        "fix_chain": fix.chain.value if fix.commands else None,
+        "fix_note": fix.note or None,
     }
 
 

@@ -127,7 +127,12 @@ class FindingDoc(_Open):
     title: str | None
     message: str
     evidence: dict[str, str | int | float | bool | None]
-    fix: str | None
+    fix: str | None = Field(description='one paste-safe shell line: the commands, then the note after "#"')
+    fix_argv: list[list[str]] = Field(description="the same commands as argv lists, in order")
+    fix_chain: Literal["&&", ";"] | None = Field(
+        description='"&&": stop at the first failing command; ";": run every one'
+    )
+    fix_note: str | None = Field(description="what is not a command: an XML change, a placeholder to fill in")
 
 
 class FindingsDoc(_Report):

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vifscope.actions import ActionKind, ApplyStatus, AuditError, AuditLog, Plan, apply_plan, plan_fixes
-from vifscope.actions.model import Action, Run, VifLinkState
+from vifscope.actions.model import Action, VifLinkState
 from vifscope.actions.report import fix_report
+from vifscope.checks.commands import virsh
 from vifscope.model import HostSnapshot, VifBinding
 from vifscope.report import documents as report
 from vifscope.watch.heal_actions import heal_plan
@@ -79,14 +80,13 @@ def link_plan(snap: HostSnapshot, b: VifBinding, state: str) -> Plan:
     if v.link_state == state:
         return Plan(snap.uri)
     kind = ActionKind.LINK_STATE_UP if state == "up" else ActionKind.LINK_STATE_DOWN
-    virsh = ("virsh", "-c", snap.uri, "domif-setlink", v.domain, v.mac or "")
     other = "up" if state == "down" else "down"
     action = Action(
         kind=kind,
         target=f"{v.domain}/{v.mac}",
         description=f"set libvirt link state of {v.domain} {v.mac} {state}",
-        steps=(Run((*virsh, state)),),
-        undo=(Run((*virsh, other)),),
+        steps=(virsh(snap.uri, "domif-setlink", v.domain, v.mac or "", state),),
+        undo=(virsh(snap.uri, "domif-setlink", v.domain, v.mac or "", other),),
         promises=(VifLinkState(v.domain, v.mac or "", state),),
         reason=f"api:link-{state}",
         domain=v.domain,

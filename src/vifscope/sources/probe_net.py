@@ -81,23 +81,23 @@ class ProbePort:
         n = self.names
         _run(["ip", "netns", "add", n.netns])
         self.made.append("netns")
-        _run(["ip", "link", "add", n.host_if, "type", "veth", "peer", "name", n.ns_if, "netns", n.netns])
+        _run(["ip", "link", "add", "name", n.host_if, "type", "veth", "peer", "name", n.ns_if, "netns", n.netns])
         self.made.append("veth")
         if self.ovs:
             _run(["ovs-vsctl", "--timeout=10", "add-port", self.bridge, n.host_if])
             self.made.append("ovs-port")
         else:
-            _run(["ip", "link", "set", n.host_if, "master", self.bridge])
-        _run(["ip", "link", "set", n.host_if, "up"])
-        _run(["ip", "-n", n.netns, "link", "set", "lo", "up"])
-        _run(["ip", "-n", n.netns, "link", "set", n.ns_if, "up"])
+            _run(["ip", "link", "set", "dev", n.host_if, "master", self.bridge])
+        _run(["ip", "link", "set", "dev", n.host_if, "up"])
+        _run(["ip", "-n", n.netns, "link", "set", "dev", "lo", "up"])
+        _run(["ip", "-n", n.netns, "link", "set", "dev", n.ns_if, "up"])
 
     def close(self) -> list[str]:
         """Remove what open() made, last first; returns what could not be removed."""
         n = self.names
         undo = {
             "ovs-port": ["ovs-vsctl", "--timeout=10", "--if-exists", "del-port", self.bridge, n.host_if],
-            "veth": ["ip", "link", "del", n.host_if],  # gone already when the netns went first
+            "veth": ["ip", "link", "del", "dev", n.host_if],  # gone already when the netns went first
             "netns": ["ip", "netns", "del", n.netns],
         }
         leftover: list[str] = []
@@ -186,7 +186,7 @@ def sweep_stale() -> tuple[str, ...]:
             removed.append(f"ovs port {port}")
     for link in sorted(_links()):
         if _dead(link):
-            _run(["ip", "link", "del", link], check=False)
+            _run(["ip", "link", "del", "dev", link], check=False)
             removed.append(f"link {link}")
     for ns in sorted(_namespaces()):
         if _dead(ns):

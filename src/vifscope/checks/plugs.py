@@ -1,8 +1,9 @@
 """Where a tap is plugged, and the exact commands that unplug / plug it.
 
-Pure. A Plug is nowhere, a Linux bridge (``ip link set TAP master BR``) or an OVS bridge
+Pure. A Plug is nowhere, a Linux bridge (``ip link set dev TAP master BR``) or an OVS bridge
 (``ovs-vsctl add-port`` with the external_ids libvirt itself writes). Moving a tap is
-"leave the old plug, join the new one"; its undo is the same with the plugs swapped.
+"leave the old plug, join the new one"; its undo is the same with the plugs swapped. doctor's
+fix for a detached or misbound vif and ``--fix``'s step for it are both ``move``.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vifscope.actions.model import Run, Step
-from vifscope.model import DeclaredVif, HostSnapshot
-
-OVS_TIMEOUT = "--timeout=10"  # ovs-vsctl waits forever for ovs-vswitchd by default
+from vifscope.checks.commands import ip_link, ovs_set_ids, ovs_vsctl
+from vifscope.model import Command, DeclaredVif, HostSnapshot, VifBinding
 
 
 @dataclass(frozen=True)
@@ -56,48 +55,52 @@ def current_plug(tap: str, snap: HostSnapshot) -> Plug:
     return NOWHERE
 
 
-def ovs_set_ids(tap: str, ids: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """``ovs-vsctl`` arguments setting external_ids on interface ``tap``."""
-    return ("set", "Interface", tap, *(f"external_ids:{k}={v}" for k, v in ids))
+def declared_plug(b: VifBinding) -> Plug | None:
+    """Where the XML says the tap belongs; None for a macvtap (libvirt creates it on its lower)."""
+    if b.expect.attach == "ovs-bridge" and b.expect.bridge:
+        return Plug("ovs", b.expect.bridge, declared_ovs_ids(b.vif))
+    if b.expect.attach == "linux-bridge" and b.expect.bridge:
+        return Plug("linux", b.expect.bridge)
+    return None
 
 
-def _leave_nothing(plug: Plug, tap: str) -> tuple[Step, ...]:
+def _leave_nothing(plug: Plug, tap: str) -> tuple[Command, ...]:
     return ()
 
 
-def _leave_linux(plug: Plug, tap: str) -> tuple[Step, ...]:
-    return (Run(("ip", "link", "set", tap, "nomaster")),)
+def _leave_linux(plug: Plug, tap: str) -> tuple[Command, ...]:
+    return (ip_link(tap, "nomaster"),)
 
 
-def _leave_ovs(plug: Plug, tap: str) -> tuple[Step, ...]:
-    return (Run(("ovs-vsctl", OVS_TIMEOUT, "--if-exists", "del-port", str(plug.bridge), tap)),)
+def _leave_ovs(plug: Plug, tap: str) -> tuple[Command, ...]:
+    return (ovs_vsctl("--if-exists", "del-port", str(plug.bridge), tap),)
 
 
-def _join_linux(plug: Plug, tap: str) -> tuple[Step, ...]:
-    return (Run(("ip", "link", "set", tap, "master", str(plug.bridge))),)
+def _join_linux(plug: Plug, tap: str) -> tuple[Command, ...]:
+    return (ip_link(tap, "master", str(plug.bridge)),)
 
 
-def _join_ovs(plug: Plug, tap: str) -> tuple[Step, ...]:
-    argv: tuple[str, ...] = ("ovs-vsctl", OVS_TIMEOUT, "--may-exist", "add-port", str(plug.bridge), tap)
+def _join_ovs(plug: Plug, tap: str) -> tuple[Command, ...]:
+    args: tuple[str, ...] = ("--may-exist", "add-port", str(plug.bridge), tap)
     if plug.external_ids:
-        argv = (*argv, "--", *ovs_set_ids(tap, plug.external_ids))
-    return (Run(argv),)
+        args = (*args, "--", *ovs_set_ids(tap, plug.external_ids))
+    return (ovs_vsctl(*args),)
 
 
 # Keyed by Plug.kind: how to take a tap off such a plug, and how to put it on one.
-LEAVE: dict[str, Callable[[Plug, str], tuple[Step, ...]]] = {
+LEAVE: dict[str, Callable[[Plug, str], tuple[Command, ...]]] = {
     "none": _leave_nothing,
     "linux": _leave_linux,
     "ovs": _leave_ovs,
 }
-JOIN: dict[str, Callable[[Plug, str], tuple[Step, ...]]] = {
+JOIN: dict[str, Callable[[Plug, str], tuple[Command, ...]]] = {
     "none": _leave_nothing,
     "linux": _join_linux,
     "ovs": _join_ovs,
 }
 
 
-def move(tap: str, have: Plug, want: Plug) -> tuple[Step, ...]:
+def move(tap: str, have: Plug, want: Plug) -> tuple[Command, ...]:
     """Steps taking ``tap`` from ``have`` to ``want``.
 
     Linux bridge to Linux bridge is one ``ip link set master``: the kernel re-masters the port
