@@ -111,3 +111,19 @@ def test_an_unclaimed_tap_is_still_a_guest_port() -> None:
     snap = host(extra=[tap("vs-orphan", master=BR)])
     assert graph_uplinks(snap) == {"vs-eth1"}
     assert findings(snap, "sec.stp_off_multi_uplink") == []
+
+
+def shared_bridge_fix(snap: HostSnapshot) -> tuple[str, ...]:
+    """The argv of sec.port_not_isolated's bridge-wide finding (guests share BR unisolated)."""
+    from vifscope.checks.security import port_not_isolated
+
+    (found,) = [f for f in port_not_isolated(CheckContext(snap, bind(snap)), CHECKS_BY_ID["sec.port_not_isolated"])]
+    assert found.fix is not None
+    (cmd,) = found.fix.commands
+    return cmd.argv
+
+
+def test_the_bridge_isolation_fix_names_a_guest_veth_and_never_an_uplink() -> None:
+    """Taps are found by the loop through sysfs; a guest's veth is not a tap, so it is named."""
+    argv = shared_bridge_fix(host(extra=[veth("vs-up0", "vs-up1", master=BR)]))
+    assert argv[:2] == ("sh", "-c") and argv[3:] == ("sh", BR, "vs-ct-0")

@@ -78,9 +78,11 @@ def port_not_isolated(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             yield from _shared_bridge(c, br, ctx.guest_ports(br))
 
 
-ISOLATE_TAPS = (
-    'rc=0; for p in "/sys/class/net/$1/brif"/*; do p=${p##*/}; [ -e "/sys/class/net/$p/tun_flags" ] || continue; '
-    'bridge link set dev "$p" isolated on || rc=1; done; [ $rc = 0 ]'
+# $1 the bridge; then the guest ports that are not taps (an LXC guest's veth), named one by one.
+ISOLATE_GUESTS = (
+    'br=$1; shift; rc=0; for p in "/sys/class/net/$br/brif"/*; do p=${p##*/}; '
+    '[ -e "/sys/class/net/$p/tun_flags" ] || continue; bridge link set dev "$p" isolated on || rc=1; done; '
+    'for p in "$@"; do bridge link set dev "$p" isolated on || rc=1; done; [ $rc = 0 ]'
 )
 
 
@@ -92,9 +94,11 @@ def _shared_bridge(c: Check, br: str, guests: tuple[ObservedLink, ...]) -> Itera
         return
     ev = [("bridge", br), ("guest_ports", len(guests)), ("not_isolated", len(open_ports)), ("ports", short(open_ports))]
     # Every tap on the bridge by sysfs, not a list: a big bridge has thousands of ports, and the
-    # uplinks (not taps) stay open so the guests keep their way out. Any failure fails the loop.
-    # A loop is not an argv: ``sh -c`` runs it with the bridge as $1, so the name is never script.
-    fix = Fix((Command(("sh", "-c", ISOLATE_TAPS, "sh", br)),), "and <port isolated='yes'/> in each XML")
+    # uplinks (not taps) stay open so the guests keep their way out. Guest ports that are not taps
+    # (a declared veth) are few and named. Any failure fails the loop. A loop is not an argv:
+    # ``sh -c`` runs it with the names as arguments, so no name is ever script.
+    veths = tuple(p.name for p in guests if not p.isolated and p.kind != "tun")
+    fix = Fix((Command(("sh", "-c", ISOLATE_GUESTS, "sh", br, *veths)),), "and <port isolated='yes'/> in each XML")
     msg = f"{len(open_ports)} of the {len(guests)} guest ports on {br} are not isolated: they reach each other at L2"
     yield c.on_host(br, msg, ev, fix, severity=Severity.INFO)
 
