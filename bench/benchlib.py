@@ -7,8 +7,10 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +62,25 @@ def write_section(name: str, body: str) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     BENCHMARKS.write_text(text)
+
+
+def short_rev(rev: str) -> str:
+    root = BENCHMARKS.parent
+    return subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """Another revision's ``src`` in a temporary git worktree (byte-compiled), to put first on
+    PYTHONPATH beside this tree's: the same venv and interpreter run both. Removed afterwards."""
+    root = BENCHMARKS.parent
+    with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=root, check=True)
+        try:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "src" / "vifscope")], check=True)
+            yield tree / "src"
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, check=False)

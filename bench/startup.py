@@ -15,12 +15,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import write_section
+from benchlib import checkout, short_rev, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGV = ["-c", "test:///default", "status", "--json"]
@@ -79,23 +78,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", args.baseline], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="vs-startup-") as tmp:
-        wt = Path(tmp) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(wt), rev], cwd=ROOT, check=True)
-        try:
-            trees = {f"{rev} (baseline)": wt / "src", f"{head} (this tree)": ROOT / "src"}
-            for src in trees.values():
-                subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "vifscope")], check=True)
-            times = measure(trees, args.runs)
-            body = table(trees, times)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, check=False)
+    rev, head = short_rev(args.baseline), short_rev("HEAD")
+    with checkout(rev) as old_src:
+        trees = {f"{rev} (baseline)": old_src, f"{head} (this tree)": ROOT / "src"}
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src" / "vifscope")], check=True)
+        body = table(trees, measure(trees, args.runs))
     text = (
         "## Start-up: `vifscope -c test:///default status --json` (bench/startup.py)\n\n"
         f"{args.runs} runs each, interleaved, same venv; the test driver answers in-process, so this is\n"
