@@ -84,3 +84,10 @@ def checkout(rev: str) -> Iterator[Path]:
             yield tree / "src"
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, check=False)
+
+
+def publish(section: str, text: str, *, write: bool = True) -> None:
+    """Print a section and, unless told not to, put it into BENCHMARKS.md."""
+    print(text)
+    if write:
+        write_section(section, text)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import checkout, short_rev, write_section
+from benchlib import checkout, publish, short_rev
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGV = ["-c", "test:///default", "status", "--json"]
@@ -89,9 +89,7 @@ def main() -> int:
         "interpreter start + imports + parsing. Self import time: the sum over vifscope's own modules\n"
         "of `python -X importtime`'s self column.\n\n" + body + "\n"
     )
-    print(text)
-    if not args.no_write:
-        write_section("startup", text)
+    publish("startup", text, write=not args.no_write)
     return 0
 
 

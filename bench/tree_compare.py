@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import checkout, precompile, run_timed, short_rev, write_section
+from benchlib import checkout, precompile, publish, run_timed, short_rev
 from scale import FLOOR, NICS, NS, check_verdicts, in_ns
 
 from vifscope.lab.host import ensure_libvirtd
@@ -74,9 +74,7 @@ def main() -> int:
         f"{rev} and on {head} (same venv, the other tree first on PYTHONPATH). 1-minute load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n" + "\n".join(lines) + "\n"
     )
-    print(text)
-    if not args.no_write:
-        write_section("tree-compare", text)
+    publish("tree-compare", text, write=not args.no_write)
     return 0
 
 

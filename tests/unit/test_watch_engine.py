@@ -11,7 +11,8 @@ from typing import Any, get_args
 import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
-from vifscope.model import DeclaredVif, DomainState, HostSnapshot, LibvirtNetwork, ObservedLink, SourceError, VifBinding
+from tests.unit.test_watch_state import vif
+from vifscope.model import DeclaredVif, HostSnapshot, LibvirtNetwork, ObservedLink, SourceError, VifBinding
 from vifscope.sources.kernel.links import parse_links
 from vifscope.watch import daemon
 from vifscope.watch.config import WatchConfig
@@ -22,16 +23,7 @@ from vifscope.watch.live import FullRead
 from vifscope.watch.output import Printer
 from vifscope.watch.policy import HealPolicy
 
-WEB1 = DeclaredVif(
-    domain="web1",
-    domain_uuid="uuid-web1",
-    domain_state=DomainState.RUNNING,
-    index=0,
-    type="bridge",
-    mac="52:54:00:00:00:01",
-    source="br0",
-    target="vnet0",
-)
+WEB1 = vif("web1", "vnet0")
 
 
 class World:

@@ -8,7 +8,8 @@ from typing import get_args
 import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
-from vifscope.model import DeclaredVif, DomainState, LibvirtNetwork
+from tests.unit.test_watch_state import vif
+from vifscope.model import DeclaredVif, LibvirtNetwork
 from vifscope.watch.config import ConfigError, WatchConfig, parse_config
 from vifscope.watch.effects import (
     Arm,
@@ -44,21 +45,6 @@ from vifscope.watch.state import VifTable
 
 NOW = 500.0
 ISO = LibvirtNetwork("iso", "u1", active=True, autostart=False, mode="isolated", bridge="isobr")
-
-
-def vif(domain: str, target: str, source: str = "br0", *, mac: str, **kw: object) -> DeclaredVif:
-    fields: dict[str, object] = {
-        "domain": domain,
-        "domain_uuid": f"uuid-{domain}",
-        "domain_state": DomainState.RUNNING,
-        "index": 0,
-        "type": "bridge",
-        "mac": mac,
-        "source": source,
-        "target": target,
-    }
-    fields.update(kw)
-    return DeclaredVif(**fields)  # type: ignore[arg-type]
 
 
 WEB1 = vif("web1", "vnet0", mac="52:54:00:00:00:01")
