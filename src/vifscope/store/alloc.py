@@ -85,16 +85,15 @@ def next_free(conn: Connection, lo: int, hi: int) -> int | None:
 def _take_one(conn: Connection, r: MacRange, rng: random.Random, strategy: Strategy, row: dict[str, Any]) -> int:
     if strategy is Strategy.RANDOM:
         for _ in range(RANDOM_TRIES):
-            candidate = rng.randint(r.start, r.end)
-            if _take(conn, candidate, row):
-                return candidate
+            drawn = rng.randint(r.start, r.end)
+            if _take(conn, drawn, row):
+                return drawn
     while True:  # each lost race means another transaction took one: the pool is finite
         lo = rng.randint(r.start, r.end) if strategy is Strategy.RANDOM else r.start
-        candidate = next_free(conn, lo, r.end)
+        gap = next_free(conn, lo, r.end)
+        candidate = gap if gap is not None else next_free(conn, r.start, lo - 1)
         if candidate is None:
-            candidate = next_free(conn, r.start, lo - 1)
-        if candidate is None:
-            raise PoolExhausted("pool exhausted", "")
+            raise PoolExhausted("pool exhausted")
         if _take(conn, candidate, row):
             return candidate
 
