@@ -204,7 +204,7 @@ def import_macs(engine: Engine, in_use: Sequence[tuple[int, str]], *, host: str,
         pools = load_pools(conn)
         state: dict[int, str] = {}
         for chunk in _chunks(sorted(first)):
-            state.update((m, s) for m, s in conn.execute(select(_A.mac, _A.state).where(_A.mac.in_(chunk))).tuples())
+            state.update((r[0], r[1]) for r in conn.execute(select(_A.mac, _A.state).where(_A.mac.in_(chunk))))
         revived = tuple(m for m in sorted(state) if state[m] == MacState.QUARANTINED.value)
         added = tuple(m for m in sorted(first) if m not in state)
         rows = [_imported_row(m, first[m], host, now, pools) for m in added]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -13,14 +16,14 @@ _A = mac_addresses.c
 _LIST_HINT = "see the pools with 'vifscope mac pool list'"
 
 
-def _pool(row: tuple[str, int, int, int]) -> MacPool:
+def _pool(row: Sequence[Any]) -> MacPool:
     return MacPool(row[0], MacRange(row[1], row[2]), row[3])
 
 
 def load_pools(conn: Connection) -> tuple[MacPool, ...]:
     p = mac_pools.c
     rows = conn.execute(select(p.name, p.first_mac, p.last_mac, p.quarantine_s).order_by(p.first_mac))
-    return tuple(_pool(r._tuple()) for r in rows)
+    return tuple(_pool(r) for r in rows)
 
 
 def get_pool(conn: Connection, name: str) -> MacPool:
@@ -28,7 +31,7 @@ def get_pool(conn: Connection, name: str) -> MacPool:
     row = conn.execute(select(p.name, p.first_mac, p.last_mac, p.quarantine_s).where(p.name == name)).first()
     if row is None:
         raise StoreRefused(f"no MAC pool named {name!r}", _LIST_HINT)
-    return _pool(row._tuple())
+    return _pool(row)
 
 
 def _lock_pools(conn: Connection) -> None:
