@@ -16,6 +16,7 @@ import argparse
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model.mac import MacError, MacPool, MacRecord, advice, format_mac, parse_mac, parse_range, prefix_range
-from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, errors_list
+from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, EXIT_USAGE, errors_list
 from vifscope.store.engine import StoreError, StoreRefused, StoreUnavailable, open_store, sqlite_missing
 from vifscope.store.url import StoreConfig, StoreConfigError, load_store_config, redacted, resolve_url
 
@@ -291,13 +292,25 @@ def _leaf(
     return p
 
 
+def _usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def missing(_args: argparse.Namespace) -> int:
+        p.print_usage(sys.stderr)
+        print(f"{p.prog}: error: an ACTION is required (see {p.prog} --help)", file=sys.stderr)
+        return EXIT_USAGE
+
+    return missing
+
+
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     mac = sub.add_parser("mac", help="MAC address pools: allocations that cannot collide")
     common(mac)
-    acts = mac.add_subparsers(dest="mac_command", metavar="ACTION", required=True)
+    # Not required=True: ``vifscope mac -c URI`` parses like every command (and then says what is missing).
+    acts = mac.add_subparsers(dest="mac_command", metavar="ACTION")
+    mac.set_defaults(func=_usage(mac))
     pool = acts.add_parser("pool", help="add, list or remove pools")
     common(pool)
-    pools = pool.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    pools = pool.add_subparsers(dest="pool_command", metavar="ACTION")
+    pool.set_defaults(func=_usage(pool))
     add = _leaf(pools, common, "add", pool_add, "add a pool (ranges of two pools never overlap)", "pool add")
     add.add_argument("name")
     which = add.add_mutually_exclusive_group(required=True)
