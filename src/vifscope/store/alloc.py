@@ -60,8 +60,9 @@ def _retrying(fn: Callable[[], T]) -> T:
 
 def _take(conn: Connection, mac: int, row: dict[str, Any]) -> bool:
     """Insert the row for ``mac``; False when another row (or transaction) has it."""
-    result = conn.execute(_INSERT[conn.dialect.name](mac_addresses).values(mac=mac, **row).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+    stmt = _INSERT[conn.dialect.name](mac_addresses).values(mac=mac, **row).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(_A.mac)).first() is not None
 
 
 def next_free(conn: Connection, lo: int, hi: int) -> int | None:
