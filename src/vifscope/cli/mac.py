@@ -29,9 +29,11 @@ from vifscope.store.engine import StoreError, StoreRefused, StoreUnavailable, op
 from vifscope.store.url import StoreConfig, StoreConfigError, load_store_config, redacted, resolve_url
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
+View = Callable[["Console", dict[str, Any]], None]  # an action's terminal view of its document
 
 
 def _when(t: float | None) -> str | None:
@@ -212,27 +214,37 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Any:
     return table
 
 
-def _human(action: str, doc: dict[str, Any]) -> None:
-    """The terminal view of each action's document."""
-    out, err = make_console(), make_console(stderr=True)
-    if action == "allocate":
-        for mac in doc["macs"]:  # one a line: $(vifscope mac allocate --pool p) in a script
-            out.print(mac, highlight=False)
-    elif action == "pool list":
-        out.print(_table(doc["pools"], ("name", "range", "size", "used", "quarantined", "free", "quarantine_s")))
-    elif action == "list":
-        out.print(_table(doc["macs"], ("mac", "state", "pool", "domain", "host", "reusable_at")))
-    elif action == "conflicts":
-        from vifscope.report.doctor_tables import findings_tables
+def _lines(out: Console, doc: dict[str, Any]) -> None:
+    for mac in doc["macs"]:  # one a line: $(vifscope mac allocate --pool p) in a script
+        out.print(mac, highlight=False)
 
-        for table in findings_tables(doc["findings"]):
-            out.print(table)
-        s = doc["summary"]
-        store = doc["store"] or "no store (the embedded database does not exist yet)"
-        out.print(f"mac conflicts: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info; store: {store}")
-    else:
-        shown = {k: v for k, v in doc.items() if k not in ("advice", "source_errors")}
-        out.print("  ".join(f"{k}={v}" for k, v in shown.items()), highlight=False)
+
+def _pools(out: Console, doc: dict[str, Any]) -> None:
+    out.print(_table(doc["pools"], ("name", "range", "size", "used", "quarantined", "free", "quarantine_s")))
+
+
+def _records(out: Console, doc: dict[str, Any]) -> None:
+    out.print(_table(doc["macs"], ("mac", "state", "pool", "domain", "host", "reusable_at")))
+
+
+def _findings(out: Console, doc: dict[str, Any]) -> None:
+    from vifscope.report.doctor_tables import findings_tables
+
+    for table in findings_tables(doc["findings"]):
+        out.print(table)
+    s = doc["summary"]
+    store = doc["store"] or "no store (the embedded database does not exist yet)"
+    out.print(f"mac conflicts: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info; store: {store}")
+
+
+def _fields(out: Console, doc: dict[str, Any]) -> None:
+    shown = {k: v for k, v in doc.items() if k not in ("advice", "source_errors")}
+    out.print("  ".join(f"{k}={v}" for k, v in shown.items()), highlight=False)
+
+
+def _human(view: View, doc: dict[str, Any]) -> None:
+    view(make_console(), doc)
+    err = make_console(stderr=True)
     for note in doc.get("advice", []):
         err.print(f"note: {note}", highlight=False)
     for e in doc.get("source_errors", []):
@@ -271,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(doc)
     else:
-        _human(args.mac_action, doc)
+        _human(args.mac_view, doc)
     return _code(doc)
 
 
@@ -281,14 +293,14 @@ def _leaf(
     name: str,
     handler: Handler,
     help_: str,
-    action: str = "",
+    view: View = _fields,
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
     common(p)
     p.add_argument(
         "--db", metavar="URL", default=None, help="store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)"
     )
-    p.set_defaults(func=run, mac_handler=handler, mac_action=action or name)
+    p.set_defaults(func=run, mac_handler=handler, mac_view=view)
     return p
 
 
@@ -311,23 +323,25 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     common(pool)
     pools = pool.add_subparsers(dest="pool_command", metavar="ACTION")
     pool.set_defaults(func=_usage(pool))
-    add = _leaf(pools, common, "add", pool_add, "add a pool (ranges of two pools never overlap)", "pool add")
+    add = _leaf(pools, common, "add", pool_add, "add a pool (ranges of two pools never overlap)")
     add.add_argument("name")
     which = add.add_mutually_exclusive_group(required=True)
     which.add_argument("--range", metavar="FIRST-LAST", help="e.g. 52:54:00:10:00:00-52:54:00:1f:ff:ff")
     which.add_argument("--prefix", metavar="OCTETS", help="every MAC starting so, e.g. 52:54:00:3a")
     add.add_argument("--quarantine", type=int, metavar="SECONDS", help="a released MAC's wait before reuse")
-    _leaf(pools, common, "list", pool_list, "pools with their size, used, quarantined and free", "pool list")
-    rm = _leaf(pools, common, "remove", pool_remove, "remove a pool", "pool remove")
+    _leaf(pools, common, "list", pool_list, "pools with their size, used, quarantined and free", _pools)
+    rm = _leaf(pools, common, "remove", pool_remove, "remove a pool")
     rm.add_argument("name")
     rm.add_argument("--force", action="store_true", help="even with allocations (their records stay)")
-    al = _leaf(acts, common, "allocate", allocate, "allocate MACs from a pool (all or none)")
+    al = _leaf(acts, common, "allocate", allocate, "allocate MACs from a pool (all or none)", _lines)
     al.add_argument("--pool", required=True, metavar="NAME")
     al.add_argument("--domain", metavar="NAME", help="record the domain they are for")
     al.add_argument("--count", type=int, default=1, metavar="N")
     rel = _leaf(acts, common, "release", release, "release a MAC (quarantined before reuse)")
     rel.add_argument("mac")
-    ls = _leaf(acts, common, "list", mac_list, "MACs the store holds")
+    ls = _leaf(acts, common, "list", mac_list, "MACs the store holds", _records)
     ls.add_argument("--pool", metavar="NAME", help="only this pool's range")
     _leaf(acts, common, "import", mac_import, "record every MAC this host's domains use (read-only libvirt)")
-    _leaf(acts, common, "conflicts", conflicts, "duplicate MACs on this host, and store records that disagree")
+    _leaf(
+        acts, common, "conflicts", conflicts, "duplicate MACs on this host, and store records that disagree", _findings
+    )
