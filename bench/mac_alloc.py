@@ -23,13 +23,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from benchlib import write_section
+from benchlib import write_section  # noqa: E402
 
-from tests.integration.test_mac_alloc import private_postgres
-from vifscope.model.mac import MacPool, MacRange
-from vifscope.store import alloc, pools
-from vifscope.store.alloc import Strategy
-from vifscope.store.engine import open_store
+from tests.integration.test_mac_alloc import private_postgres  # noqa: E402
+from vifscope.model.mac import MacPool, MacRange  # noqa: E402
+from vifscope.store import alloc, pools  # noqa: E402
+from vifscope.store.alloc import Strategy  # noqa: E402
+from vifscope.store.engine import open_store  # noqa: E402
 
 BASE = 0x525400100000
 POOL_SIZE = 1 << 20
