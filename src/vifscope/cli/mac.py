@@ -314,7 +314,11 @@ def _usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    mac = sub.add_parser("mac", help="MAC address pools: allocations that cannot collide")
+    mac = sub.add_parser(
+        "mac",
+        help="MAC address pools: allocations that cannot collide",
+        epilog="exit codes: 0 ok, 1 conflicts found, 2 refused, 3 store or libvirt unavailable, 4 pool exhausted",
+    )
     common(mac)
     # Not required=True: ``vifscope mac -c URI`` parses like every command (and then says what is missing).
     acts = mac.add_subparsers(dest="mac_command", metavar="ACTION")
