@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from vifscope.model.mac import MacPool, MacRange
 from vifscope.store import alloc, pools
 from vifscope.store.engine import PoolExhausted, open_store
-from vifscope.store.tables import mac_addresses, mac_events
+from vifscope.store.tables import mac_addresses, mac_events, mac_pools
 
 # The timeout fails a hung test from inside (pytest-timeout's signal method), so the private
 # PostgreSQL is still stopped and removed; a SIGTERM from outside would skip that.
@@ -177,3 +177,29 @@ def test_released_macs_return_only_after_quarantine_under_contention(url: str) -
     macs = [m for got, _ in results for m in got]
     assert sorted(macs) == sorted(released)
     assert count(url, mac_events, mac_events.c.action == "expire") == 40
+
+
+def first_use(url: str, start: float) -> str:
+    time.sleep(max(0.0, start - time.time()))
+    engine = open_store(url)
+    with engine.connect() as conn:
+        version = str(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one())
+    engine.dispose()
+    return version
+
+
+def test_ten_first_uses_at_once_create_the_schema_once(url: str) -> None:
+    """The migration is serialized (SQLite's write lock, a PostgreSQL advisory lock): ten
+    processes meeting an empty database at the same instant all get the current schema."""
+    from vifscope.store.engine import HEAD
+
+    engine = open_store(url)
+    with engine.begin() as conn:
+        for table in ("mac_events", "mac_addresses", "mac_pools", "alembic_version"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+    engine.dispose()
+    start = time.time() + 1.0
+    with multiprocessing.get_context("fork").Pool(PROCS) as workers:
+        versions = workers.starmap(first_use, [(url, start)] * PROCS)
+    assert versions == [HEAD] * PROCS
+    assert count(url, mac_pools) == 0

@@ -181,3 +181,9 @@ def test_the_primary_key_is_what_refuses_a_second_row(engine: Engine) -> None:
     (mac,) = alloc.allocate(engine, "p", now=0, rng=random.Random())
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(mac_addresses.insert().values(mac=mac, state="allocated", changed_at=0))
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0) >= 10_000
