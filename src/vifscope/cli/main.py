@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "doctor": "vifscope.cli.doctor",
     "graph": "vifscope.cli.graph",
     "serve": "vifscope.cli.serve",
+    "mac": "vifscope.cli.mac",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"
