@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from vifscope.checks.base import CheckContext
 from vifscope.checks.runner import CHECKS_BY_ID, order
-from vifscope.model import DeclaredVif, Evidence, Finding, HostSnapshot, Severity, VifBinding
+from vifscope.model import Command, DeclaredVif, Evidence, Finding, Fix, HostSnapshot, Severity, VifBinding
 from vifscope.model.mac import MacError, MacPool, MacRecord, MacState, containing, format_mac, in_quarantine, parse_mac
 
 HOST_CHECKS = ("mac.duplicate", "mac.host_conflict", "mac.invalid")
@@ -50,6 +50,9 @@ class StoreView:
     now: float
 
 
+MAC_IMPORT = Command(("vifscope", "mac", "import"))
+
+
 def in_use(vifs: Iterable[DeclaredVif]) -> dict[int, list[DeclaredVif]]:
     """Vifs by MAC (as integers); malformed MACs are left to ``mac.invalid``."""
     out: dict[int, list[DeclaredVif]] = {}
@@ -63,7 +66,7 @@ def in_use(vifs: Iterable[DeclaredVif]) -> dict[int, list[DeclaredVif]]:
 
 
 def _finding(
-    check: str, sev: Severity, msg: str, v: DeclaredVif | None, ev: list[tuple[str, Evidence]], fix: str
+    check: str, sev: Severity, msg: str, v: DeclaredVif | None, ev: list[tuple[str, Evidence]], fix: Fix
 ) -> Finding:
     mac = next((str(value) for key, value in ev if key == "mac"), None)
     if v is None:
@@ -79,17 +82,19 @@ def _vif_findings(mac: int, vifs: list[DeclaredVif], rec: MacRecord | None, view
         if pool is not None:
             ev: list[tuple[str, Evidence]] = [("mac", text), ("pool", pool.name), ("domains", ", ".join(doms))]
             msg = f"{text} is in use here but pool {pool.name} does not know it: it may hand it out"
-            yield _finding("mac.unrecorded", Severity.WARNING, msg, v, ev, "vifscope mac import")
+            yield _finding("mac.unrecorded", Severity.WARNING, msg, v, ev, Fix((MAC_IMPORT,)))
     elif rec.state is MacState.QUARANTINED:
         free_now = not in_quarantine(rec, view.now)
         sev = Severity.ERROR if free_now else Severity.WARNING
         ev = [("mac", text), ("reusable_at", rec.reusable_at), ("reusable_now", free_now), ("domains", ", ".join(doms))]
         msg = f"{text} was released but {', '.join(doms)} still use(s) it"
-        yield _finding("mac.released_in_use", sev, msg, v, ev, "vifscope mac import  # records it as in use again")
+        yield _finding("mac.released_in_use", sev, msg, v, ev, Fix((MAC_IMPORT,), "records it as in use again"))
     elif rec.domain and rec.domain not in doms and rec.host in (None, view.host):
         ev = [("mac", text), ("store_domain", rec.domain), ("host_domains", ", ".join(doms)), ("state", rec.state)]
         msg = f"the store has {text} for domain {rec.domain}, but here {', '.join(doms)} use(s) it"
-        yield _finding("mac.store_mismatch", Severity.WARNING, msg, v, ev, f"check which domain should have {text}")
+        yield _finding(
+            "mac.store_mismatch", Severity.WARNING, msg, v, ev, Fix(note=f"check which domain should have {text}")
+        )
 
 
 def _stale(rec: MacRecord, domains: set[str]) -> bool:
@@ -110,5 +115,6 @@ def store_findings(vifs: Sequence[DeclaredVif], view: StoreView) -> tuple[Findin
         if rec.host == view.host and rec.mac not in used and _stale(rec, here):
             ev: list[tuple[str, Evidence]] = [("mac", rec.text), ("state", rec.state), ("domain", rec.domain)]
             msg = f"the store has {rec.text} ({rec.state}) for this host, but no domain here uses it"
-            found.append(_finding("mac.store_stale", Severity.INFO, msg, None, ev, f"vifscope mac release {rec.text}"))
+            release = Fix((Command(("vifscope", "mac", "release", rec.text)),))
+            found.append(_finding("mac.store_stale", Severity.INFO, msg, None, ev, release))
     return order(found)
