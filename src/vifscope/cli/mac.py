@@ -19,12 +19,20 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model.mac import MacError, MacPool, MacRecord, advice, format_mac, parse_mac, parse_range, prefix_range
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, EXIT_USAGE, errors_list
+from vifscope.report.mac import (
+    print_allocated,
+    print_conflicts,
+    print_fields,
+    print_pools,
+    print_records,
+    record_dict,
+    with_title,
+)
 from vifscope.store.engine import StoreError, StoreRefused, StoreUnavailable, open_store, sqlite_missing
 from vifscope.store.url import StoreConfig, StoreConfigError, load_store_config, redacted, resolve_url
 
@@ -36,28 +44,12 @@ Handler = Callable[[argparse.Namespace], dict[str, Any]]
 View = Callable[["Console", dict[str, Any]], None]  # an action's terminal view of its document
 
 
-def _when(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
-
-
 def _config() -> StoreConfig:
     return load_store_config()
 
 
 def _engine(args: argparse.Namespace) -> Engine:
     return open_store(resolve_url(args.db, os.environ, _config()))
-
-
-def record_dict(r: MacRecord) -> dict[str, Any]:
-    return {
-        "mac": r.text,
-        "state": r.state.value,
-        "pool": r.pool,
-        "domain": r.domain,
-        "host": r.host,
-        "changed_at": _when(r.changed_at),
-        "reusable_at": _when(r.reusable_at),
-    }
 
 
 def pool_add(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,7 +164,7 @@ def conflicts(args: argparse.Namespace) -> dict[str, Any]:
         "taken_at": snap.taken_at.isoformat(),
         "store": None if view is None else redacted(url),
         "summary": severity_counts(found),
-        "findings": [_with_title(finding_dict(f)) for f in found],
+        "findings": [with_title(finding_dict(f)) for f in found],
         "source_errors": errors_list(snap.errors),
     }
 
@@ -191,55 +183,10 @@ def _store_view(url: str) -> tuple[tuple[MacRecord, ...], tuple[MacPool, ...]] |
     return records(engine), pools
 
 
-def _with_title(d: dict[str, Any]) -> dict[str, Any]:
-    from vifscope.checks.macs import TITLES
-
-    return {**d, "title": d["title"] or TITLES.get(d["check"])}
-
-
 def _code(doc: dict[str, Any]) -> int:
     """1 when ``mac conflicts`` found a warning or an error (info is advice); else 0."""
     summary = doc.get("summary") or {}
     return EXIT_PROBLEMS if summary.get("error") or summary.get("warning") else EXIT_OK
-
-
-def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Any:
-    from rich.table import Table
-
-    table = Table(header_style="bold", pad_edge=False, box=None)
-    for col in columns:
-        table.add_column(col.upper())
-    for row in rows:
-        table.add_row(*("-" if row[c] is None else str(row[c]) for c in columns))
-    return table
-
-
-def _lines(out: Console, doc: dict[str, Any]) -> None:
-    for mac in doc["macs"]:  # one a line: $(vifscope mac allocate --pool p) in a script
-        out.print(mac, highlight=False)
-
-
-def _pools(out: Console, doc: dict[str, Any]) -> None:
-    out.print(_table(doc["pools"], ("name", "range", "size", "used", "quarantined", "free", "quarantine_s")))
-
-
-def _records(out: Console, doc: dict[str, Any]) -> None:
-    out.print(_table(doc["macs"], ("mac", "state", "pool", "domain", "host", "reusable_at")))
-
-
-def _findings(out: Console, doc: dict[str, Any]) -> None:
-    from vifscope.report.doctor_tables import findings_tables
-
-    for table in findings_tables(doc["findings"]):
-        out.print(table)
-    s = doc["summary"]
-    store = doc["store"] or "no store (the embedded database does not exist yet)"
-    out.print(f"mac conflicts: {s['error']} error(s), {s['warning']} warning(s), {s['info']} info; store: {store}")
-
-
-def _fields(out: Console, doc: dict[str, Any]) -> None:
-    shown = {k: v for k, v in doc.items() if k not in ("advice", "source_errors")}
-    out.print("  ".join(f"{k}={v}" for k, v in shown.items()), highlight=False)
 
 
 def _human(view: View, doc: dict[str, Any]) -> None:
@@ -293,7 +240,7 @@ def _leaf(
     name: str,
     handler: Handler,
     help_: str,
-    view: View = _fields,
+    view: View = print_fields,
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
     common(p)
@@ -333,19 +280,24 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     which.add_argument("--range", metavar="FIRST-LAST", help="e.g. 52:54:00:10:00:00-52:54:00:1f:ff:ff")
     which.add_argument("--prefix", metavar="OCTETS", help="every MAC starting so, e.g. 52:54:00:3a")
     add.add_argument("--quarantine", type=int, metavar="SECONDS", help="a released MAC's wait before reuse")
-    _leaf(pools, common, "list", pool_list, "pools with their size, used, quarantined and free", _pools)
+    _leaf(pools, common, "list", pool_list, "pools with their size, used, quarantined and free", print_pools)
     rm = _leaf(pools, common, "remove", pool_remove, "remove a pool")
     rm.add_argument("name")
     rm.add_argument("--force", action="store_true", help="even with allocations (their records stay)")
-    al = _leaf(acts, common, "allocate", allocate, "allocate MACs from a pool (all or none)", _lines)
+    al = _leaf(acts, common, "allocate", allocate, "allocate MACs from a pool (all or none)", print_allocated)
     al.add_argument("--pool", required=True, metavar="NAME")
     al.add_argument("--domain", metavar="NAME", help="record the domain they are for")
     al.add_argument("--count", type=int, default=1, metavar="N")
     rel = _leaf(acts, common, "release", release, "release a MAC (quarantined before reuse)")
     rel.add_argument("mac")
-    ls = _leaf(acts, common, "list", mac_list, "MACs the store holds", _records)
+    ls = _leaf(acts, common, "list", mac_list, "MACs the store holds", print_records)
     ls.add_argument("--pool", metavar="NAME", help="only this pool's range")
     _leaf(acts, common, "import", mac_import, "record every MAC this host's domains use (read-only libvirt)")
     _leaf(
-        acts, common, "conflicts", conflicts, "duplicate MACs on this host, and store records that disagree", _findings
+        acts,
+        common,
+        "conflicts",
+        conflicts,
+        "duplicate MACs on this host, and store records that disagree",
+        print_conflicts,
     )
