@@ -179,3 +179,23 @@ def test_store_findings_each_on_its_own_case() -> None:
         ("mac.store_stale", "52:54:00:aa:00:04", "info"),
     }
     assert store_findings(vifs[1:2], StoreView(records[:1], pools, "h", now=0.0)) == ()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda url: ["mac", "--db", url, "pool", "add", "p", "--prefix", "52:54:00:3b"],
+        lambda url: ["mac", "pool", "--db", url, "add", "p", "--prefix", "52:54:00:3b"],
+        lambda url: ["mac", "pool", "add", "p", "--prefix", "52:54:00:3b", "--db", url],
+    ],
+    ids=["before-the-action", "between", "after"],
+)
+def test_db_before_or_after_the_action(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, db: Path, where: object
+) -> None:
+    """Wherever --db stands, the pool lands in that store and not in $VIFSCOPE_DB's (``db``)."""
+    url = f"sqlite:///{tmp_path / 'here.db'}"
+    assert run(capsys, *where(url))[0] == 0  # type: ignore[operator]
+    code, doc = run(capsys, "mac", "pool", "list", "--db", url)
+    assert code == 0 and [p["name"] for p in doc["pools"]] == ["p"]
+    assert not db.exists()

@@ -244,11 +244,17 @@ def _leaf(
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_)
     common(p)
-    p.add_argument(
-        "--db", metavar="URL", default=None, help="store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)"
-    )
+    _db_option(p, argparse.SUPPRESS)
     p.set_defaults(func=run, mac_handler=handler, mac_view=view)
     return p
+
+
+def _db_option(p: argparse.ArgumentParser, default: str | None) -> None:
+    """``--db`` before or after the action (``mac --db URL pool add``, ``mac pool add --db URL``),
+    as ``-c`` is: SUPPRESS on the inner parsers keeps an outer value unless given again."""
+    p.add_argument(
+        "--db", metavar="URL", default=default, help="store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)"
+    )
 
 
 def _usage(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -267,11 +273,13 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         epilog="exit codes: 0 ok, 1 conflicts found, 2 refused, 3 store or libvirt unavailable, 4 pool exhausted",
     )
     common(mac)
+    _db_option(mac, None)
     # Not required=True: ``vifscope mac -c URI`` parses like every command (and then says what is missing).
     acts = mac.add_subparsers(dest="mac_command", metavar="ACTION")
     mac.set_defaults(func=_usage(mac))
     pool = acts.add_parser("pool", help="add, list or remove pools")
     common(pool)
+    _db_option(pool, argparse.SUPPRESS)
     pools = pool.add_subparsers(dest="pool_command", metavar="ACTION")
     pool.set_defaults(func=_usage(pool))
     add = _leaf(pools, common, "add", pool_add, "add a pool (ranges of two pools never overlap)")
