@@ -30,6 +30,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "graph": "vifscope.cli.graph",
     "serve": "vifscope.cli.serve",
     "mac": "vifscope.cli.mac",
+    "check-xml": "vifscope.cli.checkxml",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"

@@ -1,0 +1,219 @@
+"""``vifscope check-xml FILE…``: check the NICs of domain XML files that are not defined yet
+against this host (a pre-commit or CI step before ``virsh define``). Reads; changes nothing.
+
+Exit codes, as doctor's: 0 no error finding (warnings and info alone: 0), 1 an error finding,
+2 usage (a file missing, not XML, not a ``<domain>``), 3 a source the answer needs is
+unavailable (libvirt, the link dump; OVSDB for a file that declares OVS; a configured MAC
+store that cannot be read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vifscope.checks.macs import StoreView
+from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping, XmlDomain, XmlInterface
+from vifscope.checks.xmlcheck import check_domain
+from vifscope.cli.common import emit_json, fatal_source, make_console
+from vifscope.model import DomainState, Finding, HostSnapshot, SourceError
+from vifscope.report import documents as report
+from vifscope.report.findings import doctor_exit_code, finding_dict, severity_counts
+from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
+from vifscope.sources.libvirt.xmlroot import xml_root
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+KERNEL_CONFIG = Path("/proc/config.gz")
+STORE_HINT = "is the database reachable? (--db URL, $VIFSCOPE_DB, [store] url)"
+
+
+class UsageError(ValueError):
+    """A file that cannot be checked: exit 2 with one line and a hint."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "check-xml",
+        help="check a domain XML's NICs against this host before 'virsh define'",
+        epilog="exit codes: 0 no error, 1 an error finding, 2 usage, 3 a needed source is unavailable",
+    )
+    common(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help="domain XML files (as given to virsh define)")
+    p.add_argument("--db", metavar="URL", help="MAC store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)")
+    p.set_defaults(func=run_check_xml)
+
+
+def _interface(iface: ET.Element, index: int) -> XmlInterface:
+    bw = iface.find("bandwidth")
+    target = iface.find("target")
+    return XmlInterface(
+        index=index,
+        inbound=bw is not None and bw.find("inbound") is not None,
+        outbound=bw is not None and bw.find("outbound") is not None,
+        target_managed=target is None or target.get("managed") != "no",
+    )
+
+
+def parse_file(path: str, text: str) -> XmlDomain:
+    """The file's domain as check-xml reads it (UsageError when it is not a domain document)."""
+    try:
+        parsed = parse_domain(text, DomainState.SHUTOFF, extras=False)
+        root = xml_root(text, "domain", DomainXmlError)
+    except DomainXmlError as exc:
+        raise UsageError(f"{path}: {exc}", "give the XML of one <domain>, as 'virsh dumpxml' prints it") from exc
+    devices = root.find("devices")
+    ifaces = devices.findall("interface") if devices is not None else []
+    interfaces = tuple(_interface(x, i) for i, x in enumerate(ifaces))
+    return XmlDomain(path, parsed.name, parsed.uuid, parsed.vifs, interfaces)
+
+
+def read_file(path: str) -> XmlDomain:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise UsageError(f"{path}: no such file", "check the path (a shell glob that matched nothing?)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}", "give a readable UTF-8 domain XML file") from exc
+    return parse_file(path, text)
+
+
+def parse_kernel_config(text: str) -> Shaping:
+    """What libvirt's <bandwidth> needs, from the kernel's config: sfq for <inbound>, the
+    police action for <outbound> (built in or a module)."""
+    options = dict(line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_") and "=" in line)
+    return Shaping(
+        sfq=options.get("CONFIG_NET_SCH_SFQ") in ("y", "m"),
+        police=options.get("CONFIG_NET_ACT_POLICE") in ("y", "m"),
+    )
+
+
+def read_shaping(path: Path = KERNEL_CONFIG) -> Shaping | None:
+    """None when the kernel does not publish its config (CONFIG_IKCONFIG_PROC off): then the
+    bandwidth check is not evaluated rather than guessed."""
+    try:
+        return parse_kernel_config(gzip.decompress(path.read_bytes()).decode("utf-8", "replace"))
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class StoreRead:
+    view: StoreView | None
+    error: SourceError | None = None
+
+
+def read_store(db: str | None, host: str) -> StoreRead:
+    """The MAC store's records and pools; no store (the embedded file never created) is no view."""
+    from vifscope.store.engine import StoreError, open_store, sqlite_missing
+    from vifscope.store.url import StoreConfigError, load_store_config, resolve_url
+
+    try:
+        url = resolve_url(db, os.environ, load_store_config())
+        if sqlite_missing(url):
+            return StoreRead(None)
+        from vifscope.store.alloc import records
+        from vifscope.store.pools import load_pools
+
+        engine = open_store(url)
+        with engine.connect() as conn:
+            pools = load_pools(conn)
+        return StoreRead(StoreView(records(engine), pools, host, time.time()))
+    except (StoreError, StoreConfigError) as exc:
+        return StoreRead(None, SourceError("store", str(exc), getattr(exc, "hint", "") or STORE_HINT))
+
+
+def file_dict(dom: XmlDomain, findings: Sequence[Finding]) -> dict[str, Any]:
+    rows = []
+    for f in findings:
+        row = finding_dict(f)
+        row["title"] = row["title"] or CHECK_IDS.get(f.check, ("", ""))[0] or None
+        rows.append(row)
+    return {"file": dom.file, "domain": dom.name, "findings": rows}
+
+
+def exit_code(snap: HostSnapshot, doms: Sequence[XmlDomain], found: Sequence[Finding], store: StoreRead) -> int:
+    """doctor's code; 3 also when a file declares OVS and OVSDB failed, or the store failed."""
+    needs_ovs = any(v.virtualport == "openvswitch" for d in doms for v in d.vifs)
+    if store.error is not None or (needs_ovs and snap.failed("ovs")):
+        return report.EXIT_SOURCE
+    return doctor_exit_code(snap, (), found)
+
+
+def check_files(doms: Sequence[XmlDomain], host: HostView, store: StoreRead) -> tuple[dict[str, Any], int]:
+    """The ``--json`` document and the exit code."""
+    snap = host.snap
+    results = [(d, check_domain(d, host)) for d in doms]
+    found = [f for _, fs in results for f in fs]
+    errors = [*snap.errors, *([store.error] if store.error else [])]
+    doc = {
+        "host": snap.host,
+        "uri": snap.uri,
+        "taken_at": snap.taken_at.isoformat(),
+        "files": [file_dict(d, fs) for d, fs in results],
+        "summary": severity_counts(found),
+        "bandwidth_checked": host.shaping is not None,
+        "store": store.view is not None,
+        "source_errors": report.errors_list(errors),
+    }
+    return doc, exit_code(snap, doms, found, store)
+
+
+def _usage(args: argparse.Namespace, exc: UsageError) -> int:
+    if args.json:
+        emit_json({"error": str(exc), "hint": exc.hint, "exit": report.EXIT_USAGE})
+    err = make_console(stderr=True)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"  hint: {exc.hint}", highlight=False)
+    return report.EXIT_USAGE
+
+
+def _human(console: Console, doc: dict[str, Any]) -> None:
+    from vifscope.report.doctor_tables import findings_tables
+
+    for f in doc["files"]:
+        n = len(f["findings"])
+        console.print(f"{f['file']}: domain {f['domain']}: {n or 'no'} finding(s)", highlight=False, markup=False)
+        for table in findings_tables(f["findings"]):
+            console.print(table)
+    s = doc["summary"]
+    files = len(doc["files"])
+    line = f"check-xml: {files} file(s), {s['error']} error(s), {s['warning']} warning(s), {s['info']} info"
+    console.print(line, highlight=False)
+    if not doc["bandwidth_checked"]:
+        console.print("note: /proc/config.gz is absent: <bandwidth> support was not checked", highlight=False)
+
+
+def run_check_xml(args: argparse.Namespace) -> int:
+    from vifscope.sources.libvirt.conn import resolve_uri
+    from vifscope.sources.snapshot import take_snapshot
+
+    try:
+        doms = [read_file(path) for path in args.files]
+    except UsageError as exc:
+        return _usage(args, exc)
+    snap = take_snapshot(resolve_uri(args.connect))
+    store = read_store(args.db, snap.host)
+    doc, code = check_files(doms, HostView(snap, store.view, read_shaping()), store)
+    if args.json:
+        emit_json(doc)
+        return code
+    from vifscope.report.tables import print_errors
+
+    err = make_console(stderr=True)
+    if not fatal_source(err, doc):
+        print_errors(err, doc["source_errors"])
+        _human(make_console(), doc)
+    return code
