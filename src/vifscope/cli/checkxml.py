@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 KERNEL_CONFIG = Path("/proc/config.gz")
-STORE_HINT = "is the database reachable? (--db URL, $VIFSCOPE_DB, [store] url)"
+STORE_HINT = "is the database reachable? (--db URL, $VIFSCOPE_DB or the store url in vifscope.toml)"
 
 
 class UsageError(ValueError):
@@ -117,6 +117,8 @@ class StoreRead:
 
 def read_store(db: str | None, host: str) -> StoreRead:
     """The MAC store's records and pools; no store (the embedded file never created) is no view."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from vifscope.store.engine import StoreError, open_store, sqlite_missing
     from vifscope.store.url import StoreConfigError, load_store_config, resolve_url
 
@@ -131,8 +133,13 @@ def read_store(db: str | None, host: str) -> StoreRead:
         with engine.connect() as conn:
             pools = load_pools(conn)
         return StoreRead(StoreView(records(engine), pools, host, time.time()))
-    except (StoreError, StoreConfigError) as exc:
-        return StoreRead(None, SourceError("store", str(exc), getattr(exc, "hint", "") or STORE_HINT))
+    except StoreError as exc:
+        return StoreRead(None, SourceError("store", str(exc), exc.hint or STORE_HINT))
+    except StoreConfigError as exc:
+        return StoreRead(None, SourceError("store", str(exc), "fix the store table of vifscope.toml"))
+    except SQLAlchemyError as exc:  # not a database, a bad URL, a query that failed: the store cannot answer
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return StoreRead(None, SourceError("store", f"store error: {first}", STORE_HINT))
 
 
 def file_dict(dom: XmlDomain, findings: Sequence[Finding]) -> dict[str, Any]:
@@ -174,6 +181,7 @@ def check_files(doms: Sequence[XmlDomain], host: HostView, store: StoreRead) -> 
 def _usage(args: argparse.Namespace, exc: UsageError) -> int:
     if args.json:
         emit_json({"error": str(exc), "hint": exc.hint, "exit": report.EXIT_USAGE})
+        return report.EXIT_USAGE
     err = make_console(stderr=True)
     err.print(f"[bold red]error:[/] {exc}", highlight=False)
     err.print(f"  hint: {exc.hint}", highlight=False)
