@@ -47,7 +47,10 @@ def host_snapshot() -> HostSnapshot:
     return snapshot([other, own], links, networks=networks, ovs_bridges=["ovsbr"], ovs_available=True)
 
 
-def host_view(shaping: Shaping | None = Shaping(sfq=True, police=False)) -> HostView:
+INBOUND_ONLY = Shaping(sfq=True, police=False)  # a kernel that shapes <inbound> but cannot police <outbound>
+
+
+def host_view(shaping: Shaping | None = INBOUND_ONLY) -> HostView:
     taken = MacRecord(parse_mac("52:54:00:00:00:77"), MacState.ALLOCATED, "lab", "someone", "testhost")
     return HostView(host_snapshot(), StoreView((taken,), (), "testhost", 1000.0), shaping)
 
