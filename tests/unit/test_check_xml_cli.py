@@ -196,3 +196,8 @@ def test_fixes_for_hostile_names_split_back_into_their_argv(
     missing_net = next(f for f in found if f["check"] == "xml.network_missing")
     assert ["virsh", "-c", snap.uri, "net-start", "--", net] in missing_net["fix_argv"]
     assert not list(tmp_path.iterdir())  # no "$(touch x)" ever ran
+
+
+def test_no_file_is_a_usage_error(run: Any) -> None:
+    code, out = run(json_out=False)
+    assert code == 2 and "at least one FILE" in out.err and "hint:" in out.err

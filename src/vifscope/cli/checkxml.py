@@ -51,7 +51,9 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         epilog="exit codes: 0 no error, 1 an error finding, 2 usage, 3 a needed source is unavailable",
     )
     common(p)
-    p.add_argument("files", nargs="+", metavar="FILE", help="domain XML files (as given to virsh define)")
+    # "*", not "+": with no FILE the command still parses (``check-xml -c URI`` like every
+    # command) and says what is missing in its own one line and hint, exit 2.
+    p.add_argument("files", nargs="*", metavar="FILE", help="domain XML files (as given to virsh define)")
     p.add_argument("--db", metavar="URL", help="MAC store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)")
     p.set_defaults(func=run_check_xml)
 
@@ -209,6 +211,8 @@ def run_check_xml(args: argparse.Namespace) -> int:
     from vifscope.sources.snapshot import take_snapshot
 
     try:
+        if not args.files:
+            raise UsageError("check-xml needs at least one FILE", "vifscope check-xml domain.xml [more.xml ...]")
         doms = [read_file(path) for path in args.files]
     except UsageError as exc:
         return _usage(args, exc)
