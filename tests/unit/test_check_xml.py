@@ -14,8 +14,8 @@ from tests.unit.ipjson import bridge, phys, snapshot, tap
 from vifscope.checks.macs import StoreView
 from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping
 from vifscope.checks.xmlcheck import check_domain, mac_problem
-from vifscope.cli.checkxml import UsageError, parse_file, parse_kernel_config
-from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, LibvirtNetwork, Severity
+from vifscope.cli.checkxml import StoreRead, UsageError, exit_code, parse_file, parse_kernel_config
+from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, LibvirtNetwork, Severity, SourceError
 from vifscope.model.mac import MacRecord, MacState, parse_mac
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "check-xml"
@@ -164,3 +164,18 @@ def test_kernel_config() -> None:
     text = "CONFIG_NET_SCH_HTB=y\n# CONFIG_NET_SCH_SFQ is not set\nCONFIG_NET_ACT_POLICE=m\n"
     assert parse_kernel_config(text) == Shaping(sfq=False, police=True)
     assert parse_kernel_config("CONFIG_NET_SCH_SFQ=y\n") == Shaping(sfq=True, police=False)
+
+
+def test_ovsdb_down_leaves_an_unknown_bridge_to_exit_3() -> None:
+    """br-gone may be an OVS netdev bridge (no kernel link) OVSDB did not list: not "missing"."""
+    base = host_snapshot()
+    down = snapshot(base.vifs, [bridge("br0")], networks=base.networks, errors=[SourceError("ovs", "no ovsdb")])
+    host = HostView(down, None, None)
+    missing = parse_file("m.xml", (DATA / "bridge_missing.xml").read_text())
+    assert check_domain(missing, host) == ()
+    assert exit_code(down, [missing], (), StoreRead(None)) == 3
+    clean_br0 = parse_file("r.xml", (DATA / "mac_random.xml").read_text())  # br0 is a kernel link
+    assert exit_code(down, [clean_br0], check_domain(clean_br0, host), StoreRead(None)) == 0
+    declared = parse_file("k.xml", (DATA / "bridge_kind.xml").read_text())  # declares OVS
+    assert exit_code(down, [declared], (), StoreRead(None)) == 3
+    assert exit_code(host_snapshot(), [missing], check_domain(missing, host_view()), StoreRead(None)) == 1

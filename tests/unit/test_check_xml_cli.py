@@ -201,3 +201,29 @@ def test_fixes_for_hostile_names_split_back_into_their_argv(
 def test_no_file_is_a_usage_error(run: Any) -> None:
     code, out = run(json_out=False)
     assert code == 2 and "at least one FILE" in out.err and "hint:" in out.err
+
+
+def _user_nics(name: str, macs: list[str], dom_type: str = "qemu") -> str:
+    nics = "".join(f"<interface type='user'><mac address='{m}'/><model type='virtio'/></interface>" for m in macs)
+    head = f"<domain type='{dom_type}'><name>{name}</name><memory>65536</memory><os><type>hvm</type></os>"
+    return head + f"<devices>{nics}</devices></domain>"
+
+
+def test_a_mac_of_a_domain_in_libvirt_and_one_the_store_gave_away(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A test-driver node where web1 uses 52:54:00:c7:00:01, and a real SQLite store where a
+    pool allocated a MAC for db9: a file using both gets both findings; as db9, only one."""
+    node = tmp_path / "node.xml"
+    node.write_text(f"<node>{_user_nics('web1', ['52:54:00:c7:00:01'], 'test')}</node>")
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    assert cli.main(["mac", "--db", db, "pool", "add", "p", "--prefix", "52:54:00:3c"]) == 0
+    capsys.readouterr()
+    assert cli.main(["mac", "--db", db, "allocate", "--pool", "p", "--domain", "db9", "--json"]) == 0
+    (given,) = json.loads(capsys.readouterr().out)["macs"]
+    for name, want in (("cx-ok", {"xml.mac_in_use", "xml.mac_store_taken"}), ("db9", {"xml.mac_in_use"})):
+        path = _write(tmp_path, f"{name}.xml", _user_nics(name, ["52:54:00:c7:00:01", given]))
+        code = cli.main(["-c", f"test://{node}", "check-xml", "--json", "--db", db, path])
+        doc = json.loads(capsys.readouterr().out)
+        assert code == 1 and doc["store"] is True
+        assert {f["check"] for f in doc["files"][0]["findings"]} == want, name

@@ -23,7 +23,7 @@ from vifscope.checks.macs import StoreView
 from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping, XmlDomain, XmlInterface
 from vifscope.checks.xmlcheck import check_domain
 from vifscope.cli.common import emit_json, fatal_source, make_console
-from vifscope.model import DomainState, Finding, HostSnapshot, SourceError
+from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, SourceError
 from vifscope.report import documents as report
 from vifscope.report.findings import doctor_exit_code, finding_dict, severity_counts
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
@@ -153,9 +153,15 @@ def file_dict(dom: XmlDomain, findings: Sequence[Finding]) -> dict[str, Any]:
     return {"file": dom.file, "domain": dom.name, "findings": rows}
 
 
+def _needs_ovs(snap: HostSnapshot, v: DeclaredVif) -> bool:
+    """Declared OVS, or a bridge no kernel link has (an OVS netdev bridge has none)."""
+    named = v.type == "bridge" and v.source is not None and v.source not in snap.links_by_name
+    return v.virtualport == "openvswitch" or named
+
+
 def exit_code(snap: HostSnapshot, doms: Sequence[XmlDomain], found: Sequence[Finding], store: StoreRead) -> int:
     """doctor's code; 3 also when a file declares OVS and OVSDB failed, or the store failed."""
-    needs_ovs = any(v.virtualport == "openvswitch" for d in doms for v in d.vifs)
+    needs_ovs = any(_needs_ovs(snap, v) for d in doms for v in d.vifs)
     if store.error is not None or (needs_ovs and snap.failed("ovs")):
         return report.EXIT_SOURCE
     return doctor_exit_code(snap, (), found)
