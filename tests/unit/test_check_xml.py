@@ -179,3 +179,13 @@ def test_ovsdb_down_leaves_an_unknown_bridge_to_exit_3() -> None:
     declared = parse_file("k.xml", (DATA / "bridge_kind.xml").read_text())  # declares OVS
     assert exit_code(down, [declared], (), StoreRead(None)) == 3
     assert exit_code(host_snapshot(), [missing], check_domain(missing, host_view()), StoreRead(None)) == 1
+
+
+def test_networks_unreadable_exit_3_only_for_a_file_with_a_network_interface() -> None:
+    base = host_snapshot()
+    failed = snapshot(base.vifs, [bridge("br0")], errors=[SourceError("libvirt-network", "listAllNetworks failed")])
+    net_file = parse_file("n.xml", (DATA / "network_missing.xml").read_text())
+    assert check_domain(net_file, HostView(failed)) == ()  # unknown, not "missing"
+    assert exit_code(failed, [net_file], (), StoreRead(None)) == 3
+    br_file = parse_file("b.xml", (DATA / "mac_random.xml").read_text())
+    assert exit_code(failed, [br_file], check_domain(br_file, HostView(failed)), StoreRead(None)) == 0

@@ -8,6 +8,7 @@ from functools import cached_property
 
 from vifscope.checks.macs import StoreView
 from vifscope.model import DeclaredVif, Evidence, Finding, Fix, HostSnapshot, Severity
+from vifscope.model.mac import MacError, normalize_mac
 
 # id -> (title, category); the severity is the finding's own (a check may give two).
 CHECK_IDS: dict[str, tuple[str, str]] = {
@@ -145,8 +146,11 @@ class FileContext:
 
     @cached_property
     def macs_in_file(self) -> dict[str, list[int]]:
+        """Canonical MAC -> the file's interfaces that have it (malformed ones: mac_invalid's)."""
         out: dict[str, list[int]] = {}
         for v in self.dom.vifs:
-            if v.mac:
-                out.setdefault(v.mac, []).append(v.index)
+            try:
+                out.setdefault(normalize_mac(v.mac or ""), []).append(v.index)
+            except MacError:
+                continue
         return out

@@ -74,7 +74,7 @@ def check_mac(c: VifCheck) -> Iterator[Finding]:
 
 def _mac_in_use(c: VifCheck, mac: str) -> Iterator[Finding]:
     others = c.ctx.macs_elsewhere.get(mac, [])
-    twins = [i for i in c.ctx.macs_in_file.get(c.vif.mac or "", []) if i != c.vif.index]
+    twins = [i for i in c.ctx.macs_in_file.get(mac, []) if i != c.vif.index]
     if others or twins:
         where = others + [f"interface {i} of this file" for i in twins]
         ev: list[tuple[str, Evidence]] = [("mac", mac), ("used_by", ", ".join(where))]

@@ -113,8 +113,11 @@ def read_shaping(path: Path = KERNEL_CONFIG) -> Shaping | None:
 
 @dataclass(frozen=True)
 class StoreRead:
+    """The store as check-xml read it: its view (None: no store), the error, the URL (no password)."""
+
     view: StoreView | None
     error: SourceError | None = None
+    url: str | None = None
 
 
 def read_store(db: str | None, host: str) -> StoreRead:
@@ -122,7 +125,7 @@ def read_store(db: str | None, host: str) -> StoreRead:
     from sqlalchemy.exc import SQLAlchemyError
 
     from vifscope.store.engine import StoreError, open_store, sqlite_missing
-    from vifscope.store.url import StoreConfigError, load_store_config, resolve_url
+    from vifscope.store.url import StoreConfigError, load_store_config, redacted, resolve_url
 
     try:
         url = resolve_url(db, os.environ, load_store_config())
@@ -134,7 +137,7 @@ def read_store(db: str | None, host: str) -> StoreRead:
         engine = open_store(url)
         with engine.connect() as conn:
             pools = load_pools(conn)
-        return StoreRead(StoreView(records(engine), pools, host, time.time()))
+        return StoreRead(StoreView(records(engine), pools, host, time.time()), url=redacted(url))
     except StoreError as exc:
         return StoreRead(None, SourceError("store", str(exc), exc.hint or STORE_HINT))
     except StoreConfigError as exc:
@@ -153,16 +156,19 @@ def file_dict(dom: XmlDomain, findings: Sequence[Finding]) -> dict[str, Any]:
     return {"file": dom.file, "domain": dom.name, "findings": rows}
 
 
-def _needs_ovs(snap: HostSnapshot, v: DeclaredVif) -> bool:
-    """Declared OVS, or a bridge no kernel link has (an OVS netdev bridge has none)."""
+def _needs(snap: HostSnapshot, v: DeclaredVif) -> tuple[str, ...]:
+    """The optional sources this vif's answer needs: OVSDB when it declares OVS or names a
+    bridge no kernel link has (an OVS netdev bridge has none); the networks for type network."""
     named = v.type == "bridge" and v.source is not None and v.source not in snap.links_by_name
-    return v.virtualport == "openvswitch" or named
+    ovs = ("ovs",) if v.virtualport == "openvswitch" or named else ()
+    return ovs + (("libvirt-network",) if v.type == "network" else ())
 
 
 def exit_code(snap: HostSnapshot, doms: Sequence[XmlDomain], found: Sequence[Finding], store: StoreRead) -> int:
-    """doctor's code; 3 also when a file declares OVS and OVSDB failed, or the store failed."""
-    needs_ovs = any(_needs_ovs(snap, v) for d in doms for v in d.vifs)
-    if store.error is not None or (needs_ovs and snap.failed("ovs")):
+    """doctor's code; 3 also when a source a file's vif needs failed (OVSDB, the networks), or
+    the configured store."""
+    needed = {s for d in doms for v in d.vifs for s in _needs(snap, v)}
+    if store.error is not None or any(snap.failed(s) for s in needed):
         return report.EXIT_SOURCE
     return doctor_exit_code(snap, (), found)
 
@@ -180,7 +186,7 @@ def check_files(doms: Sequence[XmlDomain], host: HostView, store: StoreRead) -> 
         "files": [file_dict(d, fs) for d, fs in results],
         "summary": severity_counts(found),
         "bandwidth_checked": host.shaping is not None,
-        "store": store.view is not None,
+        "store": store.url,
         "source_errors": report.errors_list(errors),
     }
     return doc, exit_code(snap, doms, found, store)
@@ -201,7 +207,8 @@ def _human(console: Console, doc: dict[str, Any]) -> None:
 
     for f in doc["files"]:
         n = len(f["findings"])
-        console.print(f"{f['file']}: domain {f['domain']}: {n or 'no'} finding(s)", highlight=False, markup=False)
+        count = f"{n} finding(s)" if n else "no findings"
+        console.print(f"{f['file']}: domain {f['domain']}: {count}", highlight=False, markup=False)
         for table in findings_tables(f["findings"]):
             console.print(table)
     s = doc["summary"]
