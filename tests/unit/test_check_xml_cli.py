@@ -227,3 +227,17 @@ def test_a_mac_of_a_domain_in_libvirt_and_one_the_store_gave_away(
         doc = json.loads(capsys.readouterr().out)
         assert code == 1 and doc["store"] == db
         assert {f["check"] for f in doc["files"][0]["findings"]} == want, name
+
+
+def test_no_store_configured_and_no_embedded_file_is_no_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vifscope.cli.checkxml import configured_store_url
+    from vifscope.store import url as store_url
+
+    if store_url.CONFIG_PATH.exists():
+        pytest.skip(f"{store_url.CONFIG_PATH} exists on this machine")
+    monkeypatch.delenv(store_url.ENV_URL, raising=False)
+    monkeypatch.setattr(store_url, "DEFAULT_DB", tmp_path / "never.db")
+    assert configured_store_url(None) is None
+    (tmp_path / "never.db").write_bytes(b"")
+    assert configured_store_url(None) == f"sqlite:///{tmp_path / 'never.db'}"
+    assert configured_store_url("sqlite:///x.db") == "sqlite:///x.db"
