@@ -59,8 +59,8 @@ def mac_problem(mac: str) -> str | None:
 def check_mac(c: VifCheck) -> Iterator[Finding]:
     mac = c.vif.mac
     if mac is None:
-        msg = "no <mac>: libvirt generates a random 52:54:00 MAC, unknown to any pool and different on every define"
-        yield c.finding("xml.mac_random", Severity.INFO, msg, [], allocate_fix(c, "a MAC no pool will hand out again"))
+        msg = "no <mac>: libvirt picks a random 52:54:00 MAC at define time, known to no pool (a clash goes unseen)"
+        yield c.finding("xml.mac_random", Severity.INFO, msg, [], allocate_fix(c, "a MAC the pool records"))
         return
     why = mac_problem(mac)
     if why is not None:
@@ -137,14 +137,14 @@ def check_target(c: VifCheck) -> Iterator[Finding]:
     keeps = c.vif.type == "ethernet" and not c.iface.target_managed
     prefix = next((p for p in RESERVED_PREFIXES if dev.startswith(p)), None)
     if prefix is not None and not keeps:
-        msg = f"target {dev}: libvirt drops names starting with {prefix!r} and picks vnetN itself"
+        msg = f"target {dev}: libvirt drops names starting with {prefix!r} and generates its own (vnetN, macvtapN)"
         fix = Fix(note=f"rename <target dev=> of interface {c.vif.index} (not vnet*, macvtap*, macvlan*) or delete it")
         yield c.finding("xml.target_reserved", Severity.WARNING, msg, [("target", dev), ("prefix", prefix)], fix)
         return
     link = c.host.snap.links_by_name.get(dev)
     if link is not None and dev not in c.ctx.own_targets:
         ev: list[tuple[str, Evidence]] = [("target", dev), ("link_kind", link.kind), ("link_master", link.master)]
-        fix = Fix(note=f"rename or delete <target dev=> of interface {c.vif.index} (libvirt then picks vnetN)")
+        fix = Fix(note=f"rename or delete <target dev=> of interface {c.vif.index} (libvirt then generates one)")
         yield c.finding("xml.target_in_use", Severity.ERROR, f"a host link is already named {dev}", ev, fix)
 
 
@@ -165,7 +165,7 @@ def check_bandwidth(c: VifCheck) -> Iterator[Finding]:
         ev: list[tuple[str, Evidence]] = [("inbound", i.inbound), ("outbound", i.outbound), ("sfq", shaping.sfq)]
         ev.append(("police", shaping.police))
         msg = f"this kernel lacks {' and '.join(missing)}: libvirt refuses to start the domain with this <bandwidth>"
-        note = f"delete <bandwidth> of interface {c.vif.index}; shape the tap with htb by hand (this kernel has it)"
+        note = f"delete <bandwidth> of interface {c.vif.index}, or run this domain on a kernel with sfq and police"
         yield c.finding("xml.bandwidth_unsupported", Severity.ERROR, msg, ev, Fix(note=note), subject="host")
 
 
