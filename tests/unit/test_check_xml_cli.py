@@ -95,6 +95,7 @@ def test_libvirt_down_exits_3(run: Any, tmp_path: Path) -> None:
     code, doc = run(_write(tmp_path, "ok.xml", OK_XML), uri=f"test://{tmp_path}/no-such-node.xml")
     assert code == 3
     assert [e["source"] for e in doc["source_errors"]] == ["libvirt"]
+    assert doc["files"][0]["findings"] == []  # no network is "missing" when none could be read
 
 
 def test_an_unreadable_store_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,8 +132,8 @@ def check_network(c: VifCheck) -> Iterator[Finding]:
     if not name:
         yield _no_source(c, "network")
         return
-    if snap.failed("libvirt-network"):
-        return  # the networks could not be read: the source error says so
+    if snap.failed("libvirt") or snap.failed("libvirt-network"):
+        return  # the networks could not be read: the source error says so (exit 3)
     net = snap.networks_by_name.get(name)
     if net is None:
         yield _network_missing(c, name)
