@@ -12,11 +12,21 @@ import pytest
 
 from tests.unit.ipjson import bridge, phys, snapshot, tap
 from vifscope.checks.macs import StoreView
-from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping
+from vifscope.checks.xmlbase import CHECK_IDS, HostView
 from vifscope.checks.xmlcheck import check_domain, mac_problem
-from vifscope.cli.checkxml import StoreRead, UsageError, exit_code, parse_file, parse_kernel_config
-from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, LibvirtNetwork, Severity, SourceError
+from vifscope.cli.checkxml import StoreRead, UsageError, exit_code, parse_file
+from vifscope.model import (
+    DeclaredVif,
+    DomainState,
+    Finding,
+    HostSnapshot,
+    LibvirtNetwork,
+    Severity,
+    Shaping,
+    SourceError,
+)
 from vifscope.model.mac import MacRecord, MacState, parse_mac
+from vifscope.sources.kernel.kconfig import parse_kernel_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "check-xml"
 FAULTS = sorted(p for p in DATA.glob("*.xml") if p.stem != "clean" and not p.stem.startswith("usage--"))

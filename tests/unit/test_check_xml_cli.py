@@ -17,11 +17,11 @@ from tests.unit.hostile import DOMAINS, IFACES, NETWORKS
 from tests.unit.ipjson import bridge, snapshot
 from tests.unit.test_check_xml import DATA
 from tests.unit.test_fix_quoting import _sh_words
-from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping
+from vifscope.checks.xmlbase import CHECK_IDS, HostView
 from vifscope.checks.xmlcheck import check_domain
 from vifscope.cli import main as cli
 from vifscope.cli.checkxml import parse_file
-from vifscope.model import LibvirtNetwork
+from vifscope.model import LibvirtNetwork, Shaping
 from vifscope.report.findings import finding_dict
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus" / "domains"

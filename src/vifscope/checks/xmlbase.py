@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from vifscope.checks.macs import StoreView
-from vifscope.model import DeclaredVif, Evidence, Finding, Fix, HostSnapshot, Severity
+from vifscope.model import DeclaredVif, Evidence, Finding, Fix, HostSnapshot, Severity, Shaping
 from vifscope.model.mac import MacError, normalize_mac
 
 # id -> (title, category); the severity is the finding's own (a check may give two).
@@ -53,14 +53,6 @@ class XmlInterface:
     inbound: bool = False  # <bandwidth><inbound>: libvirt installs sfq under htb
     outbound: bool = False  # <bandwidth><outbound>: libvirt adds a u32 filter with police
     target_managed: bool = True  # <target managed='no'>: libvirt keeps even a vnet* name
-
-
-@dataclass(frozen=True)
-class Shaping:
-    """Whether the kernel has what libvirt's <bandwidth> uses (None when unknown)."""
-
-    sfq: bool
-    police: bool
 
 
 @dataclass(frozen=True)

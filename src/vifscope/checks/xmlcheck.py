@@ -21,13 +21,12 @@ from vifscope.checks.xmlbase import (
     SHAPED_TYPES,
     FileContext,
     HostView,
-    Shaping,
     VifCheck,
     XmlDomain,
     XmlInterface,
 )
 from vifscope.checks.xmlplug import check_plug
-from vifscope.model import Command, Evidence, Finding, Fix, Severity
+from vifscope.model import Command, Evidence, Finding, Fix, Severity, Shaping
 from vifscope.model.mac import MacError, MacState, format_mac, parse_mac
 
 

@@ -10,7 +10,6 @@ store that cannot be read).
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -20,19 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifscope.checks.macs import StoreView
-from vifscope.checks.xmlbase import CHECK_IDS, HostView, Shaping, XmlDomain, XmlInterface
+from vifscope.checks.xmlbase import CHECK_IDS, HostView, XmlDomain, XmlInterface
 from vifscope.checks.xmlcheck import check_domain
 from vifscope.cli.common import emit_json, fatal_source, make_console
 from vifscope.model import DeclaredVif, DomainState, Finding, HostSnapshot, SourceError
 from vifscope.report import documents as report
 from vifscope.report.findings import doctor_exit_code, finding_dict, severity_counts
+from vifscope.sources.kernel.kconfig import read_shaping
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
 from vifscope.sources.libvirt.xmlroot import xml_root
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-KERNEL_CONFIG = Path("/proc/config.gz")
 STORE_HINT = "is the database reachable? (--db URL, $VIFSCOPE_DB or the store url in vifscope.toml)"
 
 
@@ -90,25 +89,6 @@ def read_file(path: str) -> XmlDomain:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}", "give a readable UTF-8 domain XML file") from exc
     return parse_file(path, text)
-
-
-def parse_kernel_config(text: str) -> Shaping:
-    """What libvirt's <bandwidth> needs, from the kernel's config: sfq for <inbound>, the
-    police action for <outbound> (built in or a module)."""
-    options = dict(line.split("=", 1) for line in text.splitlines() if line.startswith("CONFIG_") and "=" in line)
-    return Shaping(
-        sfq=options.get("CONFIG_NET_SCH_SFQ") in ("y", "m"),
-        police=options.get("CONFIG_NET_ACT_POLICE") in ("y", "m"),
-    )
-
-
-def read_shaping(path: Path = KERNEL_CONFIG) -> Shaping | None:
-    """None when the kernel does not publish its config (CONFIG_IKCONFIG_PROC off): then the
-    bandwidth check is not evaluated rather than guessed."""
-    try:
-        return parse_kernel_config(gzip.decompress(path.read_bytes()).decode("utf-8", "replace"))
-    except FileNotFoundError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from vifscope.model.host import (
     NwfilterBinding,
     NwfilterDef,
     Qdisc,
+    Shaping,
     Sysctls,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "Problem",
     "Qdisc",
     "Severity",
+    "Shaping",
     "SourceError",
     "Sysctls",
     "VifBinding",

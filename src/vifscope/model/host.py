@@ -251,3 +251,13 @@ class HostFacts:
         for a in self.addresses or ():
             grouped.setdefault(a.dev, []).append(a)
         return {k: tuple(v) for k, v in grouped.items()}
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """Whether the kernel has what libvirt's ``<bandwidth>`` needs: ``sch_sfq`` (the leaf of the
+    htb class libvirt builds for ``<inbound>``) and ``act_police`` (its ``<outbound>`` filter).
+    Kernels without them make libvirt refuse to start a domain with ``<bandwidth>``."""
+
+    sfq: bool
+    police: bool
