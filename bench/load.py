@@ -1,0 +1,347 @@
+"""Load on the daemons: parallel /metrics scrapes and API readers against a synthetic host.
+
+Builds N domains x 4 NICs with vifscope.lab.synth (the domains in libvirtd's shared test
+driver over its socket, real bridges and held taps in the netns vs-load), starts
+``vifscope exporter`` and ``vifscope serve`` with their default flags inside the namespace,
+then for --seconds runs --scrapers threads looping on GET /metrics (``Accept-Encoding: gzip``,
+as Prometheus asks) and --readers threads looping over the API's read routes, in client
+processes of 10 threads each (inside the namespace too). Every distinct answer is checked:
+the metrics carry every vif of this host with libvirt and netlink up, the JSON documents
+every vif. Reports errors, p50/p99 latency, RSS of each daemon before and after, and how many
+collections served how many scrapes (distinct bodies: each collection's
+``vifscope_scrape_duration_seconds`` differs, the scrapes sharing one get the same bytes).
+Writes the "load" section of RELIABILITY.md. Run as root (``make soak``):
+``.venv/bin/python bench/load.py [--domains 1250] [--seconds 60] [--scrapers 50] [--readers 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+NS = "vs-load"  # never vs-scale: another benchmark's
+PREFIX = "vs-ld"  # our domains' names: libvirtd's test driver is shared, others may hold domains too
+NICS = 4
+THREADS_PER_CLIENT = 10  # client processes of 10 threads: the clients' own GIL must not be the bottleneck
+API_ROUTES = ("/api/v1/vifs", "/api/v1/networks", "/api/v1/topology", "/healthz", "/api/v1/findings")
+RSS_GROWTH_BOUND_MB = 100.0  # stated bound: a daemon's RSS after the run vs after its warm-up
+RELIABILITY = Path(__file__).resolve().parent.parent / "RELIABILITY.md"
+SCRIPT = Path(__file__).resolve()
+
+
+# ---- client side: runs inside the namespace, prints one JSON line ----
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    checked: dict[str, str | None] = field(default_factory=dict)  # body digest -> error (None: valid)
+    taken: set[str] = field(default_factory=set)  # distinct snapshots (taken_at) the API served
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def check_metrics(wire: bytes, gzipped: bool, vifs: int) -> str | None:
+    text = zlib.decompress(wire, wbits=31) if gzipped else wire
+    ours = text.count(f'\nvifscope_vif_bound{{domain="{PREFIX}'.encode())
+    if ours != vifs:
+        return f"metrics: {ours} of {vifs} vifs"
+    for source in ("libvirt", "netlink"):
+        if f'\nvifscope_source_up{{source="{source}"}} 1.0'.encode() not in text:
+            return f"metrics: {source} down"
+    return None
+
+
+def check_json(route: str, wire: bytes, vifs: int) -> tuple[str | None, str | None]:
+    """(error, taken_at) of one API answer."""
+    doc = json.loads(wire)
+    if route == "/api/v1/vifs":
+        ours = sum(1 for v in doc["vifs"] if v["domain"].startswith(PREFIX))
+        if ours != vifs:
+            return f"{route}: {ours} of {vifs} vifs", None
+    if route == "/healthz" and doc["status"] != "ok":
+        return f"{route}: {doc['status']}", None
+    taken = doc.get("taken_at") if route in ("/api/v1/vifs", "/api/v1/networks") else None
+    return None, taken
+
+
+def one_request(base: str, route: str, vifs: int, tally: Tally) -> None:
+    req = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip"})
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            wire, gzipped = resp.read(), resp.headers.get("Content-Encoding") == "gzip"
+    except (OSError, urllib.error.HTTPError) as exc:
+        with tally.lock:
+            tally.errors.append(f"{route}: {type(exc).__name__}: {exc}")
+        return
+    seconds = time.perf_counter() - start
+    digest = hashlib.blake2b(wire, digest_size=16).hexdigest()
+    with tally.lock:
+        tally.latencies.append(seconds)
+        known = digest in tally.checked
+    if known:  # the same bytes as an answer already checked (a shared collection)
+        error = tally.checked[digest]
+    elif route == "/metrics":
+        error = check_metrics(wire, gzipped, vifs)
+    else:
+        error, taken = check_json(route, wire, vifs)
+        if taken:
+            with tally.lock:
+                tally.taken.add(taken)
+    with tally.lock:
+        tally.checked[digest] = error
+        if error:
+            tally.errors.append(error)
+
+
+def client(base: str, kind: str, threads: int, seconds: float, vifs: int) -> dict[str, Any]:
+    routes = ("/metrics",) if kind == "metrics" else API_ROUTES
+    tally = Tally()
+    stop = time.monotonic() + seconds
+
+    def loop(offset: int) -> None:
+        n = offset
+        while time.monotonic() < stop:
+            one_request(base, routes[n % len(routes)], vifs, tally)
+            n += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return {
+        "latencies": tally.latencies,
+        "errors": tally.errors,
+        "digests": sorted(tally.checked),
+        "taken": sorted(tally.taken),
+    }
+
+
+# ---- driver ----
+
+
+@contextmanager
+def daemon(ns: str, uri: str, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``vifscope ARGS --json --listen 127.0.0.1:0`` in the namespace: (process, its URL)."""
+    cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "vifscope", "-c", uri, *args]
+    proc = subprocess.Popen([*cmd, "--json", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{args[0]} did not start (rc {proc.wait()})")
+        url = str(json.loads(line)["url"])
+        yield proc, url[: url.index("/", len("http://"))]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set of one process (``ip netns exec`` execs the command: same pid)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def memory(exporter: int, serve: int) -> dict[str, float]:
+    out = {"exporter": rss_mb(exporter), "serve": rss_mb(serve)}
+    workers = children(exporter)  # the exporter's check worker process
+    if workers:
+        out["exporter's check worker"] = sum(rss_mb(p) for p in workers)
+    return out
+
+
+def warm(base: str, routes: list[str]) -> None:
+    """One answer per route before measuring: caches filled, the first check run done."""
+    for route in routes:
+        with urllib.request.urlopen(base + route, timeout=300) as resp:
+            resp.read()
+
+
+def warm_in(ns: str, base: str, routes: tuple[str, ...]) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), "--warm", base, *routes], check=True)
+
+
+def hammer(ns: str, urls: dict[str, str], counts: dict[str, int], seconds: float, vifs: int) -> dict[str, Any]:
+    """Client processes for each kind at once; their JSON merged per kind."""
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    for kind, total in counts.items():
+        for i in range(math.ceil(total / THREADS_PER_CLIENT)):
+            threads = min(THREADS_PER_CLIENT, total - i * THREADS_PER_CLIENT)
+            cmd = ["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), "--client", kind, urls[kind]]
+            cmd += [str(threads), str(seconds), str(vifs)]
+            procs.append((kind, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)))
+    merged: dict[str, dict[str, Any]] = {
+        k: {"latencies": [], "errors": [], "digests": set(), "taken": set()} for k in counts
+    }
+    for kind, proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{kind} client failed (rc {proc.returncode})")
+        part = json.loads(out)
+        m = merged[kind]
+        m["latencies"] += part["latencies"]
+        m["errors"] += part["errors"]
+        m["digests"] |= set(part["digests"])
+        m["taken"] |= set(part["taken"])
+    return merged
+
+
+def run_load(
+    ns: str, domains: int, seconds: float, scrapers: int, readers: int, prefix: str = PREFIX
+) -> dict[str, Any]:
+    """Build the host, start both daemons, warm them, load them; every figure in one dict."""
+    from vifscope.lab.host import ensure_libvirtd
+    from vifscope.lab.synth import SynthHost, plan
+
+    ensure_libvirtd()
+    p = plan(domains=domains, nics=NICS, prefix=prefix)
+    with ExitStack() as stack:
+        host = stack.enter_context(SynthHost(p, ns, daemon=True))
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        audit = ["--audit-log", f"/nonexistent/{ns}.jsonl"]
+        exporter, metrics_url = stack.enter_context(daemon(ns, host.uri, "exporter", *audit))
+        serve, api_url = stack.enter_context(daemon(ns, host.uri, "serve", *audit))
+        warm_in(ns, metrics_url, ("/metrics",))
+        warm_in(ns, api_url, API_ROUTES)
+        before = memory(exporter.pid, serve.pid)
+        started = time.monotonic()
+        merged = hammer(
+            ns, {"metrics": metrics_url, "api": api_url}, {"metrics": scrapers, "api": readers}, seconds, len(p.vifs)
+        )
+        wall = time.monotonic() - started
+        after = memory(exporter.pid, serve.pid)
+        alive = {"exporter": exporter.poll() is None, "serve": serve.poll() is None}
+    return {"vifs": len(p.vifs), "seconds": seconds, "wall": wall, "scrapers": scrapers, "readers": readers,
+            "kinds": merged, "rss_before": before, "rss_after": after, "alive": alive}  # fmt: skip
+
+
+def _ms(values: list[float], q: int) -> str:
+    if len(values) < 2:
+        return "-"
+    return f"{statistics.quantiles(values, n=100)[q - 1] * 1000:.0f}"
+
+
+def summary(r: dict[str, Any]) -> dict[str, Any]:
+    """The figures asserted on and published: per kind requests, errors, p50/p99, distinct answers."""
+    out: dict[str, Any] = {}
+    for kind, m in r["kinds"].items():
+        out[kind] = {
+            "requests": len(m["latencies"]) + len(m["errors"]),
+            "errors": len(m["errors"]),
+            "first_errors": m["errors"][:5],
+            "p50_ms": _ms(m["latencies"], 50),
+            "p99_ms": _ms(m["latencies"], 99),
+            "max_ms": f"{max(m['latencies'], default=0) * 1000:.0f}",
+            "distinct": len(m["digests"]),
+            "snapshots": len(m["taken"]),
+        }
+    growth = {k: r["rss_after"].get(k, 0.0) - v for k, v in r["rss_before"].items()}
+    out["rss_growth_mb"] = growth
+    out["alive"] = r["alive"]
+    return out
+
+
+def section(r: dict[str, Any], s: dict[str, Any]) -> str:
+    m, a = s["metrics"], s["api"]
+    rss = "; ".join(f"{k} {r['rss_before'][k]:.0f} → {r['rss_after'].get(k, 0.0):.0f} MB" for k in r["rss_before"])
+    worst = max(s["rss_growth_mb"].values())
+    verdict = "within" if worst <= RSS_GROWTH_BOUND_MB else "**beyond**"
+    return "\n".join(
+        [
+            "## Load: parallel scrapes and API readers (bench/load.py, `make soak`)",
+            "",
+            f"Synthetic host: {r['vifs']:,} vifs ({r['vifs'] // NICS:,} domains x {NICS} NICs in libvirtd's test",
+            "driver over its socket, real bridges and held taps in the netns `vs-load`). `vifscope exporter` and",
+            "`vifscope serve` with their default flags (checks every 60 s in a worker; 3 s per source) inside the",
+            f"namespace; for {r['seconds']:.0f} s, {r['scrapers']} threads loop on GET /metrics",
+            f"(`Accept-Encoding: gzip`) and {r['readers']} threads loop over {', '.join(API_ROUTES)};",
+            f"clients in processes of {THREADS_PER_CLIENT} threads, in the namespace too. Every distinct answer is",
+            f"checked (every vif there, libvirt and netlink up). {os.cpu_count()} cores shared by clients, daemons",
+            "and libvirtd.",
+            "",
+            "| | requests | errors | p50 ms | p99 ms | max ms | distinct answers |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| /metrics | {m['requests']:,} | {m['errors']} | {m['p50_ms']} | {m['p99_ms']} | {m['max_ms']} "
+            f"| {m['distinct']:,} collections |",
+            f"| API | {a['requests']:,} | {a['errors']} | {a['p50_ms']} | {a['p99_ms']} | {a['max_ms']} "
+            f"| {a['snapshots']:,} snapshots (vifs, networks) |",
+            "",
+            f"Single-flight: {m['requests']:,} scrapes were served by {m['distinct']:,} collections "
+            f"({m['requests'] / max(1, m['distinct']):.1f} scrapes per collection; that no two overlap is shown by",
+            "tests/unit/test_exporter_flight.py).",
+            f"RSS after warm-up → after the run: {rss}. Stated bound: growth ≤ {RSS_GROWTH_BOUND_MB:.0f} MB per daemon;"
+            f" largest growth {worst:.0f} MB, {verdict} the bound. Both daemons alive at the end: "
+            f"{'yes' if all(s['alive'].values()) else 'NO'}.",
+        ]
+    )
+
+
+def write_section(body: str) -> None:
+    """Replace (or append) our section between <!-- rel:load --> markers; nothing else is touched."""
+    start, end = "<!-- rel:load -->", "<!-- /rel:load -->"
+    block = f"{start}\n{body.rstrip()}\n{end}\n"
+    text = RELIABILITY.read_text() if RELIABILITY.exists() else "# vifscope reliability\n\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    RELIABILITY.write_text(text)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--warm":
+        warm(sys.argv[2], sys.argv[3:])
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        kind, base, threads, seconds, vifs = sys.argv[2:7]
+        print(json.dumps(client(base, kind, int(threads), float(seconds), int(vifs))))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--domains", type=int, default=1250, help="x4 NICs (default 1250: 5,000 vifs)")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--scrapers", type=int, default=50)
+    ap.add_argument("--readers", type=int, default=50)
+    ap.add_argument("--no-write", action="store_true", help="print only, leave RELIABILITY.md alone")
+    args = ap.parse_args()
+    result = run_load(NS, args.domains, args.seconds, args.scrapers, args.readers)
+    s = summary(result)
+    print(json.dumps(s, indent=1), file=sys.stderr)
+    body = section(result, s)
+    print(body)
+    if not args.no_write:
+        write_section(body)
+    failed = s["metrics"]["errors"] or s["api"]["errors"] or not all(s["alive"].values())
+    return 1 if failed or max(s["rss_growth_mb"].values()) > RSS_GROWTH_BOUND_MB else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
