@@ -58,9 +58,9 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def check_metrics(wire: bytes, gzipped: bool, vifs: int) -> str | None:
+def check_metrics(wire: bytes, gzipped: bool, vifs: int, prefix: str) -> str | None:
     text = zlib.decompress(wire, wbits=31) if gzipped else wire
-    ours = text.count(f'\nvifscope_vif_bound{{domain="{PREFIX}'.encode())
+    ours = text.count(f'\nvifscope_vif_bound{{domain="{prefix}'.encode())
     if ours != vifs:
         return f"metrics: {ours} of {vifs} vifs"
     for source in ("libvirt", "netlink"):
@@ -69,11 +69,11 @@ def check_metrics(wire: bytes, gzipped: bool, vifs: int) -> str | None:
     return None
 
 
-def check_json(route: str, wire: bytes, vifs: int) -> tuple[str | None, str | None]:
+def check_json(route: str, wire: bytes, vifs: int, prefix: str) -> tuple[str | None, str | None]:
     """(error, taken_at) of one API answer."""
     doc = json.loads(wire)
     if route == "/api/v1/vifs":
-        ours = sum(1 for v in doc["vifs"] if v["domain"].startswith(PREFIX))
+        ours = sum(1 for v in doc["vifs"] if v["domain"].startswith(prefix))
         if ours != vifs:
             return f"{route}: {ours} of {vifs} vifs", None
     if route == "/healthz" and doc["status"] != "ok":
@@ -82,7 +82,7 @@ def check_json(route: str, wire: bytes, vifs: int) -> tuple[str | None, str | No
     return None, taken
 
 
-def one_request(base: str, route: str, vifs: int, tally: Tally) -> None:
+def one_request(base: str, route: str, vifs: int, prefix: str, tally: Tally) -> None:
     req = urllib.request.Request(base + route, headers={"Accept-Encoding": "gzip"})
     start = time.perf_counter()
     try:
@@ -100,9 +100,9 @@ def one_request(base: str, route: str, vifs: int, tally: Tally) -> None:
     if known:  # the same bytes as an answer already checked (a shared collection)
         error = tally.checked[digest]
     elif route == "/metrics":
-        error = check_metrics(wire, gzipped, vifs)
+        error = check_metrics(wire, gzipped, vifs, prefix)
     else:
-        error, taken = check_json(route, wire, vifs)
+        error, taken = check_json(route, wire, vifs, prefix)
         if taken:
             with tally.lock:
                 tally.taken.add(taken)
@@ -112,7 +112,7 @@ def one_request(base: str, route: str, vifs: int, tally: Tally) -> None:
             tally.errors.append(error)
 
 
-def client(base: str, kind: str, threads: int, seconds: float, vifs: int) -> dict[str, Any]:
+def client(base: str, kind: str, threads: int, seconds: float, vifs: int, prefix: str) -> dict[str, Any]:
     routes = ("/metrics",) if kind == "metrics" else API_ROUTES
     tally = Tally()
     stop = time.monotonic() + seconds
@@ -120,7 +120,7 @@ def client(base: str, kind: str, threads: int, seconds: float, vifs: int) -> dic
     def loop(offset: int) -> None:
         n = offset
         while time.monotonic() < stop:
-            one_request(base, routes[n % len(routes)], vifs, tally)
+            one_request(base, routes[n % len(routes)], vifs, prefix, tally)
             n += 1
 
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
@@ -192,14 +192,16 @@ def warm_in(ns: str, base: str, routes: tuple[str, ...]) -> None:
     subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), "--warm", base, *routes], check=True)
 
 
-def hammer(ns: str, urls: dict[str, str], counts: dict[str, int], seconds: float, vifs: int) -> dict[str, Any]:
+def hammer(
+    ns: str, urls: dict[str, str], counts: dict[str, int], seconds: float, vifs: int, prefix: str
+) -> dict[str, Any]:
     """Client processes for each kind at once; their JSON merged per kind."""
     procs: list[tuple[str, subprocess.Popen[str]]] = []
     for kind, total in counts.items():
         for i in range(math.ceil(total / THREADS_PER_CLIENT)):
             threads = min(THREADS_PER_CLIENT, total - i * THREADS_PER_CLIENT)
             cmd = ["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), "--client", kind, urls[kind]]
-            cmd += [str(threads), str(seconds), str(vifs)]
+            cmd += [str(threads), str(seconds), str(vifs), prefix]
             procs.append((kind, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)))
     merged: dict[str, dict[str, Any]] = {
         k: {"latencies": [], "errors": [], "digests": set(), "taken": set()} for k in counts
@@ -237,7 +239,12 @@ def run_load(
         before = memory(exporter.pid, serve.pid)
         started = time.monotonic()
         merged = hammer(
-            ns, {"metrics": metrics_url, "api": api_url}, {"metrics": scrapers, "api": readers}, seconds, len(p.vifs)
+            ns,
+            {"metrics": metrics_url, "api": api_url},
+            {"metrics": scrapers, "api": readers},
+            seconds,
+            len(p.vifs),
+            prefix,
         )
         wall = time.monotonic() - started
         after = memory(exporter.pid, serve.pid)
@@ -322,8 +329,8 @@ def main() -> int:
         warm(sys.argv[2], sys.argv[3:])
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
-        kind, base, threads, seconds, vifs = sys.argv[2:7]
-        print(json.dumps(client(base, kind, int(threads), float(seconds), int(vifs))))
+        kind, base, threads, seconds, vifs, prefix = sys.argv[2:8]
+        print(json.dumps(client(base, kind, int(threads), float(seconds), int(vifs), prefix)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--domains", type=int, default=1250, help="x4 NICs (default 1250: 5,000 vifs)")
