@@ -27,7 +27,8 @@ from prometheus_client.metrics_core import Metric
 
 from vifscope import __version__
 from vifscope.bind.join import bind
-from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_families, local_run
+from vifscope.exporter.audit import action_families
+from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_families, finding_families, local_run
 from vifscope.exporter.encoding import Body
 from vifscope.exporter.exposition import Family, Row, exposition, label_text, to_client
 from vifscope.exporter.flight import SingleFlight
@@ -126,36 +127,6 @@ def vif_families(bindings: Sequence[VifBinding]) -> Iterator[Family]:
         yield Family(f"{name}_total", "counter", help_text, VIF_LABELS, tuple(counters[field]), shared)
     per_status = tuple(((st.value,), float(summary[st.value])) for st in VifStatus)
     yield Family("vifscope_vifs", "gauge", "Number of vifs per verdict.", ("status",), per_status)
-
-
-def finding_families(findings: Sequence[Finding], known: Sequence[tuple[str, Severity]]) -> Iterator[Family]:
-    counts: Counter[tuple[str, str]] = Counter({(check, sev.value): 0 for check, sev in known})
-    counts.update((f.check, f.severity.value) for f in findings)
-    yield Family(
-        "vifscope_findings",
-        "gauge",
-        "Findings of the doctor checks now, per check id and severity.",
-        ("check", "severity"),
-        tuple((key, float(n)) for key, n in sorted(counts.items())),
-    )
-
-
-def action_families(actions: Sequence[ActionCount]) -> Iterator[Family]:
-    heals = tuple(((a.result,), float(a.count)) for a in actions if (a.actor, a.phase) == ("heal", "apply"))
-    yield Family(
-        "vifscope_heals_total",
-        "counter",
-        "Heal actions 'vifscope watch --heal' applied (audit log), by result.",
-        ("result",),
-        heals,
-    )
-    yield Family(
-        "vifscope_actions_total",
-        "counter",
-        "Audit log lines: every action, verification and rollback of doctor --fix and watch --heal.",
-        ("actor", "phase", "result"),
-        tuple(((a.actor, a.phase, a.result), float(a.count)) for a in actions),
-    )
 
 
 def host_families(scrape: Scrape) -> Iterator[Family]:
