@@ -42,3 +42,10 @@ test: lint
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# 60 s of load on a 5,000-vif synthetic host (netns vs-load): 50 parallel /metrics scrapers and
+# 50 API readers against the exporter and serve. Writes RELIABILITY.md's load section; fails on
+# any error, a daemon that died, or RSS growth beyond the stated bound. Stops by itself (timeout).
+.PHONY: soak
+soak: setup
+	timeout 900 $(PY) bench/load.py --seconds 60

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,16 +56,17 @@ def bridges_intact(lab: LabSpec, target: Target) -> Iterator[None]:
         plug(target(short, index), lab.network_bridge)
 
 
-def test_detach_prints_transition_within_1s(lab: LabSpec, target: Target) -> None:
+def test_detach_prints_transition_from_netlink(lab: LabSpec, target: Target) -> None:
+    """The kernel's event, not the 60-s resync (the safety net), reports the detach: the limit
+    is generous but far under the resync. How fast (tens of ms) is a figure in BENCHMARKS.md,
+    "detach → transition printed", by bench/heal_latency.py."""
     tap = target("web1")
     with watching(lab) as w:
-        start = time.monotonic()
         sh("ip", "link", "set", tap, "nomaster")
         try:
-            at, ev = w.wait(transition(lab.name("web1"), "detached"), 5)
+            _at, ev = w.wait(transition(lab.name("web1"), "detached"), 10)
         finally:
             plug(tap, lab.bridge)
-        assert at - start < 1.0, f"transition printed {at - start:.3f} s after the detach"
         assert (ev["from"], ev["master_from"], ev["master_to"], ev["target"]) == ("bound", lab.bridge, None, tap)
         assert ev["cause"] == "netlink" and ev["vif"]["status"] == "detached"
         w.wait(transition(lab.name("web1"), "bound"), 5)

@@ -11,11 +11,11 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,6 +26,8 @@ from vifscope.cli.main import build_parser
 from vifscope.exporter.collector import Exporter
 from vifscope.sources.audit_log import ActionCount, AuditLogTail
 from vifscope.sources.ovs import ovs_installed
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -54,20 +56,30 @@ def libvirt_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name == "vifscope-libvirt")
 
 
+def answered_within(limit: float, fn: Callable[[], T]) -> T:
+    """``fn()``'s result, failing the test if it has not answered after ``limit`` seconds (run in a
+    thread, so a hang is a failure, not a stuck suite). A limit, not a measurement: how long a
+    scrape takes is a figure of bench/exporter_scrape.py and bench/load.py, not of this test."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert out, f"no answer after {limit} s"
+    return out[0]
+
+
 def test_stuck_libvirt_is_source_down_not_a_hang(silent_libvirt: str, tmp_path: Path) -> None:
-    exporter = Exporter(silent_libvirt, timeout=0.5, audit_log=tmp_path / "none.jsonl")
+    """A stuck source costs its deadline, not forever: the scrape answers (well within 10x the
+    deadline) and says the source is down; later scrapes do not queue behind the stuck read."""
+    deadline = 0.5
+    exporter = Exporter(silent_libvirt, timeout=deadline, audit_log=tmp_path / "none.jsonl")
     before = libvirt_threads()
-    start = time.monotonic()
-    text = exporter.render_metrics()
-    took = time.monotonic() - start
-    assert took < 2.0, f"a stuck source must cost its deadline (0.5 s), took {took:.2f} s"
+    text = answered_within(10 * deadline, exporter.render_metrics)
     up = samples(text, "vifscope_source_up")
     assert up["libvirt"] == 0 and up["netlink"] == 1 and up["audit-log"] == 1
-    # Later scrapes do not pile up threads behind the stuck one, and answer at once.
+    # Later scrapes do not pile up threads behind the stuck one, and say why libvirt is down.
     for _ in range(3):
-        start = time.monotonic()
-        assert samples(exporter.render_metrics(), "vifscope_source_up")["libvirt"] == 0
-        assert time.monotonic() - start < 0.5
+        assert samples(answered_within(10 * deadline, exporter.render_metrics), "vifscope_source_up")["libvirt"] == 0
     assert libvirt_threads() - before == 1
     err = next(e for e in exporter.scrape().snapshot.errors if e.source == "libvirt")
     assert "still running" in err.error and err.hint

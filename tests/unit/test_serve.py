@@ -145,6 +145,47 @@ def test_snapshots_are_single_flight_and_invalidated() -> None:
     assert len(calls) == 3 and snaps.latest() is fresh
 
 
+def test_requests_during_a_slow_take_share_it_and_a_change_is_never_served_stale() -> None:
+    """A take longer than ``max_age`` (5,000 vifs: a second, the live feed's age is one) is still
+    shared by every request that arrived during it: no convoy of one snapshot per waiter. A
+    request made after invalidate() does not get a take started before the change, and two
+    takes never run at once. The take blocks on an Event, so every request arrived during it."""
+    release, lock = threading.Event(), threading.Lock()
+    takes, active, most = [0], [0], [0]
+
+    def take() -> HostSnapshot:
+        with lock:
+            takes[0] += 1
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            assert release.wait(30)
+            return _web("br0")
+        finally:
+            with lock:
+                active[0] -= 1
+
+    snaps = Snapshots(take)
+    views: list[View] = []
+    threads = [threading.Thread(target=lambda: views.append(snaps.get(0.0)), daemon=True) for _ in range(10)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while snaps.flight.waiting < 9:
+        assert time.monotonic() < deadline, "10 requests: one takes, 9 wait"
+        time.sleep(0.01)
+    snaps.invalidate()  # a change made through the API while the take runs
+    after: list[View] = []
+    late = threading.Thread(target=lambda: after.append(snaps.get(5.0)), daemon=True)
+    late.start()
+    release.set()
+    for t in [*threads, late]:
+        t.join(30)
+    assert len(views) == 10 and len({id(v) for v in views}) == 1
+    assert takes[0] == 2 and most[0] == 1
+    assert after[0] is not views[0] and after[0].generation > views[0].generation
+
+
 def test_default_settings_are_loopback_and_read_only() -> None:
     cfg = ServeConfig()
     assert is_loopback(parse_listen(cfg.listen)[0]) and cfg.token_file is None

@@ -22,7 +22,7 @@ from typing import Any
 from vifscope.checks import ConfigError, load_config
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import CONTENT_TYPE, Exporter, families, render
-from vifscope.exporter.encoding import negotiate
+from vifscope.exporter.encoding import GzipMemo
 from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
@@ -35,6 +35,10 @@ SCRAPE_MARGIN = 0.5  # seconds kept free under Prometheus' scrape timeout for bi
 # new allocations count up from 10000; 18437 ("VIFS" on a phone keypad, +10000) is on no list,
 # in no /etc/services, under Linux's ephemeral ports (32768+), above any plausible VNC autoport.
 DEFAULT_LISTEN = "127.0.0.1:18437"
+# A client that sends its request or reads its answer slower than this is dropped: each client
+# has its own thread and holds no lock, so it starves nobody, but it must not keep a thread forever.
+# Generous: a 15 MB plain body to a slow link; Prometheus reads ~1 MB gzipped in milliseconds.
+CLIENT_TIMEOUT = 60.0
 LANDING = b"<html><body><h1>vifscope exporter</h1><p><a href='/metrics'>/metrics</a></p></body></html>\n"
 
 
@@ -87,12 +91,15 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def _server_class(host: str) -> type[ThreadingHTTPServer]:
+def server_class(host: str) -> type[ThreadingHTTPServer]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     class Server(ThreadingHTTPServer):
         address_family = family
         daemon_threads = True
+        # socketserver's default backlog is 5: fifty scrapers connecting at once overflowed it,
+        # and a dropped SYN is retried after a second (p99 of 0.7 s at 100 vifs, bench/load.py).
+        request_queue_size = socket.SOMAXCONN
 
     return Server
 
@@ -108,8 +115,11 @@ def _deadline(configured: float, header: str | None) -> float:
 
 
 def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+    gzip = GzipMemo()
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "vifscope"
+        timeout = CLIENT_TIMEOUT  # socket timeout: a stalled request line or read ends the connection
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -123,12 +133,13 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
         def _metrics(self) -> None:
             limit = _deadline(timeout, self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
             try:
-                body = exporter.render_metrics(limit)
+                # Single-flight: a scrape arriving during a collection shares it, its body and its gzip.
+                body, headers = gzip.negotiate(exporter.render_metrics(limit), self.headers.get("Accept-Encoding"))
             except Exception as exc:  # a bug, not a source: answer 500 and log the traceback
                 log(f"scrape failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
                 self._send(500, "text/plain; charset=utf-8", f"scrape failed: {exc}\n".encode())
                 return
-            body, headers = negotiate(body, self.headers.get("Accept-Encoding"))
+            # Written with no lock held: a client reading 1 byte/s only keeps its own thread.
             self._send(200, CONTENT_TYPE, body, headers)
 
         def _send(self, code: int, ctype: str, body: bytes, headers: list[tuple[str, str]] | None = None) -> None:
@@ -138,7 +149,11 @@ def make_handler(exporter: Exporter, timeout: float, log: Callable[[str], None])
             for name, value in headers or ():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except OSError as exc:  # the client left or stalled past CLIENT_TIMEOUT: its loss, one line
+                self.close_connection = True
+                log(f"client {self.client_address[0]}: answer not delivered: {type(exc).__name__}: {exc}")
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # one line per scrape would flood the log; failures are logged above
@@ -212,7 +227,7 @@ def run_exporter(args: argparse.Namespace) -> int:
         print(line, file=err, flush=True)
 
     try:
-        server = _server_class(host)((host, port), make_handler(exporter, args.timeout, log))
+        server = server_class(host)((host, port), make_handler(exporter, args.timeout, log))
     except OSError as exc:
         err.write(f"error: cannot listen on {args.listen}: {exc.strerror or exc}\n")
         err.write("  hint: is another exporter already running there? pick another port with --listen\n")

@@ -13,10 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["CheckResult", "CheckRun", "CheckRunner", "ChecksFn", "checks_families", "doctor_checks", "local_run"]
+__all__ = [
+    "CheckResult",
+    "CheckRun",
+    "CheckRunner",
+    "ChecksFn",
+    "checks_families",
+    "doctor_checks",
+    "finding_families",
+    "local_run",
+]
 
 from vifscope.bind.join import bind
 from vifscope.checks import ALL_CHECKS, DoctorConfig, evaluate
@@ -49,6 +59,18 @@ def checks_families(age: float | None, seconds: float | None, failures: int | No
     if failures is not None:
         failed = (((), float(failures)),)
         yield Family("vifscope_checks_failures_total", "counter", "Check runs that failed.", (), failed)
+
+
+def finding_families(findings: Sequence[Finding], known: Sequence[tuple[str, Severity]]) -> Iterator[Family]:
+    counts: Counter[tuple[str, str]] = Counter({(check, sev.value): 0 for check, sev in known})
+    counts.update((f.check, f.severity.value) for f in findings)
+    yield Family(
+        "vifscope_findings",
+        "gauge",
+        "Findings of the doctor checks now, per check id and severity.",
+        ("check", "severity"),
+        tuple((key, float(n)) for key, n in sorted(counts.items())),
+    )
 
 
 @dataclass(frozen=True)

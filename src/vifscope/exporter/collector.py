@@ -14,24 +14,28 @@ quadratically with the number of vifs.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from vifscope import __version__
 from vifscope.bind.join import bind
-from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_families, local_run
+from vifscope.exporter.audit import action_families
+from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_families, finding_families, local_run
+from vifscope.exporter.encoding import Body
 from vifscope.exporter.exposition import Family, Row, exposition, label_text, to_client
+from vifscope.exporter.flight import SingleFlight
 from vifscope.model import Finding, HostSnapshot, Severity, SourceError, VifBinding, VifStatus
 from vifscope.report.vifstats import guest_counters
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG, ActionCount, AuditLogError, AuditLogTail
-from vifscope.sources.deadline import DeadlineSnapshotter
+from vifscope.sources.deadline import DeadlineSnapshotter, TimedSnapshot
 from vifscope.sources.libvirt.declared import DEFAULT_MAX_AGE
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -125,36 +129,6 @@ def vif_families(bindings: Sequence[VifBinding]) -> Iterator[Family]:
     yield Family("vifscope_vifs", "gauge", "Number of vifs per verdict.", ("status",), per_status)
 
 
-def finding_families(findings: Sequence[Finding], known: Sequence[tuple[str, Severity]]) -> Iterator[Family]:
-    counts: Counter[tuple[str, str]] = Counter({(check, sev.value): 0 for check, sev in known})
-    counts.update((f.check, f.severity.value) for f in findings)
-    yield Family(
-        "vifscope_findings",
-        "gauge",
-        "Findings of the doctor checks now, per check id and severity.",
-        ("check", "severity"),
-        tuple((key, float(n)) for key, n in sorted(counts.items())),
-    )
-
-
-def action_families(actions: Sequence[ActionCount]) -> Iterator[Family]:
-    heals = tuple(((a.result,), float(a.count)) for a in actions if (a.actor, a.phase) == ("heal", "apply"))
-    yield Family(
-        "vifscope_heals_total",
-        "counter",
-        "Heal actions 'vifscope watch --heal' applied (audit log), by result.",
-        ("result",),
-        heals,
-    )
-    yield Family(
-        "vifscope_actions_total",
-        "counter",
-        "Audit log lines: every action, verification and rollback of doctor --fix and watch --heal.",
-        ("actor", "phase", "result"),
-        tuple(((a.actor, a.phase, a.result), float(a.count)) for a in actions),
-    )
-
-
 def host_families(scrape: Scrape) -> Iterator[Family]:
     yield from action_families(scrape.actions)
     yield Family(
@@ -192,6 +166,18 @@ def render(scrape: Scrape) -> bytes:
     return exposition(families(scrape))
 
 
+class Snapshotter(Protocol):
+    """What a scrape reads the host through (``DeadlineSnapshotter``, or a test's own source)."""
+
+    uri: str
+    deep: bool
+
+    def take(self, timeout: float | None = None) -> TimedSnapshot: ...
+
+
+Collection = tuple[Scrape, Body]
+
+
 class Exporter:
     """A prometheus_client collector: each ``collect()`` is one bounded scrape of this host.
 
@@ -200,7 +186,10 @@ class Exporter:
     is what one such run calls instead of running ``checks`` on this process's thread (the CLI
     passes ``exporter_worker.ProcessChecks``: a worker process); ``log`` gets a line per failed
     run. ``declared_max_age`` keeps libvirt's side between scrapes (``DeclaredCache``); None
-    re-reads every domain's XML.
+    re-reads every domain's XML. ``snapshotter`` replaces the host's sources (tests, benchmarks).
+
+    Collections are single-flight: scrapes arriving while one runs share it (and its rendering),
+    so N concurrent scrapes cost one collection, and no source is ever read twice at once.
     """
 
     def __init__(
@@ -214,10 +203,13 @@ class Exporter:
         background_checks: Callable[[], CheckResult] | None = None,
         declared_max_age: float | None = DEFAULT_MAX_AGE,
         log: Callable[[str], None] | None = None,
+        snapshotter: Snapshotter | None = None,
     ) -> None:
         inline = checks is not None and checks_interval <= 0 and background_checks is None
         # Checks read HostFacts (sysctls, leases, filters...): only then is a snapshot deep.
-        self.snapshotter = DeadlineSnapshotter(uri, timeout, deep=inline, declared_max_age=declared_max_age)
+        self.snapshotter: Snapshotter = snapshotter or DeadlineSnapshotter(
+            uri, timeout, deep=inline, declared_max_age=declared_max_age
+        )
         self.checks = checks if inline else None
         self.runner: CheckRunner | None = None
         if background_checks is not None:
@@ -228,27 +220,35 @@ class Exporter:
         self.audit = AuditLogTail(audit_log) if audit_log is not None else None
         self.timeout = timeout
         self._seen: dict[str, None] = dict.fromkeys(BASE_SOURCES)  # insertion-ordered set
-        self._lock = threading.Lock()  # one scrape at a time: sources are not read twice at once
+        self.flight: SingleFlight[Collection] = SingleFlight()
+
+    def collection(self, timeout: float | None = None) -> Collection:
+        """The collection in flight, or a new one when none is (``timeout`` caps its sources'
+        deadline; a scrape that joins a running collection gets it whatever deadline it ran with)."""
+        return self.flight.run(lambda: self._collect(timeout))
 
     def scrape(self, timeout: float | None = None) -> Scrape:
-        with self._lock:
-            start = time.monotonic()
-            timed = self.snapshotter.take(timeout)
-            snap = timed.snapshot
-            bindings = bind(snap)
-            findings, known = self.checks(snap, bindings) if self.checks else ((), ())
-            actions, audit_error = self._actions()
-            errors = (*snap.errors, *audit_error)
-            scrape = Scrape(
-                snapshot=snap,
-                bindings=bindings,
-                findings=findings,
-                known_checks=known,
-                actions=actions,
-                sources=self._sources(snap, errors),
-                source_seconds=timed.source_seconds,
-            )
-            return replace(self._with_checks(scrape), seconds=time.monotonic() - start)
+        return self.collection(timeout)[0]
+
+    def _collect(self, timeout: float | None) -> Collection:
+        start = time.monotonic()
+        timed = self.snapshotter.take(timeout)
+        snap = timed.snapshot
+        bindings = bind(snap)
+        findings, known = self.checks(snap, bindings) if self.checks else ((), ())
+        actions, audit_error = self._actions()
+        errors = (*snap.errors, *audit_error)
+        scrape = Scrape(
+            snapshot=snap,
+            bindings=bindings,
+            findings=findings,
+            known_checks=known,
+            actions=actions,
+            sources=self._sources(snap, errors),
+            source_seconds=timed.source_seconds,
+        )
+        scrape = replace(self._with_checks(scrape), seconds=time.monotonic() - start)
+        return scrape, Body(partial(render, scrape))
 
     def _with_checks(self, scrape: Scrape) -> Scrape:
         if self.runner is None:
@@ -303,4 +303,4 @@ class Exporter:
 
     def render_metrics(self, timeout: float | None = None) -> bytes:
         """The text exposition of one scrape (``timeout`` caps every source's deadline)."""
-        return render(self.scrape(timeout))
+        return self.collection(timeout)[1].plain()

@@ -4,8 +4,12 @@ request and the live feed.
 ``Snapshots.get(max_age)`` returns a View no older than ``max_age`` seconds. Taking a snapshot
 blocks (libvirt, ``ip``, OVSDB), so it is called from worker threads, never the event loop; it
 is single-flight: while one thread takes a snapshot the others wait for it and share it, so a
-burst of requests costs one snapshot, not one each. ``invalidate()`` (after a change made
-through the API) makes the next ``get`` take a new one.
+burst of requests costs one snapshot, not one each, and two snapshots never run at once.
+A request that arrives during a take shares it even when the take lasts longer than
+``max_age`` (5,000 vifs: a second): it asked for a view no older than its own arrival allows,
+and taking another one after it, in turn, would queue every waiter behind its own snapshot.
+``invalidate()`` (after a change made through the API) makes the next ``get`` take a new one;
+a take already running then serves only the requests that arrived before the change.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from vifscope.bind.join import bind
 from vifscope.checks import CheckRun, DoctorConfig, evaluate
+from vifscope.exporter.flight import SingleFlight
 from vifscope.model import HostSnapshot, VifBinding
 from vifscope.report import documents as report
 from vifscope.report.topology import Topology, build_topology
@@ -79,22 +84,26 @@ class Snapshots:
         self._take = take
         self._doctor = doctor or DoctorConfig()
         self._clock = clock
-        self._lock = threading.Lock()
+        self.flight: SingleFlight[View] = SingleFlight()
         self._view: View | None = None
         self._generation = 0  # bumped by invalidate(); a view of an older generation is stale
         self._bump = threading.Lock()  # invalidate() never waits for a snapshot in progress
 
     def get(self, max_age: float) -> View:
-        """A view no older than ``max_age`` seconds (blocking: call from a worker thread)."""
-        with self._lock:
-            view = self._view
-            if view is not None and view.generation == self._generation and self._clock() - view.taken <= max_age:
-                return view
-            generation, started = self._generation, self._clock()
-            snap = self._take()
-            view = View(snap, bind(snap), started, generation, self._doctor)
-            self._view = view
+        """A view no older than ``max_age`` seconds, or the one being taken (blocking: call
+        from a worker thread)."""
+        generation = self._generation
+        view = self._view
+        if view is not None and view.generation == generation and self._clock() - view.taken <= max_age:
             return view
+        return self.flight.run(lambda: self._new_view(generation), key=generation)
+
+    def _new_view(self, generation: int) -> View:
+        started = self._clock()
+        snap = self._take()
+        view = View(snap, bind(snap), started, generation, self._doctor)
+        self._view = view
+        return view
 
     def latest(self) -> View | None:
         """The last view taken, however old (never blocks)."""
