@@ -189,3 +189,38 @@ def test_requests_during_a_slow_take_share_it_and_a_change_is_never_served_stale
 def test_default_settings_are_loopback_and_read_only() -> None:
     cfg = ServeConfig()
     assert is_loopback(parse_listen(cfg.listen)[0]) and cfg.token_file is None
+
+
+def test_a_views_answer_is_built_once_for_every_reader_and_errors_are_not_kept() -> None:
+    """Ten readers of one route during the build share it; another route builds its own; a
+    failed build is raised in everyone who waited and the next reader builds again."""
+    view = _view(_web("br0"))
+    release, builds = threading.Event(), []
+
+    def slow() -> tuple[int, bytes]:
+        builds.append("vifs")
+        release.wait(5)
+        return 200, b"{}"
+
+    got: list[tuple[int, bytes]] = []
+    readers = [threading.Thread(target=lambda: got.append(view.rendered(("vifs",), slow))) for _ in range(10)]
+    for t in readers:
+        t.start()
+    deadline = time.monotonic() + 5
+    while view._building.waiting < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in readers:
+        t.join(5)
+    assert builds == ["vifs"] and got == [(200, b"{}")] * 10
+    assert view.rendered(("vifs",), slow) == (200, b"{}") and builds == ["vifs"]  # kept for this view
+
+    def broken() -> tuple[int, bytes]:
+        builds.append("broken")
+        raise RuntimeError("source gone")
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            view.rendered(("topology",), broken)
+    assert builds == ["vifs", "broken", "broken"]
+    assert _view(_web("br0")).rendered(("vifs",), lambda: (200, b"[]")) == (200, b"[]")  # a new view, a new build

@@ -4,7 +4,8 @@ on the event loop) handed to the same report functions the CLI's ``--json`` uses
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,7 +22,7 @@ from vifscope.serve.backend import Backend
 from vifscope.serve.errors import ApiError, error_responses
 from vifscope.serve.live import Feed, event_text
 from vifscope.serve.schema import FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
-from vifscope.serve.state import View
+from vifscope.serve.state import Rendered, View
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
 Domains = Annotated[list[str] | None, Query(description="only this domain, by name or UUID (repeatable)")]
@@ -32,39 +33,69 @@ def _json(doc: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(doc, status_code=status)
 
 
-def status_doc(view: View, domains: tuple[str, ...], problems: bool) -> JSONResponse:
-    return _json(report.status_report(view.snapshot, report.select(view.bindings, domains, problems)))
+def _encode(doc: dict[str, Any], status: int = 200) -> Rendered:
+    """As JSONResponse renders it (compact, UTF-8)."""
+    return status, json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def domain_doc(view: View, domain: str) -> JSONResponse:
-    mine = view.domain_bindings(domain)
-    if not mine:
-        if view.snapshot.failed("libvirt"):
-            raise ApiError(503, "libvirt is unavailable: cannot look the domain up", "is libvirtd running?")
-        raise ApiError(404, f"no domain {domain!r} with interfaces", "GET /api/v1/vifs lists every vif")
-    return _json(report.status_report(view.snapshot, mine))
+def _once(view: View, key: Hashable, build: Callable[[], Rendered]) -> Response:
+    """The view's answer for ``key``, built by the first request that needs it."""
+    status, body = view.rendered(key, build)
+    return Response(body, status_code=status, media_type="application/json")
 
 
-def findings_doc(view: View, domains: tuple[str, ...]) -> JSONResponse:
-    run = select(view.check_run, view.bindings, domains)
-    return _json(doctor_report(view.snapshot, run))
+def status_doc(view: View, domains: tuple[str, ...], problems: bool) -> Response:
+    def build() -> Rendered:
+        return _encode(report.status_report(view.snapshot, report.select(view.bindings, domains, problems)))
+
+    return _once(view, ("vifs", domains, problems), build)
 
 
-def topology_doc(view: View, domains: tuple[str, ...], problems: bool) -> JSONResponse:
-    if not domains and not problems:
-        return _json(graph_document(view.snapshot, view.bindings, view.topology))
-    chosen = report.select(view.bindings, domains, problems)
-    return _json(graph_document(view.snapshot, chosen, build_topology(view.snapshot, chosen, all_networks=False)))
+def domain_doc(view: View, domain: str) -> Response:
+    def build() -> Rendered:
+        mine = view.domain_bindings(domain)
+        if not mine:
+            if view.snapshot.failed("libvirt"):
+                raise ApiError(503, "libvirt is unavailable: cannot look the domain up", "is libvirtd running?")
+            raise ApiError(404, f"no domain {domain!r} with interfaces", "GET /api/v1/vifs lists every vif")
+        return _encode(report.status_report(view.snapshot, mine))
+
+    return _once(view, ("vif", domain), build)
 
 
-def health_doc(view: View) -> JSONResponse:
-    failed = [e for e in view.snapshot.errors if e.source in report.REQUIRED_SOURCES]
-    doc = {
-        "status": "degraded" if failed else "ok",
-        "version": __version__,
-        "source_errors": report.errors_list(view.snapshot.errors),
-    }
-    return _json(doc, 503 if failed else 200)
+def networks_doc(view: View) -> Response:
+    return _once(view, ("networks",), lambda: _encode(report.networks_report(view.snapshot)))
+
+
+def findings_doc(view: View, domains: tuple[str, ...]) -> Response:
+    def build() -> Rendered:
+        return _encode(doctor_report(view.snapshot, select(view.check_run, view.bindings, domains)))
+
+    return _once(view, ("findings", domains), build)
+
+
+def topology_doc(view: View, domains: tuple[str, ...], problems: bool) -> Response:
+    def build() -> Rendered:
+        if not domains and not problems:
+            return _encode(graph_document(view.snapshot, view.bindings, view.topology))
+        chosen = report.select(view.bindings, domains, problems)
+        topo = build_topology(view.snapshot, chosen, all_networks=False)
+        return _encode(graph_document(view.snapshot, chosen, topo))
+
+    return _once(view, ("topology", domains, problems), build)
+
+
+def health_doc(view: View) -> Response:
+    def build() -> Rendered:
+        failed = [e for e in view.snapshot.errors if e.source in report.REQUIRED_SOURCES]
+        doc = {
+            "status": "degraded" if failed else "ok",
+            "version": __version__,
+            "source_errors": report.errors_list(view.snapshot.errors),
+        }
+        return _encode(doc, 503 if failed else 200)
+
+    return _once(view, ("health",), build)
 
 
 def read_router(b: Backend, feed: Feed) -> APIRouter:
@@ -84,7 +115,7 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     @r.get("/api/v1/networks", responses={200: {"model": NetworksDoc}})
     async def networks() -> Response:
         """libvirt networks, their bridges and DHCP (``vifscope networks --json``)."""
-        return await run_in_threadpool(lambda: _json(report.networks_report(b.snapshots.get(age).snapshot)))
+        return await run_in_threadpool(lambda: networks_doc(b.snapshots.get(age)))
 
     @r.get("/api/v1/findings", responses={200: {"model": FindingsDoc}})
     async def findings(domain: Domains = None) -> Response:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -29,6 +29,8 @@ from vifscope.report import documents as report
 from vifscope.report.topology import Topology, build_topology
 
 VifKey = tuple[str, int]  # (domain UUID, index in <devices>)
+Rendered = tuple[int, bytes]  # an HTTP status and the JSON body
+MAX_BODIES = 64  # encoded answers kept per view
 
 
 def vif_key(b: VifBinding) -> VifKey:
@@ -44,6 +46,8 @@ class View:
     taken: float  # time.monotonic() when the snapshot was started
     generation: int = 0
     doctor: DoctorConfig = field(default_factory=DoctorConfig)
+    _bodies: dict[Hashable, Rendered] = field(default_factory=dict, repr=False, compare=False)
+    _building: SingleFlight[Rendered] = field(default_factory=SingleFlight, repr=False, compare=False)
 
     @cached_property
     def docs(self) -> dict[VifKey, dict[str, Any]]:
@@ -69,6 +73,20 @@ class View:
     def domain_bindings(self, domain: str) -> tuple[VifBinding, ...]:
         """By name or UUID, like ``status -d``."""
         return report.select(self.bindings, (domain,))
+
+    def rendered(self, key: Hashable, build: Callable[[], Rendered]) -> Rendered:
+        """A route's encoded answer, built once for this view: fifty readers of ``/api/v1/vifs``
+        arriving together cost one 5,000-vif document, not fifty (single-flight while it is
+        built). An exception is not kept: the next request builds again."""
+        hit = self._bodies.get(key)
+        if hit is not None:
+            return hit
+        return self._building.run(lambda: self._bodies.get(key) or self._keep(key, build()), key=key)
+
+    def _keep(self, key: Hashable, body: Rendered) -> Rendered:
+        if len(self._bodies) < MAX_BODIES:  # filters (-d names) make keys unbounded: keep the first few
+            self._bodies[key] = body
+        return body
 
 
 class Snapshots:
