@@ -143,5 +143,5 @@ def parse_ovs_output(stdout: str) -> OvsState:
         if len(tables) != 3:
             raise ValueError(f"expected 3 tables, got {len(tables)}")
         return parse_ovs_tables(tables)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep for json
         raise OvsError(f"unexpected ovs-vsctl output: {exc}") from exc

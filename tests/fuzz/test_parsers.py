@@ -1,0 +1,105 @@
+"""Every parser on structure-aware mutations of real inputs (fixed seeds: the same inputs on
+every run, a failure names its seed): it returns, or raises the error it documents.
+
+The long run is ``make fuzz`` (bench/fuzz.py); these are its quick, deterministic slice.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tests.fuzz.mutate import BILLION_LAUGHS, EXTERNAL_ENTITY
+from tests.fuzz.targets import TARGETS, Target, domain_seeds
+from vifscope.model import DomainState
+from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain, parse_domain_xml
+from vifscope.sources.libvirt.factxml import FactXmlError, parse_nwfilter_xml
+from vifscope.sources.libvirt.netxml import NetworkXmlError, parse_network_xml
+
+INPUTS_PER_TARGET = 600
+
+
+def fuzz_one(target: Target, seed: int) -> None:
+    """Input number ``seed`` of ``target``: mutated from one of its seeds, then parsed."""
+    rng = random.Random(f"{target.name}:{seed}")
+    seeds = target.seeds()
+    data = target.mutate(rng, seeds[rng.randrange(len(seeds))])
+    try:
+        target.run(data)
+    except target.allowed:
+        pass
+
+
+def test_every_target_has_seeds() -> None:
+    assert all(len(t.seeds()) >= 1 for t in TARGETS)
+    assert len(domain_seeds()) >= 60  # libvirt's own test corpus plus the golden domains
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
+def test_mutated_inputs_raise_only_documented_errors(target: Target) -> None:
+    for seed in range(INPUTS_PER_TARGET):
+        try:
+            fuzz_one(target, seed)
+        except Exception as exc:
+            raise AssertionError(f"{target.name} input #{seed}: {type(exc).__name__}: {exc}") from exc
+
+
+def test_mutations_reach_both_outcomes() -> None:
+    """The mutators neither only break nor only keep the documents: both branches are fuzzed."""
+    target = next(t for t in TARGETS if t.name == "domain-xml")
+    outcomes = {"parsed": 0, "refused": 0}
+    for seed in range(300):
+        rng = random.Random(seed)
+        try:
+            target.run(target.mutate(rng, target.seeds()[rng.randrange(len(target.seeds()))]))
+            outcomes["parsed"] += 1
+        except target.allowed:
+            outcomes["refused"] += 1
+    assert outcomes["parsed"] > 150 and outcomes["refused"] > 5, outcomes
+
+
+ENTITY_DOCS = [
+    BILLION_LAUGHS + "<domain><name>&l9;</name></domain>",
+    EXTERNAL_ENTITY + "<domain><name>&x;</name></domain>",
+    '<!DOCTYPE domain [<!ENTITY x "vnet0">]><domain><name>&x;</name></domain>',
+    '<!DOCTYPE domain [<!ENTITY % p "x">]><domain/>',
+]
+
+
+@pytest.mark.parametrize("text", ENTITY_DOCS, ids=["billion-laughs", "external", "internal", "parameter"])
+def test_entity_declarations_are_refused_by_every_xml_reader(text: str) -> None:
+    with pytest.raises(DomainXmlError, match="entity"):
+        parse_domain_xml(text, DomainState.RUNNING)
+    with pytest.raises(NetworkXmlError, match="entity"):
+        parse_network_xml(text.replace("domain", "network"), active=True, autostart=None)
+    with pytest.raises(FactXmlError, match="entity"):
+        parse_nwfilter_xml(text.replace("domain", "filter"))
+
+
+def test_a_doctype_without_entities_still_parses() -> None:
+    vifs = parse_domain_xml('<!DOCTYPE domain><domain><name>d</name><devices><interface type="bridge"/>'
+                            "</devices></domain>", DomainState.RUNNING)  # fmt: skip
+    assert [(v.domain, v.type) for v in vifs] == [("d", "bridge")]
+
+
+def one_megabyte_domain() -> str:
+    """A real corpus domain whose <devices> holds as many copies of its interfaces as make 1 MB."""
+    root = ET.fromstring(max(domain_seeds(), key=lambda t: t.count("<interface")))
+    devices = root.find("devices")
+    assert devices is not None
+    ifaces = devices.findall("interface")
+    size = sum(len(ET.tostring(i)) for i in ifaces)
+    devices.extend(ifaces * (1_000_000 // size + 1))
+    return ET.tostring(root, encoding="unicode")
+
+
+def test_a_one_megabyte_domain_parses_in_linear_time() -> None:
+    text = one_megabyte_domain()
+    start = time.perf_counter()
+    parsed = parse_domain(text, DomainState.RUNNING)
+    elapsed = time.perf_counter() - start
+    assert len(parsed.vifs) == text.count("<interface ") > 1000
+    assert elapsed < 5.0, f"1 MB domain XML took {elapsed:.2f} s"  # ~0.1 s here: see RELIABILITY.md
