@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,17 @@ def domain_seeds() -> tuple[str, ...]:
 def network_seeds() -> tuple[str, ...]:
     corpus = [p.read_text(encoding="utf-8") for p in sorted((CORPUS / "networks").glob("*.xml"))]
     return (*corpus, *golden_texts("networks/*.xml"))
+
+
+def one_megabyte_domain() -> str:
+    """A real corpus domain whose <devices> holds as many copies of its interfaces as make 1 MB."""
+    root = ET.fromstring(max(domain_seeds(), key=lambda t: t.count("<interface")))
+    devices = root.find("devices")
+    assert devices is not None
+    ifaces = devices.findall("interface")
+    size = sum(len(ET.tostring(i)) for i in ifaces)
+    devices.extend(ifaces * (1_000_000 // size + 1))
+    return ET.tostring(root, encoding="unicode")
 
 
 def _index_of() -> dict[str, int]:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import random
 import time
-import xml.etree.ElementTree as ET
 
 import pytest
 
 from tests.fuzz.mutate import BILLION_LAUGHS, EXTERNAL_ENTITY
-from tests.fuzz.targets import TARGETS, Target, domain_seeds
+from tests.fuzz.targets import TARGETS, Target, domain_seeds, one_megabyte_domain
 from vifscope.model import DomainState
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain, parse_domain_xml
 from vifscope.sources.libvirt.factxml import FactXmlError, parse_nwfilter_xml
@@ -83,17 +82,6 @@ def test_a_doctype_without_entities_still_parses() -> None:
     vifs = parse_domain_xml('<!DOCTYPE domain><domain><name>d</name><devices><interface type="bridge"/>'
                             "</devices></domain>", DomainState.RUNNING)  # fmt: skip
     assert [(v.domain, v.type) for v in vifs] == [("d", "bridge")]
-
-
-def one_megabyte_domain() -> str:
-    """A real corpus domain whose <devices> holds as many copies of its interfaces as make 1 MB."""
-    root = ET.fromstring(max(domain_seeds(), key=lambda t: t.count("<interface")))
-    devices = root.find("devices")
-    assert devices is not None
-    ifaces = devices.findall("interface")
-    size = sum(len(ET.tostring(i)) for i in ifaces)
-    devices.extend(ifaces * (1_000_000 // size + 1))
-    return ET.tostring(root, encoding="unicode")
 
 
 def test_a_one_megabyte_domain_parses_in_linear_time() -> None:
