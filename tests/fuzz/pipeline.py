@@ -69,7 +69,8 @@ def flatten(case: Path) -> dict[str, str]:
     """Every file the loader reads of ``case``, base and patches resolved, as text."""
     meta = json.loads((case / "case.json").read_text())
     files = Files(case, CASES_DIR / meta["base"] if meta.get("base") else None, meta.get("patch", {}))
-    out = {"case.json": json.dumps({k: v for k, v in meta.items() if k not in ("base", "patch")}), "expected.json": "[]"}
+    own_meta = {k: v for k, v in meta.items() if k not in ("base", "patch")}
+    out = {"case.json": json.dumps(own_meta), "expected.json": "[]"}
     for rel in ("domains.json", "networks.json", "links.json", *(f"facts/{n}.json" for n in FACT_JSON)):
         doc = files.json(rel)
         if doc is not None:
@@ -181,7 +182,8 @@ def every_report(snap: HostSnapshot) -> str:
     assert mermaid[0] == "flowchart LR" and not bad, f"mermaid lines broken: {bad[:3]}"
     findings, known = doctor_checks(DoctorConfig())(snap, bindings)
     text = render(Scrape(snapshot=snap, bindings=bindings, findings=findings, known_checks=known)).decode()
-    vif_series = [s for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == "vifscope_vif_bound"]
+    samples = [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+    vif_series = [s for s in samples if s.name == "vifscope_vif_bound"]
     assert len(vif_series) == len(bindings), "one vifscope_vif_bound series per vif"
     return render_dot(topo)
 

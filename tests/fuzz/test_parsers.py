@@ -6,6 +6,7 @@ The long run is ``make fuzz`` (bench/fuzz.py); these are its quick, deterministi
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 
@@ -26,10 +27,8 @@ def fuzz_one(target: Target, seed: int) -> None:
     rng = random.Random(f"{target.name}:{seed}")
     seeds = target.seeds()
     data = target.mutate(rng, seeds[rng.randrange(len(seeds))])
-    try:
+    with contextlib.suppress(target.allowed):  # the documented error is an answer too
         target.run(data)
-    except target.allowed:
-        pass
 
 
 def test_every_target_has_seeds() -> None:

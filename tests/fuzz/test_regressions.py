@@ -3,6 +3,7 @@ parser's documented error (or broke a report) before its fix. See RELIABILITY.md
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from typing import Any
@@ -49,10 +50,8 @@ CRASHES: list[tuple[str, str, Any]] = [
 @pytest.mark.parametrize(("target", "data"), [c[1:] for c in CRASHES], ids=[c[0] for c in CRASHES])
 def test_a_found_crash_is_a_documented_error_now(target: str, data: Any) -> None:
     t = BY_NAME[target]
-    try:
+    with contextlib.suppress(t.allowed):  # the documented error is an answer too
         t.run(data)
-    except t.allowed:
-        pass
 
 
 def test_a_wrong_type_no_longer_reaches_the_model() -> None:
@@ -70,7 +69,7 @@ def test_an_address_libvirt_would_refuse_is_left_out() -> None:
     assert net.addresses == ("10.0.0.1/24",)
 
 
-@pytest.mark.parametrize("name", ["evil\n\"]\nx[\"", "nul\0name", "esc\x1b[31m"], ids=["newline", "nul", "escape"])
+@pytest.mark.parametrize("name", ['evil\n"]\nx["', "nul\0name", "esc\x1b[31m"], ids=["newline", "nul", "escape"])
 def test_a_hostile_domain_name_keeps_every_report_valid(name: str) -> None:
     """A newline ended a mermaid statement; a NUL ended Graphviz's scan of the DOT file."""
     snap = load_case(CASES_DIR / "lab-baseline").snap
@@ -87,4 +86,3 @@ def test_nft_json_of_another_shape_is_a_source_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(firewall, "run_json", lambda *_a, **_k: json.loads('{"nftables": [{"chain": {"hook": 1}}]}'))
     with pytest.raises(cmd.CommandError, match="another shape"):
         read_firewall()
-

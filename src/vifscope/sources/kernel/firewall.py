@@ -68,11 +68,11 @@ def _rule_facts(rule: Mapping[str, Any], nat: list[NatRule], accepts: set[str]) 
 
 def _chain(c: Mapping[str, Any]) -> FirewallChain:
     try:
-        fields = [opt_str(c[k], k) for k in ("family", "table", "name", "hook")]
+        family, table, name, hook = (str(opt_str(c[k], k)) for k in ("family", "table", "name", "hook"))
     except KeyError as exc:
         raise JsonShapeError(f"base chain without {exc}") from exc
     policy = opt_str(c.get("policy", "accept"), "policy") or "accept"
-    return FirewallChain(*(str(f) for f in fields), policy)
+    return FirewallChain(family, table, name, hook, policy)
 
 
 def parse_nft_ruleset(doc: Any) -> Firewall:

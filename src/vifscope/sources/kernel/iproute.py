@@ -24,11 +24,11 @@ def parse_qdiscs(dump: Any) -> tuple[Qdisc, ...]:
         dev, kind = opt_str(raw.get("dev"), "dev"), opt_str(raw.get("kind"), "kind")
         if not dev or not kind:
             continue
-        handle = raw.get("handle", "")
+        handle = str(opt_str(raw.get("handle", ""), "handle"))
         root = raw.get("root", False)
         if not isinstance(root, bool):
             raise JsonShapeError(f"root: expected a boolean, got {type(root).__name__}")
-        out.append(Qdisc(dev=dev, kind=kind, handle=str(opt_str(handle, "handle")), root=root, ingress=kind in _INGRESS_KINDS))
+        out.append(Qdisc(dev=dev, kind=kind, handle=handle, root=root, ingress=kind in _INGRESS_KINDS))
     return tuple(out)
 
 
