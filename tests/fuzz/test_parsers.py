@@ -11,6 +11,8 @@ import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fuzz.mutate import BILLION_LAUGHS, EXTERNAL_ENTITY
 from tests.fuzz.targets import TARGETS, Target, domain_seeds, one_megabyte_domain
@@ -20,6 +22,43 @@ from vifscope.sources.libvirt.factxml import FactXmlError, parse_nwfilter_xml
 from vifscope.sources.libvirt.netxml import NetworkXmlError, parse_network_xml
 
 INPUTS_PER_TARGET = 600
+JSON_TARGETS = [t for t in TARGETS if t.mutate.__name__ == "mutate_json"]
+# Any JSON document, keys drawn mostly from the ones the readers look at.
+KEYS = st.sampled_from(
+    [
+        "ifname",
+        "ifindex",
+        "flags",
+        "linkinfo",
+        "info_kind",
+        "info_data",
+        "stats64",
+        "rx",
+        "dev",
+        "kind",
+        "dst",
+        "state",
+        "addr_info",
+        "local",
+        "nftables",
+        "chain",
+        "rule",
+        "expr",
+        "hook",
+        "match",
+        "left",
+        "right",
+        "prefix",
+        "xt",
+        "name",
+        "family",
+    ]
+) | st.text(max_size=5)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+    max_leaves=25,
+)
 
 
 def fuzz_one(target: Target, seed: int) -> None:
@@ -43,6 +82,14 @@ def test_mutated_inputs_raise_only_documented_errors(target: Target) -> None:
             fuzz_one(target, seed)
         except Exception as exc:
             raise AssertionError(f"{target.name} input #{seed}: {type(exc).__name__}: {exc}") from exc
+
+
+@pytest.mark.parametrize("target", JSON_TARGETS, ids=[t.name for t in JSON_TARGETS])
+@settings(max_examples=150, derandomize=True, database=None, deadline=None)
+@given(doc=JSON)
+def test_any_json_document_is_read_or_refused_by_shape(target: Target, doc: object) -> None:
+    with contextlib.suppress(target.allowed):
+        target.run(doc)
 
 
 def test_mutations_reach_both_outcomes() -> None:
