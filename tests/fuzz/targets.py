@@ -98,6 +98,21 @@ def one_megabyte_domain() -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+@functools.cache
+def link_dumps() -> tuple[list[bytes], ...]:
+    return tuple(netlink.link_dump(d) for d in golden_json("links.json"))
+
+
+@functools.cache
+def qdisc_dumps() -> tuple[list[bytes], ...]:
+    return tuple(netlink.qdisc_dump(d, _index_of()) for d in golden_json("facts/tc.json"))
+
+
+@functools.cache
+def neigh_dumps() -> tuple[list[bytes], ...]:
+    return tuple(netlink.neigh_dump(d, _index_of()) for d in golden_json("facts/neigh.json"))
+
+
 def _index_of() -> dict[str, int]:
     return {str(r["ifname"]): int(r["ifindex"]) for r in golden_json("links.json")[0]}
 
@@ -127,14 +142,14 @@ TARGETS: tuple[Target, ...] = (
     Target("nwfilter-binding-xml", lambda: golden_texts("facts/nwfilter-bindings/*.xml"), mutate_xml,
            parse_binding_xml, (FactXmlError,)),
     Target("links-json", lambda: golden_json("links.json"), mutate_json, parse_links, (JsonShapeError,)),
-    Target("links-rtnetlink", lambda: [netlink.link_dump(d) for d in golden_json("links.json")], mutate_bytes,
+    Target("links-rtnetlink", link_dumps, mutate_bytes,
            parse_dump, ()),
     Target("ovsdb-json", lambda: golden_texts("ovs.json"), mutate_json_lines, parse_ovs_output, (OvsError,)),
     Target("tc-json", lambda: golden_json("facts/tc.json"), mutate_json, parse_qdiscs, (JsonShapeError,)),
-    Target("tc-rtnetlink", lambda: [netlink.qdisc_dump(d, _index_of()) for d in golden_json("facts/tc.json")],
+    Target("tc-rtnetlink", qdisc_dumps,
            mutate_bytes, lambda g: parse_qdisc_dump(g, _name_of), ()),
     Target("neigh-json", lambda: golden_json("facts/neigh.json"), mutate_json, parse_neighbors, (JsonShapeError,)),
-    Target("neigh-rtnetlink", lambda: [netlink.neigh_dump(d, _index_of()) for d in golden_json("facts/neigh.json")],
+    Target("neigh-rtnetlink", neigh_dumps,
            mutate_bytes, lambda g: parse_neigh_dump(g, _name_of), ()),
     Target("addr-json", lambda: golden_json("facts/addr.json"), mutate_json, parse_addresses, (JsonShapeError,)),
     Target("nft-json", lambda: golden_json("facts/nft.json"), mutate_json, run_nft, (JsonShapeError,)),
