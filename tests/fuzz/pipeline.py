@@ -130,7 +130,7 @@ class Worker:
     @contextmanager
     def replaced(self, rel: str, text: str) -> Iterator[None]:
         path = self.dir / rel
-        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        path.write_text(text, encoding="utf-8")
         try:
             yield
         finally:
@@ -149,11 +149,21 @@ class Worker:
             return Outcome(kind, "rejected")
         except (RecursionError, UnicodeEncodeError):
             return Outcome(kind, "skipped")  # json cannot carry it (too deep, lone surrogate): nor can the loader
+        if not text.isascii() and not _utf8(text):
+            return Outcome(kind, "skipped")  # a lone surrogate: no file, so no loader, can hold it
         if kind == "network-xml" and _net_name(text) != _net_name(self.files[rel]):
             return Outcome(kind, "skipped")  # the loader looks runtime facts up by network name
         with self.replaced(rel, text):
             snap = load_case(self.dir).snap
         return Outcome(kind, "ok", every_report(snap))
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _net_name(text: str) -> str:
