@@ -3,7 +3,7 @@ VENV := .venv
 VS := $(VENV)/bin/vifscope
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-test demo lab-up lab-down status test lint unit e2e clean
+.PHONY: setup setup-test demo lab-up lab-down status test lint unit e2e fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -31,10 +31,15 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(PY) -m pytest -q tests/unit tests/golden tests/golden_checks
+	$(PY) -m pytest -q tests/unit tests/golden tests/golden_checks tests/fuzz
 
 e2e: setup-test
 	$(PY) -m pytest -q -m "e2e or integration" tests
+
+# The long fuzz run: 1,000,000 mutated inputs through every parser (a share through every report),
+# both cores, at most 20 minutes; counts, crashes and the slowest inputs go to RELIABILITY.md.
+fuzz: setup-test
+	$(PY) bench/fuzz.py
 
 # Lint, then every test: unit, golden, libvirt test driver integration, e2e on real guests.
 test: lint

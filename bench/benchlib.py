@@ -54,14 +54,15 @@ def median_runs(cmd: Sequence[str], n: int = 5) -> tuple[float, int, Run]:
     )
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section between <!-- bench:NAME --> markers in BENCHMARKS.md."""
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+def write_section(name: str, body: str, *, path: Path = BENCHMARKS, tag: str = "bench") -> None:
+    """Replace (or append) the section between <!-- TAG:NAME --> markers in ``path``
+    (BENCHMARKS.md with ``bench:`` markers unless told otherwise: RELIABILITY.md uses ``rel:``)."""
+    start, end = f"<!-- {tag}:{name} -->", f"<!-- /{tag}:{name} -->"
     block = f"{start}\n{body.rstrip()}\n{end}\n"
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# vifscope benchmarks\n\n"
+    text = path.read_text() if path.exists() else f"# vifscope {path.stem.lower()}\n\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    BENCHMARKS.write_text(text)
+    path.write_text(text)
 
 
 def short_rev(rev: str) -> str:

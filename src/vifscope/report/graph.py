@@ -72,7 +72,8 @@ def _edge_label(e: Edge) -> str:
 
 
 def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT string; a NUL (which ends Graphviz's scan of the file) becomes U+FFFD."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\0", "\ufffd") + '"'
 
 
 def render_dot(topo: Topology) -> str:
@@ -95,8 +96,9 @@ def render_dot(topo: Topology) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    """Mermaid labels are quoted; quotes and markup characters become entity codes."""
-    return "".join(f"#{ord(c)};" if c in '"<>#&' else c for c in text)
+    """Mermaid labels are quoted; quotes, markup and control characters become entity codes
+    (a newline in a name would otherwise end the statement: a domain name can hold one)."""
+    return "".join(f"#{ord(c)};" if c in '"<>#&' or not c.isprintable() else c for c in text)
 
 
 def render_mermaid(topo: Topology) -> str:

@@ -38,5 +38,5 @@ def run_json(cmd: Sequence[str], *, timeout: float = 10.0) -> Any:
     out = run_text(cmd, timeout=timeout)
     try:
         return json.loads(out) if out.strip() else []
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json reads
         raise CommandError(f"'{' '.join(cmd)}' printed invalid JSON: {exc}") from exc

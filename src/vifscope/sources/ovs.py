@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vifscope.model import OvsPort
+from vifscope.sources.jsonshape import JsonShapeError, items, obj
 
 
 class OvsError(RuntimeError):
@@ -44,26 +45,35 @@ _QUERY = (
 )
 
 
+def _tagged(value: Any, tag: str) -> bool:
+    """An OVSDB JSON ``[tag, payload]`` pair ("set", "map", "uuid")."""
+    return isinstance(value, list) and len(value) == 2 and value[0] == tag
+
+
 def _atoms(value: Any) -> list[Any]:
     """OVSDB JSON: a set is ["set", [...]], a one-element set is the bare atom."""
-    if isinstance(value, list) and value and value[0] == "set":
-        return list(value[1])
+    if _tagged(value, "set"):
+        return list(items(value[1], "set"))
     return [value]
 
 
 def _uuid(value: Any) -> str:
-    return str(value[1]) if isinstance(value, list) and value and value[0] == "uuid" else str(value)
+    return str(value[1]) if _tagged(value, "uuid") else str(value)
 
 
 def _map(value: Any) -> dict[str, str]:
-    if isinstance(value, list) and value and value[0] == "map":
-        return {str(k): str(v) for k, v in value[1]}
-    return {}
+    if not _tagged(value, "map"):
+        return {}
+    pairs = items(value[1], "map")
+    if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise JsonShapeError("map: expected [key, value] pairs")
+    return {str(k): str(v) for k, v in pairs}
 
 
-def _rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
-    headings = table.get("headings", [])
-    return [dict(zip(headings, row, strict=False)) for row in table.get("data", [])]
+def _rows(table: Any) -> list[dict[str, Any]]:
+    table = obj(table, "table")
+    headings = items(table.get("headings", []), "headings")
+    return [dict(zip(headings, items(row, "row"), strict=False)) for row in items(table.get("data", []), "data")]
 
 
 def _scalar(value: Any) -> Any:
@@ -122,10 +132,16 @@ def read_ovs(timeout: int = 5) -> OvsState:
         raise OvsError(f"ovs-vsctl timed out after {timeout} s") from exc
     if proc.returncode != 0:
         raise OvsError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "ovs-vsctl failed")
+    return parse_ovs_output(proc.stdout)
+
+
+def parse_ovs_output(stdout: str) -> OvsState:
+    """The three JSON tables ``read_ovs``'s query prints, one a line, joined; OvsError when
+    they are not that (a separate function so the fuzz tests feed it what ovs-vsctl could print)."""
     try:
-        tables = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        tables = [json.loads(line) for line in stdout.splitlines() if line.strip()]
         if len(tables) != 3:
             raise ValueError(f"expected 3 tables, got {len(tables)}")
         return parse_ovs_tables(tables)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep for json
         raise OvsError(f"unexpected ovs-vsctl output: {exc}") from exc

@@ -14,6 +14,7 @@ from typing import Any
 
 from vifscope.model import Firewall, FirewallChain, NatRule
 from vifscope.sources.cmd import CommandError, run_json, run_text
+from vifscope.sources.jsonshape import JsonShapeError, items, obj, objs, opt_str
 
 _NAT_TARGETS = {"masquerade": "masquerade", "snat": "snat", "MASQUERADE": "masquerade", "SNAT": "snat"}
 _FORWARD_FAMILIES = frozenset({"ip", "ip6", "inet"})
@@ -24,13 +25,14 @@ def _match_value(expr: Mapping[str, Any], *, meta: str | None = None, field: str
     match = expr.get("match")
     if not isinstance(match, Mapping) or match.get("op", "==") != "==":
         return None
-    left, right = match.get("left") or {}, match.get("right")
-    if meta is not None and (left.get("meta") or {}).get("key") != meta:
+    left, right = obj(match.get("left"), "match.left"), match.get("right")
+    if meta is not None and obj(left.get("meta"), "meta").get("key") != meta:
         return None
-    if field is not None and (left.get("payload") or {}).get("field") != field:
+    if field is not None and obj(left.get("payload"), "payload").get("field") != field:
         return None
     if isinstance(right, Mapping) and "prefix" in right:
-        return f"{right['prefix'].get('addr')}/{right['prefix'].get('len')}"
+        prefix = obj(right["prefix"], "prefix")
+        return f"{prefix.get('addr')}/{prefix.get('len')}"
     return str(right) if isinstance(right, str | int) else None
 
 
@@ -44,39 +46,46 @@ def _nat_target(exprs: list[Mapping[str, Any]]) -> str | None:
             if key in e:
                 return _NAT_TARGETS[key]
         xt = e.get("xt")
-        if isinstance(xt, Mapping) and xt.get("type") == "target" and xt.get("name") in _NAT_TARGETS:
-            return _NAT_TARGETS[str(xt["name"])]
+        if isinstance(xt, Mapping) and xt.get("type") == "target":
+            name = xt.get("name")
+            if isinstance(name, str) and name in _NAT_TARGETS:
+                return _NAT_TARGETS[name]
     return None
 
 
 def _rule_facts(rule: Mapping[str, Any], nat: list[NatRule], accepts: set[str]) -> None:
-    exprs = [e for e in rule.get("expr") or () if isinstance(e, Mapping)]
+    exprs = [e for e in items(rule.get("expr"), "expr") if isinstance(e, Mapping)]
     target = _nat_target(exprs)
     if target is not None:
         source = _first(exprs, field="saddr")
         out = _first(exprs, meta="oifname")
         nat.append(NatRule(str(rule.get("table")), str(rule.get("chain")), target, source, out))
-    elif any("accept" in e for e in exprs) and rule.get("family") in _FORWARD_FAMILIES:
+    elif any("accept" in e for e in exprs) and opt_str(rule.get("family"), "family") in _FORWARD_FAMILIES:
         for key in ("iifname", "oifname"):
             if (name := _first(exprs, meta=key)) is not None:
                 accepts.add(name)
 
 
-def parse_nft_ruleset(doc: Mapping[str, Any]) -> Firewall:
-    """``nft -j list ruleset`` → base chains, NAT rules, and forward-accepted interfaces."""
+def _chain(c: Mapping[str, Any]) -> FirewallChain:
+    try:
+        family, table, name, hook = (str(opt_str(c[k], k)) for k in ("family", "table", "name", "hook"))
+    except KeyError as exc:
+        raise JsonShapeError(f"base chain without {exc}") from exc
+    policy = opt_str(c.get("policy", "accept"), "policy") or "accept"
+    return FirewallChain(family, table, name, hook, policy)
+
+
+def parse_nft_ruleset(doc: Any) -> Firewall:
+    """``nft -j list ruleset`` → base chains, NAT rules, and forward-accepted interfaces.
+    Raises JsonShapeError when the document is not of nftables' shape."""
     chains: list[FirewallChain] = []
     nat: list[NatRule] = []
     accepts: set[str] = set()
-    for item in doc.get("nftables") or ():
-        if "chain" in item and item["chain"].get("hook"):
-            c = item["chain"]
-            chains.append(
-                FirewallChain(
-                    str(c["family"]), str(c["table"]), str(c["name"]), str(c["hook"]), c.get("policy", "accept")
-                )
-            )
+    for item in objs(obj(doc, "ruleset").get("nftables"), "nftables"):
+        if "chain" in item and obj(item["chain"], "chain").get("hook"):
+            chains.append(_chain(item["chain"]))
         elif "rule" in item:
-            _rule_facts(item["rule"], nat, accepts)
+            _rule_facts(obj(item["rule"], "rule"), nat, accepts)
     return Firewall(tuple(chains), tuple(nat), tuple(sorted(accepts)))
 
 
@@ -129,7 +138,10 @@ def merge(parts: Iterable[Firewall]) -> Firewall:
 def read_firewall(timeout: float = 10.0) -> Firewall:
     """nf_tables always (raises CommandError when nft is missing); legacy tables when present."""
     doc = run_json(["nft", "-j", "list", "ruleset"], timeout=timeout)
-    parts = [parse_nft_ruleset(doc if isinstance(doc, Mapping) else {})]
+    try:
+        parts = [parse_nft_ruleset(doc if isinstance(doc, Mapping) else {})]
+    except JsonShapeError as exc:
+        raise CommandError(f"'nft -j list ruleset' printed JSON of another shape: {exc}") from exc
     for exe, family in (("iptables-legacy-save", "ip"), ("ip6tables-legacy-save", "ip6")):
         if shutil.which(exe) is None:
             continue

@@ -8,10 +8,11 @@ dump: golden cases record hosts that way, and a test holds the two readers to th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from vifscope.model import LinkStats, ObservedLink
+from vifscope.sources.jsonshape import JsonShapeError, obj, objs, opt_int, opt_str, strs
 from vifscope.sources.kernel.linkdump import parse_dump
 from vifscope.sources.kernel.rtnl import RTM_GETLINK, consistent_dump
 
@@ -23,73 +24,86 @@ class NetlinkError(RuntimeError):
 def _link_name(raw: Mapping[str, Any], by_index: Mapping[int, str]) -> str | None:
     """IFLA_LINK by name: iproute2 prints ``link`` when it is in this namespace."""
     if raw.get("link"):
-        return str(raw["link"])
-    index = raw.get("link_index")
-    if isinstance(index, int) and "link_netnsid" not in raw:
+        return opt_str(raw["link"], "link")
+    index = opt_int(raw.get("link_index"), "link_index")
+    if index is not None and "link_netnsid" not in raw:
         return by_index.get(index, f"if{index}")
     return None
 
 
 def _bridge_info(info: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    data = info.get("info_data") or {}
+    data = obj(info.get("info_data"), "info_data")
     if info.get("info_kind") != "bridge":
         return None, None
-    return data.get("stp_state"), data.get("forward_delay")
+    return opt_int(data.get("stp_state"), "stp_state"), opt_int(data.get("forward_delay"), "forward_delay")
 
 
 def _stats(raw: Mapping[str, Any]) -> LinkStats | None:
     stats = raw.get("stats64")
     if not isinstance(stats, Mapping):
         return None
-    rx, tx = stats.get("rx") or {}, stats.get("tx") or {}
+    rx, tx = obj(stats.get("rx"), "stats64.rx"), obj(stats.get("tx"), "stats64.tx")
+
+    def count(side: Mapping[str, Any], key: str) -> int:
+        return opt_int(side.get(key, 0), f"stats64.{key}") or 0
+
     return LinkStats(
-        rx_bytes=int(rx.get("bytes", 0)),
-        rx_packets=int(rx.get("packets", 0)),
-        rx_errors=int(rx.get("errors", 0)),
-        rx_dropped=int(rx.get("dropped", 0)),
-        tx_bytes=int(tx.get("bytes", 0)),
-        tx_packets=int(tx.get("packets", 0)),
-        tx_errors=int(tx.get("errors", 0)),
-        tx_dropped=int(tx.get("dropped", 0)),
+        rx_bytes=count(rx, "bytes"),
+        rx_packets=count(rx, "packets"),
+        rx_errors=count(rx, "errors"),
+        rx_dropped=count(rx, "dropped"),
+        tx_bytes=count(tx, "bytes"),
+        tx_packets=count(tx, "packets"),
+        tx_errors=count(tx, "errors"),
+        tx_dropped=count(tx, "dropped"),
     )
 
 
+def _flag(value: Any) -> bool | None:
+    """A bridge port's ``isolated``: iproute2 prints a JSON boolean."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise JsonShapeError(f"isolated: expected a boolean, got {type(value).__name__}")
+
+
 def parse_link(raw: Mapping[str, Any], by_index: Mapping[int, str]) -> ObservedLink:
-    """One element of ``ip -j -d link show`` output."""
-    flags = set(raw.get("flags") or ())
-    info = raw.get("linkinfo") or {}
-    data = info.get("info_data") or {}
-    slave = info.get("info_slave_data") or {}
+    """One element of ``ip -j -d link show`` output. Raises JsonShapeError."""
+    flags = set(strs(raw.get("flags"), "flags"))
+    info = obj(raw.get("linkinfo"), "linkinfo")
+    data = obj(info.get("info_data"), "info_data")
+    slave = obj(info.get("info_slave_data"), "info_slave_data")
     stp_state, forward_delay = _bridge_info(info)
-    kind = info.get("info_kind")
+    kind, slave_kind = opt_str(info.get("info_kind"), "info_kind"), opt_str(info.get("info_slave_kind"), "slave")
+    port = slave_kind == "bridge"
     return ObservedLink(
-        name=str(raw["ifname"]),
-        ifindex=int(raw.get("ifindex", 0)),
+        name=str(opt_str(raw["ifname"], "ifname")),
+        ifindex=opt_int(raw.get("ifindex", 0), "ifindex") or 0,
         kind=kind,
         admin_up="UP" in flags,
-        oper_state=str(raw.get("operstate", "UNKNOWN")).lower(),
+        oper_state=str(opt_str(raw.get("operstate", "UNKNOWN"), "operstate")).lower(),
         carrier="LOWER_UP" in flags,
-        mtu=raw.get("mtu"),
-        mac=raw.get("address"),
-        master=raw.get("master"),
+        mtu=opt_int(raw.get("mtu"), "mtu"),
+        mac=opt_str(raw.get("address"), "address"),
+        master=opt_str(raw.get("master"), "master"),
         lower=_link_name(raw, by_index),
-        macvtap_mode=data.get("mode") if kind in ("macvtap", "macvlan") else None,
-        slave_kind=info.get("info_slave_kind"),
+        macvtap_mode=opt_str(data.get("mode"), "mode") if kind in ("macvtap", "macvlan") else None,
+        slave_kind=slave_kind,
         stp_state=stp_state,
         forward_delay=forward_delay,
-        port_state=slave.get("state") if info.get("info_slave_kind") == "bridge" else None,
-        isolated=slave.get("isolated") if info.get("info_slave_kind") == "bridge" else None,
-        txqlen=raw.get("txqlen"),
-        qdisc=raw.get("qdisc"),
-        promiscuity=raw.get("promiscuity"),
+        port_state=opt_str(slave.get("state"), "state") if port else None,
+        isolated=_flag(slave.get("isolated")) if port else None,
+        txqlen=opt_int(raw.get("txqlen"), "txqlen"),
+        qdisc=opt_str(raw.get("qdisc"), "qdisc"),
+        promiscuity=opt_int(raw.get("promiscuity"), "promiscuity"),
         stats=_stats(raw),
     )
 
 
-def parse_links(dump: Iterable[Mapping[str, Any]]) -> tuple[ObservedLink, ...]:
-    """All links of a dump, in kernel (ifindex) order."""
-    raws = [r for r in dump if r.get("ifname")]
-    by_index = {int(r.get("ifindex", 0)): str(r["ifname"]) for r in raws}
+def parse_links(dump: Any) -> tuple[ObservedLink, ...]:
+    """All links of a dump, in kernel (ifindex) order. Raises JsonShapeError when the document
+    is not ``ip -j link show``'s shape (a list of link objects with the types iproute2 prints)."""
+    raws = [r for r in objs(dump, "links") if r.get("ifname")]
+    by_index = {opt_int(r.get("ifindex", 0), "ifindex") or 0: str(r["ifname"]) for r in raws}
     return tuple(parse_link(r, by_index) for r in raws)
 
 

@@ -2,7 +2,7 @@
 
 Pure: takes text, returns model objects. Tolerates every odd shape libvirt's own test
 suite has (no target, no source, unknown types, non-ASCII names); raises DomainXmlError
-only when the text is not XML or not a ``<domain>``.
+only when the text is not XML, declares entities (xmlroot.py), or is not a ``<domain>``.
 """
 
 from __future__ import annotations

@@ -43,7 +43,12 @@ def _address(ip: ET.Element) -> str | None:
             prefix = str(ipaddress.ip_network(f"0.0.0.0/{netmask}").prefixlen)
         except ValueError:
             prefix = None
-    return f"{addr}/{prefix}" if prefix else addr
+    text = f"{addr}/{prefix}" if prefix else addr
+    try:
+        ipaddress.ip_interface(text)
+    except ValueError:
+        return None  # libvirt refuses to define such an address: left out, as no check could read it
+    return text
 
 
 def _ips(root: ET.Element) -> tuple[tuple[str, ...], tuple[DhcpRange, ...]]:
