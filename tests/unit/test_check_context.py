@@ -73,3 +73,16 @@ def test_shared_bridge_fix_quotes_the_bridge_name_and_counts_every_open_tap() ->
     assert argv[:2] == ("sh", "-c") and argv[3:] == ("sh", br)  # the name is $1, never part of the script
     assert br not in argv[2]
     subprocess.run(["sh", "-n", "-c", found.fix.text()], check=True)  # valid shell (the e2e test runs it)
+
+
+def test_nat_rules_missing_skips_an_address_that_is_no_prefix() -> None:
+    """A source that let a malformed ``<ip address>`` through (the fuzzer's `` 5 ``) must not
+    crash doctor; the well-formed subnet of the same network is still judged."""
+    from vifscope.checks import CHECKS_BY_ID
+    from vifscope.checks.networks import nat_rules_missing
+    from vifscope.model import Firewall, LibvirtNetwork
+
+    net = LibvirtNetwork("vs-n", "u", True, True, "nat", "vs-nbr", addresses=(" 5 /24", "10.9.0.1/24"))
+    snap = replace(snapshot(networks=[net]), facts=HostFacts(firewall=Firewall()))
+    found = list(nat_rules_missing(CheckContext(snap, ()), CHECKS_BY_ID["network.nat_rules_missing"]))
+    assert [f.evidence_dict()["subnet"] for f in found] == ["10.9.0.0/24"]

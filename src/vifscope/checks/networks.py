@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain, names, needs
 from vifscope.checks.commands import ip_link, ip_link_add, virsh
@@ -81,12 +81,13 @@ def dhcp_not_running(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         yield c.on_host(net.name, f"network {net.name} has DHCP ranges but no dnsmasq is running for it", ev, fix)
 
 
-def _nat_sources(ctx: CheckContext) -> list[ipaddress.IPv4Network]:
-    """IPv4 source prefixes some MASQUERADE/SNAT rule covers (no source: everything)."""
+def _ipv4_networks(prefixes: Iterable[str]) -> list[ipaddress.IPv4Network]:
+    """The IPv4 prefixes among ``prefixes``; what does not parse is skipped (the parsers keep
+    out what libvirt would refuse, but a check must not crash on what some source let through)."""
     out = []
-    for rule in ctx.facts.firewall.nat_rules if ctx.facts.firewall else ():
+    for prefix in prefixes:
         try:
-            net = ipaddress.ip_network(rule.source or "0.0.0.0/0", strict=False)
+            net = ipaddress.ip_network(prefix, strict=False)
         except ValueError:
             continue
         if isinstance(net, ipaddress.IPv4Network):
@@ -94,14 +95,19 @@ def _nat_sources(ctx: CheckContext) -> list[ipaddress.IPv4Network]:
     return out
 
 
+def _nat_sources(ctx: CheckContext) -> list[ipaddress.IPv4Network]:
+    """IPv4 source prefixes some MASQUERADE/SNAT rule covers (no source: everything)."""
+    rules = ctx.facts.firewall.nat_rules if ctx.facts.firewall else ()
+    return _ipv4_networks(rule.source or "0.0.0.0/0" for rule in rules)
+
+
 def nat_rules_missing(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     sources = _nat_sources(ctx)
     for net in ctx.snap.networks:
         if not net.active or net.mode != "nat":
             continue
-        for addr in net.addresses:
-            subnet = ipaddress.ip_network(addr, strict=False)
-            if not isinstance(subnet, ipaddress.IPv4Network) or any(subnet.subnet_of(s) for s in sources):
+        for subnet in _ipv4_networks(net.addresses):
+            if any(subnet.subnet_of(s) for s in sources):
                 continue
             ev = [("network", net.name), ("subnet", str(subnet)), ("nat_rules", len(sources))]
             fix = restart_network_fix(ctx.snap.uri, net.name, "libvirt adds its rules again")
