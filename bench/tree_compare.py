@@ -1,4 +1,5 @@
-"""status and doctor at scale, this tree against another revision, side by side on one host.
+"""status, doctor and one exporter scrape at scale, this tree against another revision, side by
+side on one host.
 
 Why: on this 2-core VM absolute times drift by up to 30 % between runs (and with other work on
 the machine), so "within noise of last session's figures" is judged by timing both trees on the
@@ -23,6 +24,13 @@ from vifscope.lab.host import ensure_libvirtd
 from vifscope.lab.synth import SynthHost, plan
 
 ROOT = Path(__file__).resolve().parent.parent
+# What is timed on both trees. ``exporter --once --no-checks``: process start, one collection
+# (cold: every domain's XML) and the exposition of 5,000 vifs -- a scrape's work plus start-up.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "status": ("status", "--json"),
+    "doctor": ("doctor", "--json"),
+    "exporter --once": ("exporter", "--once", "--no-checks"),
+}
 # Runs the entry module whatever the revision calls it (python -m vifscope).
 LAUNCH = "import sys, runpy; sys.argv[0] = 'vifscope'; runpy.run_module('vifscope', run_name='__main__')"
 
@@ -59,9 +67,9 @@ def main() -> int:
             out = run_timed(command(src, host.uri, "status", "--json"))
             assert check_verdicts(p, out.stdout)[0], f"wrong verdicts from {src}"
         cmds = {"floor": in_ns(sys.executable, "-c", FLOOR, host.uri)}
-        for what in ("status", "doctor"):
-            cmds[f"{what} {rev}"] = command(old_src, host.uri, what, "--json")
-            cmds[f"{what} {head}"] = command(new_src, host.uri, what, "--json")
+        for name, argv in COMMANDS.items():
+            cmds[f"{name} {rev}"] = command(old_src, host.uri, *argv)
+            cmds[f"{name} {head}"] = command(new_src, host.uri, *argv)
         times = rounds(cmds, args.runs)
     floor = statistics.median(times["floor"])
     lines = ["| command | median s | min s | max s | / floor |", "|---|---:|---:|---:|---:|"]
@@ -69,7 +77,7 @@ def main() -> int:
         med = statistics.median(ts)
         lines.append(f"| {name} | {med:.3f} | {min(ts):.3f} | {max(ts):.3f} | {med / floor:.2f}x |")
     text = (
-        f"## This tree against {rev}: status and doctor at {len(p.vifs):,} vifs (bench/tree_compare.py)\n\n"
+        f"## This tree against {rev}: status, doctor, exporter at {len(p.vifs):,} vifs (bench/tree_compare.py)\n\n"
         f"The scale section's synthetic host; {args.runs} interleaved rounds of floor, then each command on "
         f"{rev} and on {head} (same venv, the other tree first on PYTHONPATH). 1-minute load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n" + "\n".join(lines) + "\n"
