@@ -235,17 +235,17 @@ LEFT_ALONE: dict[Problem, str] = {
         ),
         "the vhost-user socket belongs to QEMU and the switch: restart the side that should hold it "
         "(mode='server': the domain; mode='client': the switch)",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(
         (Problem.OVS_VHOST_PORT_MISSING, Problem.OVS_VHOST_PATH_MISMATCH),
         "the OVS vhost-user port needs a DPDK datapath vifscope does not manage: fix the port's type / "
         "options:vhost-server-path with ovs-vsctl",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(
         (Problem.VF_MISSING, Problem.VF_MAC_MISMATCH, Problem.VF_VLAN_MISMATCH, Problem.VF_LINK_DISABLED),
         "libvirt programs the VF when it hands it to the guest: re-plug the interface or restart the domain "
         "(or 'ip link set PF vf N mac M vlan V')",
-    ),  # fmt: skip
+    ),
 }
 # Not faults of the binding: nothing to fix, nothing to report.
 NOT_FAULTS = frozenset({Problem.DOMAIN_INACTIVE, Problem.UNVERIFIED_TYPE})

@@ -9,7 +9,7 @@ PCI devices are that host's, so nothing is read and those vifs stay ``unverified
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -60,23 +60,28 @@ def wanted(vifs: Iterable[DeclaredVif], networks: Iterable[LibvirtNetwork]) -> W
     )
 
 
-def _qemu_pids(domains: Iterable[str], run_dir: Path | None) -> tuple[QemuProcess, ...]:
+def _qemu_pids(domains: Iterable[str], run_dir: Path | None, proc: Path) -> tuple[QemuProcess, ...]:
     if run_dir is None:
         return ()
     out = []
     for name in domains:
         pid = read_pid(run_dir / f"{name}.pid")
-        if pid is not None and process_name(pid) is not None:
+        if pid is not None and process_name(pid, proc) is not None:
             out.append(QemuProcess(name, pid))
     return tuple(out)
 
 
-def _vf_tables(pfs: Iterable[str], errors: list[SourceError]) -> tuple[tuple[VfConfig, ...], tuple[str, ...]]:
+VfReader = Callable[[str], tuple[VfConfig, ...]]
+
+
+def _vf_tables(
+    pfs: Iterable[str], reader: VfReader, errors: list[SourceError]
+) -> tuple[tuple[VfConfig, ...], tuple[str, ...]]:
     vfs: list[VfConfig] = []
     read: list[str] = []
     for pf in sorted(set(pfs)):
         try:
-            vfs += read_vf_table(pf)
+            vfs += reader(pf)
         except (CommandError, JsonShapeError) as exc:
             errors.append(SourceError(SOURCE, f"VF table of {pf}: {exc}", HINT))
             continue
@@ -85,10 +90,12 @@ def _vf_tables(pfs: Iterable[str], errors: list[SourceError]) -> tuple[tuple[VfC
 
 
 def read_backends(
-    vifs: Iterable[DeclaredVif], networks: Iterable[LibvirtNetwork], uri: str, *, sys: Path = SYS,
-    proc: Path = Path("/proc"), run_dir: Path | None = QEMU_RUN,
+    vifs: Iterable[DeclaredVif], networks: Iterable[LibvirtNetwork], uri: str, *, root: Path = Path("/"),
+    sys: Path = SYS, proc: Path = Path("/proc"), run_dir: Path | None = QEMU_RUN, vf_reader: VfReader = read_vf_table,
 ) -> tuple[BackendFacts | None, tuple[SourceError, ...]]:  # fmt: skip
-    """The facts, or None when there is nothing to read here; failures as SourceErrors."""
+    """The facts, or None when there is nothing to read here; failures as SourceErrors.
+    ``root``/``sys``/``proc``/``run_dir``/``vf_reader`` point elsewhere only in tests (golden cases
+    replay a recorded file system, /proc and VF tables through these same readers)."""
     want = wanted(vifs, networks)
     if want.empty or not is_local(uri):
         return None, ()
@@ -96,15 +103,15 @@ def read_backends(
     sockets = None
     if want.sockets:
         try:
-            sockets = read_unix_sockets(want.sockets, proc)
+            sockets = read_unix_sockets(want.sockets, proc, root)
         except OSError as exc:
             errors.append(SourceError(SOURCE, f"/proc/net/unix: {exc.strerror or exc}", HINT))
     qemu_run = run_dir if urlsplit(uri).scheme.startswith("qemu") else None  # only QEMU writes pid files there
     pci = read_pci_functions(want.pci, sys) if want.pci or want.pfs else None
     pfs = {*want.pfs, *(d for fn in pci or () for d in fn.pf_netdevs[:1])}
-    vfs, read = _vf_tables(pfs, errors)
+    vfs, read = _vf_tables(pfs, vf_reader, errors)
     facts = BackendFacts(
-        sockets=sockets, qemu=_qemu_pids(want.socket_domains, qemu_run), pci=pci,
+        sockets=sockets, qemu=_qemu_pids(want.socket_domains, qemu_run, proc), pci=pci,
         vfs=vfs if pci is not None else None, pfs_read=read,
     )  # fmt: skip
     return facts, tuple(errors)

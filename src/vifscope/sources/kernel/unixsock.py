@@ -86,7 +86,7 @@ def _comm(pid_dir: Path) -> str | None:
         return None
 
 
-def _stat(path: str) -> tuple[bool, bool, str | None]:
+def _stat(path: Path) -> tuple[bool, bool, str | None]:
     """(exists, is a socket, error other than 'no such file')."""
     try:
         st = os.lstat(path)
@@ -97,15 +97,18 @@ def _stat(path: str) -> tuple[bool, bool, str | None]:
     return True, stat.S_ISSOCK(st.st_mode), None
 
 
-def read_unix_sockets(paths: Iterable[str], proc: Path = Path("/proc")) -> tuple[UnixSocketFact, ...]:
-    """What the host shows at each path. Raises OSError when /proc/net/unix cannot be read."""
+def read_unix_sockets(
+    paths: Iterable[str], proc: Path = Path("/proc"), root: Path = Path("/")
+) -> tuple[UnixSocketFact, ...]:
+    """What the host shows at each path (``root``: where the file system starts; tests use a
+    directory). Raises OSError when /proc/net/unix cannot be read."""
     wanted = sorted(set(paths))
     entries = [e for e in parse_proc_net_unix((proc / "net" / "unix").read_text()) if e.path in wanted]
     listeners = {e.inode: e.path for e in entries if e.listening}
     holders = socket_holders(listeners, proc)
     out = []
     for path in wanted:
-        exists, is_socket, error = _stat(path)
+        exists, is_socket, error = _stat(root / path.lstrip("/"))
         mine = [e for e in entries if e.path == path]
         held = tuple(h for e in mine if e.listening for h in holders.get(e.inode, ()))
         out.append(
