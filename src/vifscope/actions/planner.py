@@ -237,7 +237,7 @@ LEFT_ALONE: dict[Problem, str] = {
         "(mode='server': the domain; mode='client': the switch)",
     ),
     **dict.fromkeys(
-        (Problem.OVS_VHOST_PORT_MISSING, Problem.OVS_VHOST_PATH_MISMATCH),
+        (Problem.OVS_VHOST_PATH_MISMATCH,),
         "the OVS vhost-user port needs a DPDK datapath vifscope does not manage: fix the port's type / "
         "options:vhost-server-path with ovs-vsctl",
     ),

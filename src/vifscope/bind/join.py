@@ -40,7 +40,6 @@ STATUS_OF: dict[Problem, VifStatus] = {
     _P.NOT_A_SOCKET: VifStatus.MISSING,
     _P.VF_MISSING: VifStatus.MISSING,
     _P.SOCKET_UNHELD: VifStatus.DETACHED,
-    _P.OVS_VHOST_PORT_MISSING: VifStatus.DETACHED,
     _P.SOCKET_NOT_QEMU: VifStatus.MISBOUND,
     _P.OVS_VHOST_PATH_MISMATCH: VifStatus.MISBOUND,
     _P.VF_MAC_MISMATCH: VifStatus.MISBOUND,

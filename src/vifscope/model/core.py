@@ -74,7 +74,6 @@ class Problem(StrEnum):
     SOCKET_UNHELD = "socket_unheld"
     SOCKET_NOT_QEMU = "socket_not_qemu"
     SOCKET_NOT_CONNECTED = "socket_not_connected"
-    OVS_VHOST_PORT_MISSING = "ovs_vhost_port_missing"
     OVS_VHOST_PATH_MISMATCH = "ovs_vhost_path_mismatch"
     VF_MISSING = "vf_missing"
     VF_MAC_MISMATCH = "vf_mac_mismatch"
