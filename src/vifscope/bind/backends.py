@@ -59,7 +59,11 @@ def _socket(vif: DeclaredVif, exp: Expectation, facts: BackendFacts, out: Seen) 
         out.add(Problem.SOCKET_NOT_QEMU, f"{path} is held by {held_by}, not by the domain's QEMU [{qemu}]")
     if sock.connections == 0:
         other = "the switch" if exp.mode == "server" else "QEMU"
-        out.add(Problem.SOCKET_NOT_CONNECTED, f"{held_by} listens on {path} but {other} has not connected")
+        why = f"{held_by} has not accepted {sock.pending} waiting connection(s)" if sock.pending else ""
+        out.add(
+            Problem.SOCKET_NOT_CONNECTED,
+            f"{held_by} listens on {path} but " + (why or f"{other} has not connected"),
+        )
     why = "" if qemu is not None or exp.mode != "server" else " (QEMU's pid unknown: holder not compared)"
     out.bound = f"vhost-user {path} ({exp.mode}) held by {held_by}, {sock.connections} connected{why}"
 

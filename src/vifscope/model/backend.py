@@ -34,6 +34,7 @@ class UnixSocketFact:
     is_socket: bool = False
     listening: bool = False
     connections: int = 0
+    pending: int = 0  # connections the listener has not accepted (it hangs, or is busy)
     holders: tuple[SocketHolder, ...] = ()
     error: str | None = None  # lstat failed for another reason than "no such file"
 

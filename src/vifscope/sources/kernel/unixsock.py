@@ -4,7 +4,8 @@ listens, how many connections) and ``/proc/PID/fd`` (which process holds the lis
 ``/proc/net/unix`` lists the sockets of the reader's network namespace with their bound path:
 ``Num RefCount Protocol Flags Type St Inode Path``; Flags 0x10000 is __SO_ACCEPTCON (a
 listening socket), St 3 is SS_CONNECTED. A server's accepted connections carry the listener's
-path, so "connected sockets with the path" counts the peers that came.
+path, so "connected sockets with the path" counts the peers that came; a connection the listener
+has not accepted yet shows as St 2 (SS_CONNECTING), inode 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from vifscope.model import SocketHolder, UnixSocketFact
 
 SO_ACCEPTCON = 0x10000
-SS_CONNECTED = 3
+SS_CONNECTING, SS_CONNECTED = 2, 3
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class UnixEntry:
     listening: bool
     connected: bool
     path: str
+    pending: bool = False  # connected to the listener, not accepted yet
 
 
 def parse_proc_net_unix(text: str) -> tuple[UnixEntry, ...]:
@@ -42,7 +44,8 @@ def parse_proc_net_unix(text: str) -> tuple[UnixEntry, ...]:
             flags, state, inode = int(fields[3], 16), int(fields[5], 16), int(fields[6])
         except ValueError:
             continue
-        out.append(UnixEntry(inode, bool(flags & SO_ACCEPTCON), state == SS_CONNECTED, fields[7]))
+        listening = bool(flags & SO_ACCEPTCON)
+        out.append(UnixEntry(inode, listening, state == SS_CONNECTED, fields[7], state == SS_CONNECTING))
     return tuple(out)
 
 
@@ -118,6 +121,7 @@ def read_unix_sockets(
                 is_socket=is_socket,
                 listening=any(e.listening for e in mine),
                 connections=sum(e.connected for e in mine),
+                pending=sum(e.pending for e in mine),
                 holders=tuple(dict.fromkeys(held)),
                 error=error,
             )
