@@ -50,8 +50,10 @@ def _vf_fix(b: VifBinding, uri: str) -> Fix:
         pf, index = actual
         args = ["ip", "link", "set", "dev", pf, "vf", index, "mac", b.vif.mac, "vlan", str(b.expect.vlan or 0)]
         return Fix((Command(tuple(args)),), "what libvirt sets when it hands the VF over (re-plugging does it too)")
-    return Fix(note="the VF is gone or not a VF: check the PF's sriov_numvfs and the XML's PCI address, then "
-               f"re-plug the interface or restart the domain (virsh -c {uri} ...)")  # fmt: skip
+    return Fix(
+        (virsh(uri, "destroy", b.vif.domain), virsh(uri, "start", b.vif.domain)),
+        "the VF is gone or not a VF: check the PF's sriov_numvfs and the XML's PCI address first",
+    )
 
 
 def hostdev_vf(ctx: CheckContext, c: Check) -> Iterator[Finding]:
