@@ -96,6 +96,8 @@ def host() -> Iterator[Host]:
              "type=dpdkvhostuserclient", f"options:vhost-server-path={tmp / 'qemu.sock'}"],
             capture_output=True, check=False,
         )  # fmt: skip
+        # QEMU client of a dpdkvhostuser port: OVS would listen on a socket named after the port.
+        _ovs("add-port", bridge, f"{bridge}c", "--", "set", "Interface", f"{bridge}c", "type=dpdkvhostuser")
         ifaces = [
             vhu(0, tmp / "ok.sock", "client"),
             vhu(1, tmp / "lonely.sock", "client"),
@@ -103,6 +105,7 @@ def host() -> Iterator[Host]:
             vhu(3, tmp / "gone.sock", "client"),
             vhu(4, tmp / "plain", "client"),
             vhu(5, tmp / "qemu.sock", "server"),
+            vhu(6, tmp / f"{bridge}c", "client"),
         ]
         name = tmp.name
         (tmp / "node.xml").write_text(NODE.format(name=name, ifaces="\n".join(ifaces)))
@@ -132,11 +135,12 @@ def test_real_sockets_give_each_verdict(host: Host) -> None:
         3: ("missing", ["socket_missing"]),
         4: ("missing", ["not_a_socket"]),
         5: ("down", ["ovs_error"]),  # the OVS port is found by vhost-server-path, in error
+        6: ("missing", ["ovs_error", "socket_missing"]),  # found by name; without DPDK OVS makes no socket
     }
     assert code == 1
     by_index = {v["index"]: v for v in doc["vifs"]}
     assert f"[{os.getpid()}]" in by_index[0]["detail"], "the listener's holder is this test process"
-    assert by_index[5]["observed"]["ovs_bridge"] == host.bridge
+    assert by_index[5]["observed"]["ovs_bridge"] == by_index[6]["observed"]["ovs_bridge"] == host.bridge
 
 
 def test_closing_the_peer_changes_the_verdict(host: Host) -> None:
