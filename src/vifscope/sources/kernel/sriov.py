@@ -110,7 +110,9 @@ def vf_tables_from_dump(dump: Any, pfs: Iterable[str]) -> dict[str, tuple[VfConf
     return out
 
 
-def read_vf_table(pf: str) -> tuple[VfConfig, ...]:
+def read_vf_table(pf: str, timeout: float = 3.0) -> tuple[VfConfig, ...]:
     """``ip -d -j link show dev PF`` (iproute2 asks the kernel for VF info, RTEXT_FILTER_VF).
+    Short timeout: this runs inside the exporter's and top's snapshot deadline too.
     Raises CommandError or JsonShapeError."""
-    return vf_tables_from_dump(run_json(["ip", "-d", "-j", "link", "show", "dev", pf]), [pf]).get(pf, ())
+    dump = run_json(["ip", "-d", "-j", "link", "show", "dev", pf], timeout=timeout)
+    return vf_tables_from_dump(dump, [pf]).get(pf, ())
