@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
+from vifscope.bind.join import bind
 from vifscope.lab.host import ensure_ovs
+from vifscope.sources.deadline import DeadlineSnapshotter
 
 pytestmark = pytest.mark.integration
 
@@ -150,3 +152,10 @@ def test_closing_the_peer_changes_the_verdict(host: Host) -> None:
     _, doc = status(host.uri)
     vif0 = next(v for v in doc["vifs"] if v["index"] == 0)
     assert (vif0["status"], vif0["problems"]) == ("detached", ["socket_unheld"])
+
+
+def test_the_exporters_deadline_snapshot_sees_the_same(host: Host) -> None:
+    """exporter/top take snapshots through DeadlineSnapshotter: the backend facts come with them."""
+    snap = DeadlineSnapshotter(host.uri, timeout=10.0).take().snapshot
+    got = {b.vif.index: b.status.value for b in bind(snap)}
+    assert (got[0], got[1], got[3]) == ("bound", "down", "missing")
