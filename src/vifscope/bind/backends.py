@@ -10,7 +10,16 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vifscope.model import BackendFacts, DeclaredVif, Expectation, HostSnapshot, OvsPort, Problem, VfConfig
+from vifscope.model import (
+    BackendFacts,
+    DeclaredVif,
+    Expectation,
+    HostSnapshot,
+    OvsPort,
+    Problem,
+    UnixSocketFact,
+    VfConfig,
+)
 
 # OVS port type that serves QEMU's side of the socket: QEMU server <-> OVS client, and back.
 OVS_VHOST_TYPE = {"server": "dpdkvhostuserclient", "client": "dpdkvhostuser"}
@@ -25,6 +34,8 @@ class Seen:
     notes: list[str] = field(default_factory=list)
     actual: str | None = None
     ovs: OvsPort | None = None
+    socket: UnixSocketFact | None = None
+    vf: VfConfig | None = None
     bound: str = ""  # the detail when nothing is wrong
 
     def add(self, problem: Problem, note: str) -> None:
@@ -39,7 +50,7 @@ def _peer(mode: str | None) -> str:
 def _socket(vif: DeclaredVif, exp: Expectation, facts: BackendFacts, out: Seen) -> None:
     """The socket file exists, is a socket, someone (the right one) listens, someone connected."""
     path = exp.socket or ""
-    sock = facts.socket_by_path.get(path)
+    sock = out.socket = facts.socket_by_path.get(path)
     if sock is None or sock.error:
         out.add(Problem.SOURCE_UNAVAILABLE, f"{path} could not be examined: {sock.error if sock else 'not read'}")
         return
@@ -148,7 +159,7 @@ def _find_vf(vif: DeclaredVif, exp: Expectation, facts: BackendFacts, out: Seen)
 
 def verify_vf(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot, facts: BackendFacts, out: Seen) -> None:
     """The VF's MAC and VLAN as its PF reports them equal the XML's; its link not forced off."""
-    vf = _find_vf(vif, exp, facts, out)
+    vf = out.vf = _find_vf(vif, exp, facts, out)
     if vf is None:
         return
     out.actual = f"{vf.pf} vf {vf.index}"

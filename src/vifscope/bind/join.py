@@ -242,7 +242,10 @@ def _bind_backend(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> Vif
         problems, notes = (*problems, Problem.LINK_STATE_DOWN), [*notes, "libvirt <link state='down'/> is set"]
     notes += seen.notes
     detail = "; ".join(notes) if notes else seen.bound
-    return VifBinding(vif, exp, verdict(problems), problems, detail, ovs=seen.ovs, actual_bridge=seen.actual)
+    return VifBinding(
+        vif, exp, verdict(problems), problems, detail, ovs=seen.ovs, actual_bridge=seen.actual, socket=seen.socket,
+        vf=seen.vf,
+    )  # fmt: skip
 
 
 def _bound_detail(exp: Expectation, out: Finding) -> str:

@@ -30,9 +30,8 @@ def _socket_fix(b: VifBinding, uri: str) -> Fix:
 
 
 def vhostuser_socket(ctx: CheckContext, c: Check) -> Iterator[Finding]:
-    facts = ctx.snap.backends
     for b in _with(ctx, SOCKET_PROBLEMS):
-        sock = facts.socket_by_path.get(b.expect.socket or "") if facts else None
+        sock = b.socket
         ev: list[tuple[str, object]] = [("path", b.expect.socket), ("mode", b.expect.mode)]
         if sock is not None:
             ev += [("exists", sock.exists), ("is_socket", sock.is_socket), ("listening", sock.listening)]

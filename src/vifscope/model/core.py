@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
-from vifscope.model.backend import BackendFacts
+from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
 from vifscope.model.host import HostFacts
 
 
@@ -353,3 +353,5 @@ class VifBinding:
     ovs: OvsPort | None = None
     actual_bridge: str | None = None  # the bridge / OVS bridge the link sits on now
     uplinks: tuple[str, ...] = field(default_factory=tuple)
+    socket: UnixSocketFact | None = None  # vhostuser: what the host shows at the socket path
+    vf: VfConfig | None = None  # sriov-vf: the VF as its PF reports it
