@@ -179,3 +179,15 @@ def test_vf_found_by_address_compared_on_mac_and_vlan() -> None:
     assert with_backends(v, replace(facts, vfs=(replace(good, vlan=0),))) is VifStatus.MISBOUND
     assert with_backends(v, replace(facts, vfs=())) is VifStatus.MISSING
     assert with_backends(v, replace(facts, pfs_read=())) is VifStatus.UNVERIFIED
+
+
+def test_hostdev_network_pool_by_mac_and_an_empty_pool() -> None:
+    pool = LibvirtNetwork("pool", "u", True, True, "hostdev", None, forward_devs=("enp3s0f0",), vlan_tags=(7,))
+    v = vif("network", "pool", network="pool")
+    facts = BackendFacts(pci=(), vfs=(VfConfig("enp3s0f0", 4, "52:54:00:00:00:01", 7),), pfs_read=("enp3s0f0",))
+    snap = replace(snapshot([v], networks=[pool]), backends=facts)
+    assert bind_one(v, snap).status is VifStatus.BOUND
+    assert bind_one(v, replace(snap, backends=replace(facts, vfs=()))).problems == (Problem.VF_MISSING,)
+    empty = replace(snap, networks=(replace(pool, forward_devs=()),))
+    b = bind_one(v, empty)
+    assert (b.status, b.problems) == (VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,))

@@ -135,8 +135,10 @@ def _find_vf(vif: DeclaredVif, exp: Expectation, facts: BackendFacts, out: Seen)
         pfs = _pool_pfs(exp, facts)
         unread = [pf for pf in pfs if pf not in facts.pfs_read]
         found = next((v for v in facts.vfs or () if v.pf in pfs and v.mac == vif.mac), None)
-        if found is None and (unread or not pfs):
-            out.add(Problem.SOURCE_UNAVAILABLE, f"VF tables not read for the pool ({', '.join(unread) or 'no PF'})")
+        if not pfs:
+            out.add(Problem.UNVERIFIED_TYPE, "the hostdev network names no PF or VF address: no VF table to read")
+        elif found is None and unread:
+            out.add(Problem.SOURCE_UNAVAILABLE, f"VF tables not read for the pool ({', '.join(unread)})")
         elif found is None:
             out.add(Problem.VF_MISSING, f"no VF of {', '.join(pfs)} carries {vif.mac}")
         return found
