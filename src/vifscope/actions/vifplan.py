@@ -216,7 +216,14 @@ def find_interface(dom: DomainView, mac: str, scope: Scope) -> DeclaredVif:
 
 
 def detach_xml(vif: DeclaredVif) -> str:
-    """What virsh detach-interface sends: the type and the MAC, which libvirt matches on."""
+    """What identifies the interface to ``detachDeviceFlags``: its type, MAC (libvirt matches on
+    it) and the ``<source>`` libvirt's parser requires of the type (as virsh detach-interface)."""
     iface = ET.Element("interface", type=vif.type)
     ET.SubElement(iface, "mac", address=vif.mac or "")
+    if vif.type == "network" and (vif.network or vif.source):
+        ET.SubElement(iface, "source", network=vif.network or vif.source or "")
+    elif vif.type == "bridge" and vif.source:
+        ET.SubElement(iface, "source", bridge=vif.source)
+    elif vif.type == "direct" and vif.source:
+        ET.SubElement(iface, "source", dev=vif.source, mode=vif.source_mode or "vepa")
     return ET.tostring(iface, encoding="unicode")

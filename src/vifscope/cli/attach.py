@@ -140,11 +140,20 @@ def outcome_doc(
         "released": out.released,
         "error": out.error,
         "vif": report.binding_dict(out.binding) if out.binding else None,
-        "removal": out.removal.status.value if out.removal else None,
+        "removal": _removal(out),
         "run": out.run,
         "audit_log": str(audit),
         "audit_errors": list(out.audit_errors),
     }
+
+
+def _removal(out: Outcome) -> dict[str, Any] | None:
+    r = out.removal
+    return (
+        None
+        if r is None
+        else {"status": r.status.value, "alias": r.alias, "waited_s": round(r.waited_s, 3), "via": r.via}
+    )
 
 
 def show(args: argparse.Namespace, doc: dict[str, Any], summary: str) -> int:

@@ -51,6 +51,7 @@ class Removal:
     status: RemovalStatus
     alias: str | None = None
     waited_s: float = 0.0
+    via: str = ""  # "event" (libvirt's), "xml" (gone from the live XML first), "" (no wait)
 
     @property
     def done(self) -> bool:

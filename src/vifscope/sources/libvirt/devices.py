@@ -141,10 +141,10 @@ def _await(dom: Any, seen: _Awaited, mac: str, timeout: float) -> Removal:
     started = time.monotonic()
     while not seen.done.wait(POLL_S):
         if mac not in _live_macs(dom):
-            return Removal(RemovalStatus.REMOVED, seen.alias, time.monotonic() - started)
+            return Removal(RemovalStatus.REMOVED, seen.alias, time.monotonic() - started, "xml")
         if time.monotonic() - started >= timeout:
             return Removal(RemovalStatus.TIMEOUT, seen.alias, time.monotonic() - started)
-    return Removal(seen.status or RemovalStatus.REMOVED, seen.alias, time.monotonic() - started)
+    return Removal(seen.status or RemovalStatus.REMOVED, seen.alias, time.monotonic() - started, "event")
 
 
 def detach_interface(
