@@ -124,7 +124,7 @@ def test_attach_auto_gets_a_lease_answers_ping_and_detach_releases(lab: LabSpec,
             ("apply", "mac-release", "ok"),
         ]
     finally:
-        cleanup(web1, mac, "--live")
+        cleanup(web1, mac, "network", "--live")
 
 
 def test_verify_failure_detaches_again_and_releases_the_mac(lab: LabSpec, store: list[str]) -> None:
