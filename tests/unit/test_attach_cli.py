@@ -74,6 +74,9 @@ def run(tmp_path: Path, node: str, capsys: pytest.CaptureFixture[str]) -> Any:
         (["attach", "run1", "--network", "default"], "attach.refused"),  # --mac auto with no pool
         (["detach", "run1", "--mac", "52:54:00:0c:00:77"], "attach.refused"),
         (["detach", "nosuch", "--mac", "52:54:00:0c:00:01"], "attach.no_domain"),
+        (["attach", "--network", "default"], "usage"),
+        (["attach", "run1"], "usage"),
+        (["detach", "run1"], "usage"),
     ],
 )
 def test_refusals_exit_2_and_change_nothing(run: Any, tmp_path: Path, argv: list[str], check: str) -> None:

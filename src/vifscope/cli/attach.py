@@ -51,7 +51,9 @@ class SourceDown(Exception):
 def add_options(p: argparse.ArgumentParser, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """What attach and detach share: scope, store, audit log."""
     common(p)
-    p.add_argument("domain", metavar="DOMAIN", help="domain name or UUID")
+    # Optional for argparse, as check-xml's FILEs: ``attach -c URI`` parses like every command,
+    # and the missing DOMAIN is then one line and a hint (exit 2).
+    p.add_argument("domain", nargs="?", metavar="DOMAIN", help="domain name or UUID")
     p.add_argument("--live", action="store_true", help="change the running guest (default when it runs)")
     p.add_argument("--config", action="store_true", help="change the persistent definition (default when shut off)")
     p.add_argument("--db", metavar="URL", help="MAC store URL (default: $VIFSCOPE_DB, [store] url, or SQLite)")
@@ -66,7 +68,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         "3 a needed source is unavailable, 4 MAC pool exhausted",
     )
     add_options(p, common)
-    where = p.add_mutually_exclusive_group(required=True)
+    where = p.add_mutually_exclusive_group()
     where.add_argument("--bridge", metavar="BR", help="a Linux bridge")
     where.add_argument("--network", metavar="NET", help="a libvirt network")
     where.add_argument("--ovs", metavar="BR", help="an Open vSwitch bridge")
@@ -78,7 +80,17 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.set_defaults(func=cmd_attach)
 
 
+def required(args: argparse.Namespace, usage: str) -> None:
+    """DOMAIN (and whatever else ``usage`` shows) was given; Refused otherwise."""
+    if not args.domain:
+        raise Refused(f"{args.command}: a DOMAIN is required", f"usage: {usage}", "usage")
+
+
 def request_of(args: argparse.Namespace) -> NicRequest:
+    usage = "vifscope attach DOMAIN (--bridge BR | --network NET | --ovs BR | --direct DEV[:mode])"
+    required(args, usage)
+    if not any((args.bridge, args.network, args.ovs, args.direct)):
+        raise Refused("attach: where to plug the NIC is required", f"usage: {usage}", "usage")
     mac = None if args.mac == "auto" else normalize_mac(args.mac)
     if args.direct is not None:
         dev, mode = parse_direct(args.direct)

@@ -17,7 +17,7 @@ from typing import Any
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
 from vifscope.actions.vifapply import DETACH_TIMEOUT_S, run_detach
 from vifscope.actions.vifplan import Refused, find_interface, resolve_scope
-from vifscope.cli.attach import add_options, domain_of, fail, outcome_doc, show
+from vifscope.cli.attach import add_options, domain_of, fail, outcome_doc, required, show
 from vifscope.cli.vifstore import detach_release, open_store_view
 from vifscope.model.mac import MacError, normalize_mac
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, resolve_uri
@@ -31,7 +31,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         epilog="exit codes: 0 removed, 1 not removed (guest refused / timeout), 2 refused, 3 a source is unavailable",
     )
     add_options(p, common)
-    p.add_argument("--mac", required=True, metavar="MAC", help="the interface's MAC")
+    p.add_argument("--mac", metavar="MAC", help="the interface's MAC (required)")
     p.add_argument(
         "--timeout", type=float, default=DETACH_TIMEOUT_S, metavar="S", help="wait for the guest to release it"
     )
@@ -49,6 +49,9 @@ def cmd_detach(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.connect)
     audit_path = args.audit_log or DEFAULT_AUDIT_LOG
     try:
+        required(args, "vifscope detach DOMAIN --mac MAC")
+        if not args.mac:
+            raise Refused("detach: --mac is required", "usage: vifscope detach DOMAIN --mac MAC", "usage")
         mac = normalize_mac(args.mac)
         dom = domain_of(uri, args.domain)
         scope = resolve_scope(dom, args.live, args.config)
