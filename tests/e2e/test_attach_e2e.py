@@ -196,3 +196,31 @@ def test_each_plug_kind_is_verified_bound_then_detached(lab: LabSpec, store: lis
         assert mac not in macs_of(db1)
     finally:
         cleanup(db1, mac, "direct" if kind == "direct" else "bridge", "--live")
+
+
+def test_detach_waits_for_the_guest_and_keeps_the_mac_when_it_does_not_let_go(lab: LabSpec, store: list[str]) -> None:
+    """A paused guest cannot answer the ACPI eject: libvirt returns after its own ~5 s, no
+    DEVICE_REMOVED comes within --timeout, so detach says so (exit 1) and keeps the MAC. Once
+    the guest runs again it lets go, and libvirt removes the device."""
+    db1 = lab.name("db1")
+    res = attach(db1, "--network", lab.network, *store)
+    mac = res.doc["mac"]
+    try:
+        assert res.rc == 0, res.doc
+        sh(*VIRSH, "suspend", db1)
+        try:
+            slow = vifscope("detach", db1, "--mac", mac, "--timeout", "1", *store, "--json")
+        finally:
+            sh(*VIRSH, "resume", db1)
+        assert slow.rc == 1, slow.out + slow.err
+        assert (slow.doc["result"], slow.doc["removal"]["status"], slow.doc["released"]) == (
+            "not-removed", "timeout", False,
+        )  # fmt: skip
+        assert store_record(store, mac)["state"] == "allocated"
+        assert audit_steps(store, slow.doc["run"]) == [
+            ("apply", "vif-detach", "ok"),
+            ("verify", "vif-detach", "not-verified"),
+        ]
+        assert wait_for(lambda: mac not in macs_of(db1), 60), "the resumed guest never released the NIC"
+    finally:
+        cleanup(db1, mac, "network", "--live")

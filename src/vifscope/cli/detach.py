@@ -42,6 +42,11 @@ def _summary(doc: dict[str, Any]) -> str:
     if doc["result"] == "detached":
         kept = "released to its pool (quarantined)" if doc["released"] else "not in the store: nothing to release"
         return f"detached {doc['mac']} from {doc['domain']} ({'+'.join(doc['scope'])}); MAC {kept}"
+    if doc["result"] == "not-removed":
+        return (
+            f"not removed: {doc['error']}; the MAC stays allocated. The guest may still let go: "
+            f"check 'virsh domiflist {doc['domain']}', then 'vifscope mac release {doc['mac']}'"
+        )
     return f"{doc['result']}: {doc['error']}"
 
 
