@@ -224,3 +224,34 @@ def test_detach_waits_for_the_guest_and_keeps_the_mac_when_it_does_not_let_go(la
         assert wait_for(lambda: mac not in macs_of(db1), 60), "the resumed guest never released the NIC"
     finally:
         cleanup(db1, mac, "network", "--live")
+
+
+def test_a_rollback_the_guest_does_not_let_go_of_keeps_the_mac_and_says_so(lab: LabSpec, store: list[str]) -> None:
+    """Verify fails (admin-down bridge) on a paused guest: the rollback's detach gets no
+    DEVICE_REMOVED within --timeout, so the MAC is not released (it is still on a NIC) and the
+    audit log says rollback-failed; exit 1. Resumed, the guest lets the NIC go."""
+    db1, down = lab.name("db1"), lab.name("brdp")
+    sh("ip", "link", "add", "name", down, "type", "bridge")
+    mac = ""
+    try:
+        sh(*VIRSH, "suspend", db1)
+        try:
+            res = attach(db1, "--bridge", down, "--settle", "0", "--timeout", "1", *store)
+        finally:
+            sh(*VIRSH, "resume", db1)
+        mac = res.doc["mac"]
+        assert res.rc == 1, res.doc
+        assert (res.doc["result"], res.doc["released"]) == ("rollback-failed", False)
+        assert "bridge_down" in res.doc["error"] and "timeout" in res.doc["error"]
+        assert store_record(store, mac)["state"] == "allocated"
+        assert audit_steps(store, res.doc["run"]) == [
+            ("apply", "mac-allocate", "ok"),
+            ("apply", "vif-attach", "ok"),
+            ("verify", "vif-attach", "not-verified"),
+            ("rollback", "vif-detach", "rollback-failed"),
+        ]
+        assert wait_for(lambda: mac not in macs_of(db1), 60), "the resumed guest never released the NIC"
+    finally:
+        if mac:
+            cleanup(db1, mac, "bridge", "--live")
+        sh("ip", "link", "del", "dev", down, check=False)

@@ -145,9 +145,11 @@ def _unplug(run: _Run, uri: str, vif: DeclaredVif, scope: Scope, timeout: float)
 
 
 def run_attach(
-    uri: str, dom: DomainView, req: NicRequest, scope: Scope, macs: MacBook, audit: AuditLog, settle: float
-) -> Outcome:
-    """Take a MAC, hot-plug, verify, roll back on failure (see the module docstring)."""
+    uri: str, dom: DomainView, req: NicRequest, scope: Scope, macs: MacBook, audit: AuditLog, settle: float,
+    timeout: float = DETACH_TIMEOUT_S,
+) -> Outcome:  # fmt: skip
+    """Take a MAC, hot-plug, verify (for up to ``settle`` s), roll back on failure (waiting up
+    to ``timeout`` s for the guest to let the NIC go; if it does not, the MAC is kept)."""
     run = _Run("attach", dom.name, audit)
     mac, pool, took = macs.take()
     if took:
@@ -166,12 +168,13 @@ def run_attach(
     if why is None:
         return Outcome(run.run, "attached", mac, pool, binding, None, False, None, tuple(run.audit_errors))
     vif = binding.vif if binding else DeclaredVif(dom.name, dom.uuid, dom.state, 0, interface_type(req), mac)
-    removal = _unplug(run, uri, vif, scope, DETACH_TIMEOUT_S)
+    removal = _unplug(run, uri, vif, scope, timeout)
     undo = [call_text("detachDeviceFlags", dom.name, scope, detach_xml(vif))]
     if isinstance(removal, str) or not removal.done:
         error = removal if isinstance(removal, str) else f"device removal {removal.status.value}"
         run.log("rollback", "vif-detach", "rollback-failed", mac, undo, error)
-        return Outcome(run.run, "rollback-failed", mac, pool, binding, why, False, None, tuple(run.audit_errors))
+        errors = f"{why}; rollback: {error}"
+        return Outcome(run.run, "rollback-failed", mac, pool, binding, errors, False, None, tuple(run.audit_errors))
     run.log("rollback", "vif-detach", "rolled-back", mac, undo)
     released = _give_back(run, macs, mac, took)
     return Outcome(run.run, "rolled-back", mac, pool, binding, why, released, removal, tuple(run.audit_errors))

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
-from vifscope.actions.vifapply import Outcome, run_attach
+from vifscope.actions.vifapply import DETACH_TIMEOUT_S, Outcome, run_attach
 from vifscope.actions.vifplan import NicKind, NicRequest, Refused, check_attach, parse_direct, resolve_scope
 from vifscope.cli.common import emit_json, make_console
 from vifscope.cli.vifstore import Store, auto_book, choose_pool, explicit_book, open_store_view
@@ -77,6 +77,9 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--pool", metavar="NAME", help="the pool --mac auto takes from (needed when there are several)")
     p.add_argument("--model", default="virtio", help="NIC model (default virtio)")
     p.add_argument("--settle", type=float, default=DEFAULT_SETTLE, metavar="S", help="how long verify waits for bound")
+    p.add_argument(
+        "--timeout", type=float, default=DETACH_TIMEOUT_S, metavar="S", help="rollback: wait for the guest to let go"
+    )
     p.set_defaults(func=cmd_attach)
 
 
@@ -192,6 +195,12 @@ def _summary(doc: dict[str, Any]) -> str:
     if doc["result"] == "rolled-back":
         gone = "; the MAC was released" if doc["released"] else ""
         return f"verification failed ({doc['error']}): the interface was detached again{gone}"
+    if doc["result"] == "rollback-failed":
+        return (
+            f"verification failed and the rollback did not finish ({doc['error']}): the MAC stays allocated. "
+            f"Detach it with 'vifscope detach {doc['domain']} --mac {mac}' (if the guest let go meanwhile: "
+            f"'vifscope mac release {mac}')"
+        )
     return f"{doc['result']}: {doc['error']}"
 
 
@@ -216,7 +225,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         check_attach(req, dom, scope, snap, store.view if store else None, req.mac)
         audit = AuditLog(audit_path)
         audit.check_writable()
-        outcome = run_attach(uri, dom, req, scope, book, audit, args.settle)
+        outcome = run_attach(uri, dom, req, scope, book, audit, args.settle, args.timeout)
     except (Refused, MacError, LibvirtUnavailable, AuditError, StoreError, SourceDown) as exc:
         return fail(args, exc)
     doc = outcome_doc("attach", uri, dom, outcome, audit_path, scope.words())
