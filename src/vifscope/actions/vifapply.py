@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from vifscope.actions.audit import AuditError, AuditLog, AuditRecord
 from vifscope.actions.vifplan import NicRequest, Scope, detach_xml, interface_type, interface_xml
 from vifscope.bind.join import bind_one
-from vifscope.model import DeclaredVif, HostSnapshot, VifBinding, VifStatus
+from vifscope.model import DeclaredVif, VifBinding, VifStatus
 from vifscope.model.devices import DomainView, Removal
 from vifscope.sources.libvirt.devices import DeviceError, attach_interface, detach_interface, read_domain
 from vifscope.sources.snapshot import take_snapshot
@@ -101,14 +101,14 @@ def call_text(call: str, domain: str, scope: Scope, xml: str) -> str:
     return shlex.join([call, domain, "|".join(scope.words()), xml])
 
 
-def _observe(uri: str, dom: DomainView, mac: str, scope: Scope) -> tuple[VifBinding | None, HostSnapshot]:
+def _observe(uri: str, dom: DomainView, mac: str, scope: Scope) -> VifBinding | None:
     """The vif with ``mac`` on a fresh snapshot: the live one, or (config only) the persistent one."""
     snap = take_snapshot(uri)
     if scope.live:
         vif = next((v for v in snap.vifs if v.domain == dom.name and (v.mac or "").lower() == mac), None)
     else:
         vif = next((v for v in read_domain(uri, dom.name).config if (v.mac or "").lower() == mac), None)
-    return (bind_one(vif, snap) if vif is not None else None), snap
+    return bind_one(vif, snap) if vif is not None else None
 
 
 def _why(b: VifBinding | None, scope: Scope) -> str | None:
@@ -125,7 +125,7 @@ def verify_attached(
     """Look again until the vif is bound (config only: present), or ``budget`` s have passed."""
     deadline = time.monotonic() + budget
     while True:
-        b, _snap = _observe(uri, dom, mac, scope)
+        b = _observe(uri, dom, mac, scope)
         why = _why(b, scope)
         if why is None or time.monotonic() >= deadline:
             return b, why
