@@ -136,3 +136,15 @@ def test_claim_adopts_a_reservation_and_respects_quarantine(engine: Engine) -> N
     assert claim(engine, mac, domain="db1", host="h", now=time.time()).taken is True  # quarantine over
     assert alloc.records(engine)[0].domain == "db1"
     assert parse_mac("52:54:a1:00:00:00") == BASE
+
+
+def test_an_exhausted_pool_exits_4_before_anything_is_plugged(run: Any, tmp_path: Path) -> None:
+    """The pool's only MAC is taken: attach stops at the allocation (exit 4, as ``mac allocate``),
+    before libvirt is asked; the audit log was checked writable but holds no line."""
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    pools.add_pool(engine, MacPool("one", MacRange(BASE, BASE), 60), now=0)
+    alloc.allocate(engine, "one", 1, now=time.time(), rng=__import__("random").Random(1), domain="x", host="h")
+    code, doc = run("attach", "run1", "--network", "default")
+    assert (code, doc["exit"]) == (4, 4), doc
+    assert "exhausted" in doc["error"] or "fewer than" in doc["error"]
+    assert (tmp_path / "a.jsonl").read_text() == ""

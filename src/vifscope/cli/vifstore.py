@@ -80,6 +80,23 @@ def _release_fn(store: Store) -> Callable[[str], None]:
     return give_back
 
 
+def _store_errors(take: Callable[[], tuple[str, str | None, bool]]) -> Callable[[], tuple[str, str | None, bool]]:
+    """The database going away mid-transaction is the store being unavailable (exit 3): nothing
+    was committed, nothing was plugged yet."""
+    from sqlalchemy.exc import OperationalError
+
+    from vifscope.store.engine import StoreUnavailable
+
+    def guarded() -> tuple[str, str | None, bool]:
+        try:
+            return take()
+        except OperationalError as exc:
+            msg = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreUnavailable(f"store error: {msg}", "is the database reachable? (--db URL)") from exc
+
+    return guarded
+
+
 def auto_book(store: Store, pool: MacPool, snap: HostSnapshot, domain: str) -> MacBook:
     """A MAC from ``pool``, after recording the MACs this host already uses inside its range
     (as ``mac import`` does), so the pool cannot hand one of them out."""
@@ -94,7 +111,7 @@ def auto_book(store: Store, pool: MacPool, snap: HostSnapshot, domain: str) -> M
         got = allocate(store.engine, pool.name, 1, now=now, rng=random.Random(), domain=domain, host=snap.host)
         return format_mac(got[0]), pool.name, True
 
-    return MacBook(take, _release_fn(store))
+    return MacBook(_store_errors(take), _release_fn(store))
 
 
 def _in(mac: str, pool: MacPool) -> bool:
@@ -118,7 +135,7 @@ def explicit_book(store: Store | None, mac: str, domain: str, host: str) -> MacB
     def no_store(_mac: str) -> None:
         raise ReleaseFailed("no store")
 
-    return MacBook(take, _release_fn(store) if store else no_store)
+    return MacBook(_store_errors(take), _release_fn(store) if store else no_store)
 
 
 def detach_release(store: Store | None) -> Callable[[str], bool]:
