@@ -53,6 +53,11 @@ class DomainInfo:
 
 
 # Domain states with a QEMU process whose pid file the runtime facts may read.
+def domain_state(code: int) -> DomainState:
+    """libvirt's virDomainState number as a DomainState (NOSTATE for one this version lacks)."""
+    return _STATES.get(code, DomainState.NOSTATE)
+
+
 ACTIVE_STATES = frozenset({
     DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN, DomainState.PMSUSPENDED,
 })  # fmt: skip

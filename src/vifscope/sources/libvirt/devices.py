@@ -19,7 +19,7 @@ from typing import Any
 
 from vifscope.model import DomainState
 from vifscope.model.devices import DomainView, Removal, RemovalStatus
-from vifscope.sources.libvirt.conn import _STATES, LibvirtUnavailable, connect, hint_for
+from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect, domain_state, hint_for
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain_xml
 from vifscope.sources.libvirt.eventloop import EventLoop
 from vifscope.sources.libvirt.xmlroot import xml_root
@@ -55,7 +55,7 @@ def domain_view(dom: Any) -> DomainView:
     import libvirt
 
     name, uuid = str(dom.name()), str(dom.UUIDString())
-    state = _STATES.get(dom.state()[0], DomainState.NOSTATE)
+    state = domain_state(dom.state()[0])
     persistent = bool(dom.isPersistent())
     live_xml = str(dom.XMLDesc(0))
     config_xml = str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) if persistent else None
