@@ -12,6 +12,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from vifscope.model.host import HostFacts
+from vifscope.model.qos import Bandwidth
 
 
 class DomainState(StrEnum):
@@ -105,6 +106,7 @@ class DeclaredVif:
     queues: int | None = None
     filterref: str | None = None
     vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
+    bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""What ``vifscope qos`` reads beyond a status snapshot: tc's shaping (rtnetlink), OVSDB's QoS
+rows (only when a running vif sits on OVS) and each running domain's persistent
+``<bandwidth>`` (``virsh dumpxml --inactive``), to say when it differs from the live one.
+
+Each part is guarded: a failing one is a SourceError and its part is None.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from vifscope.model import HostSnapshot, SourceError
+from vifscope.model.qos import Bandwidth, OvsQos, TcShaping
+from vifscope.sources.cmd import CommandError
+from vifscope.sources.kernel.tcshaping import read_tc_shaping
+from vifscope.sources.libvirt.bandwidth import BandwidthXmlError, bandwidth_by_mac
+from vifscope.sources.libvirt.conn import XML_FETCHERS, LibvirtUnavailable, connect
+from vifscope.sources.ovs import OvsError
+from vifscope.sources.ovsqos import read_ovs_qos
+
+TC_HINT = "vifscope reads qdiscs, classes and filters over rtnetlink as tc does: does 'tc qdisc show' work here?"
+OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl start openvswitch-switch'"
+CONFIG_HINT = "the live <bandwidth> is shown; the persistent one could not be compared"
+
+ConfigBandwidth = dict[tuple[str, str], Bandwidth | None]
+
+
+@dataclass(frozen=True)
+class QosSources:
+    tc: TcShaping | None
+    ovs: tuple[OvsQos, ...] | None  # None: not needed, or failed (see errors)
+    config: ConfigBandwidth | None
+    errors: tuple[SourceError, ...]
+
+
+def _running_targets(snap: HostSnapshot) -> frozenset[str]:
+    return frozenset(v.target for v in snap.vifs if v.target and v.domain_state.has_taps)
+
+
+def _inactive_xml(dom: Any) -> tuple[str, str | Exception]:
+    import libvirt
+
+    try:
+        return str(dom.name()), str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    except libvirt.libvirtError as exc:  # vanished meanwhile: reported as that domain's error
+        failed: Exception = exc
+        return "?", failed
+
+
+def read_config_bandwidth(uri: str, domains: frozenset[str], errors: list[SourceError]) -> ConfigBandwidth | None:
+    """(domain, MAC) -> the persistent definition's ``<bandwidth>``, for the named running domains."""
+    import libvirt
+
+    out: ConfigBandwidth = {}
+    try:
+        with connect(uri) as conn:
+            doms = [d for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name() in domains]
+            with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-qos") as pool:
+                fetched = list(pool.map(_inactive_xml, doms))
+    except (LibvirtUnavailable, libvirt.libvirtError) as exc:
+        errors.append(SourceError("libvirt-config", str(exc).strip(), CONFIG_HINT))
+        return None
+    for name, xml in fetched:
+        try:
+            if isinstance(xml, Exception):
+                raise BandwidthXmlError(str(xml).strip())
+            out.update({(name, mac): bw for mac, bw in bandwidth_by_mac(xml).items()})
+        except BandwidthXmlError as exc:
+            errors.append(SourceError("libvirt-config", f"domain {name}: {exc}", CONFIG_HINT))
+    return out
+
+
+def read_qos_sources(uri: str, snap: HostSnapshot, *, config: bool = True) -> QosSources:
+    """The enforced side of every running vif of ``snap``, and the persistent ``<bandwidth>``."""
+    errors: list[SourceError] = []
+    targets = _running_targets(snap)
+    tc = None
+    try:
+        tc = read_tc_shaping(targets)
+    except CommandError as exc:
+        errors.append(SourceError("tc", str(exc), TC_HINT))
+    ovs = None
+    if any(t in snap.ovs_by_name for t in targets):
+        try:
+            ovs = read_ovs_qos()
+        except OvsError as exc:
+            errors.append(SourceError("ovs", str(exc), OVS_HINT))
+    running = frozenset(v.domain for v in snap.vifs if v.domain_state.has_taps)
+    conf = read_config_bandwidth(uri, running, errors) if config and running else None
+    return QosSources(tc, ovs, conf, tuple(errors))
