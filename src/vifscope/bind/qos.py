@@ -139,8 +139,14 @@ def combine(inbound: QosVerdict, outbound: QosVerdict) -> QosVerdict:
 
 
 def _fixed(declared: Bandwidth | None, verdict: QosVerdict) -> tuple[DirectionQos, DirectionQos]:
+    """Both directions when nothing is read: inactive both; unsupported where declared."""
     bw = declared or Bandwidth()
-    return DirectionQos(bw.inbound, None, verdict), DirectionQos(bw.outbound, None, verdict)
+
+    def one(rate: BandwidthRate | None) -> DirectionQos:
+        shown = verdict if verdict is V.INACTIVE or (rate is not None and rate.shapes) else V.NONE
+        return DirectionQos(rate, None, shown)
+
+    return one(bw.inbound), one(bw.outbound)
 
 
 def _enforced(v: DeclaredVif, snap: HostSnapshot, tc: TcShaping, ovs: Mapping[str, OvsQos]) -> tuple[

@@ -193,6 +193,17 @@ def read_tc_shaping(only: frozenset[str] | None = None, timeout: float = 10.0) -
         dumps = dump_each(requests, timeout) if requests else []
     except OSError as exc:  # RtnlError included
         raise CommandError(f"rtnetlink {WHAT[RTM_GETTCLASS]} dump failed: {exc}") from exc
-    classes = [c for d in dumps[: len(class_devs)] for c in parse_classes(d, name_of)]
-    police = [p for d in dumps[len(class_devs) :] for p in parse_police_filters(d, name_of)]
+    return assemble(qdiscs, roots, dumps[: len(class_devs)], dumps[len(class_devs) :], name_of)
+
+
+def assemble(
+    qdiscs: list[Qdisc],
+    roots: list[HtbRoot],
+    class_dumps: list[list[bytes]],
+    filter_dumps: list[list[bytes]],
+    name_of: Callable[[int], str],
+) -> TcShaping:
+    """The TcShaping of a qdisc dump's results and the per-device class and filter dumps."""
+    classes = [c for d in class_dumps for c in parse_classes(d, name_of)]
+    police = [p for d in filter_dumps for p in parse_police_filters(d, name_of)]
     return TcShaping(tuple(qdiscs), tuple(roots), tuple(classes), tuple(police))
