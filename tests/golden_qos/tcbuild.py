@@ -21,12 +21,24 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from vifscope.model.qos import TcShaping
+from vifscope.sources.kernel.tcshaping import assemble, parse_qdiscs
+
 NLMSG = struct.Struct("=IHHII")
 TCMSG = struct.Struct("=BxxxiIII")
 RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER = 36, 40, 44
 TC_H_ROOT, TC_H_INGRESS = 0xFFFFFFFF, 0xFFFFFFF1
 TICKS_PER_SECOND = 15_625_000
-RATES = {"bit": 1 / 8, "kbit": 125, "mbit": 125_000, "gbit": 125_000_000, "bps": 1, "kbps": 1000, "mbps": 10**6, "gbps": 10**9}
+RATES = {
+    "bit": 1 / 8,
+    "kbit": 125,
+    "mbit": 125_000,
+    "gbit": 125_000_000,
+    "bps": 1,
+    "kbps": 1000,
+    "mbps": 10**6,
+    "gbps": 10**9,
+}
 SIZES = {"b": 1, "k": 1024, "kb": 1024, "m": 1 << 20, "mb": 1 << 20, "kbit": 128, "mbit": 131072}
 ACT = {"continue": -1, "pass": 0, "ok": 0, "reclassify": 1, "drop": 2, "shot": 2, "pipe": 3}
 
@@ -133,19 +145,27 @@ class Host:
         opts = b""
         if kind == "htb":
             opts = nest(2, attr(2, struct.pack("=IIIII", 3, 10, int(w.get("default", "0"), 16), 0, 0)))
-        self.qdiscs.append(self.message(RTM_NEWQDISC, dev, handle(w.get("handle", "8001:")), parent, 1, attr(1, kind.encode() + b"\0"), opts))
+        self.qdiscs.append(
+            self.message(
+                RTM_NEWQDISC, dev, handle(w.get("handle", "8001:")), parent, 1, attr(1, kind.encode() + b"\0"), opts
+            )
+        )
 
     def _class(self, dev: str, w: dict[str, str]) -> None:
         bps = rate(w["rate"])
         ceil = rate(w["ceil"]) if "ceil" in w else bps
         buffer = ticks(size(w["burst"]) if "burst" in w else bps // 10**9 + 1600, bps)
         cbuffer = ticks(size(w["cburst"]) if "cburst" in w else ceil // 10**9 + 1600, ceil)
-        opt = ratespec(bps) + ratespec(ceil) + struct.pack("=IIIII", buffer, cbuffer, int(w.get("quantum", "1500")), 0, 0)
+        opt = (
+            ratespec(bps) + ratespec(ceil) + struct.pack("=IIIII", buffer, cbuffer, int(w.get("quantum", "1500")), 0, 0)
+        )
         extra = attr(6, struct.pack("=Q", bps)) if bps > 0xFFFFFFFF else b""
         extra += attr(7, struct.pack("=Q", ceil)) if ceil > 0xFFFFFFFF else b""
         parent = handle(w["parent"])
         parent = TC_H_ROOT if parent & 0xFFFF == 0 else parent  # a top class: htb reports root
-        msg = self.message(RTM_NEWTCLASS, dev, handle(w["classid"]), parent, 0, attr(1, b"htb\0"), nest(2, attr(1, opt), extra))
+        msg = self.message(
+            RTM_NEWTCLASS, dev, handle(w["classid"]), parent, 0, attr(1, b"htb\0"), nest(2, attr(1, opt), extra)
+        )
         self.classes.setdefault(dev, []).append(msg)
 
     def _filter(self, dev: str, w: dict[str, str]) -> None:
@@ -161,8 +181,40 @@ class Host:
             opts = nest(7, act)
         msgs = self.filters.setdefault(dev, []) if w.get("parent", "").startswith("ffff:") else []
         if kind == "u32":
-            msgs.append(self.message(RTM_NEWTFILTER, dev, 0x80000000, 0xFFFFFFF2, info, attr(1, b"u32\0"), nest(2, attr(4, struct.pack("=I", 1)))))
-        msgs.append(self.message(RTM_NEWTFILTER, dev, hdl, 0xFFFFFFF2, info, attr(1, kind.encode() + b"\0"), nest(2, attr(1, struct.pack("=I", 1)), opts)))
+            msgs.append(
+                self.message(
+                    RTM_NEWTFILTER,
+                    dev,
+                    0x80000000,
+                    0xFFFFFFF2,
+                    info,
+                    attr(1, b"u32\0"),
+                    nest(2, attr(4, struct.pack("=I", 1))),
+                )
+            )
+        msgs.append(
+            self.message(
+                RTM_NEWTFILTER,
+                dev,
+                hdl,
+                0xFFFFFFF2,
+                info,
+                attr(1, kind.encode() + b"\0"),
+                nest(2, attr(1, struct.pack("=I", 1)), opts),
+            )
+        )
 
     def name_of(self, index: int) -> str:
         return {v: k for k, v in self.ifindex.items()}.get(index, f"if{index}")
+
+
+def shaping(lines: list[str]) -> TcShaping:
+    """Run the tc lines on a fake host, then read its dumps as read_tc_shaping does."""
+    host = Host()
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            host.run(line)
+    qdiscs, roots, _ = parse_qdiscs([b"".join(host.qdiscs)], host.name_of)
+    classes = [[b"".join(host.classes.get(r.dev, []))] for r in roots]
+    filters = [[b"".join(host.filters.get(q.dev, []))] for q in qdiscs if q.ingress]
+    return assemble(qdiscs, roots, classes, filters, host.name_of)

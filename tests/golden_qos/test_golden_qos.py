@@ -18,28 +18,16 @@ from typing import Any
 
 import pytest
 
-from tests.golden_qos.tcbuild import Host
+from tests.golden_qos.tcbuild import shaping
 from vifscope.bind.qos import judge
 from vifscope.model import DomainState, HostSnapshot, ObservedLink
-from vifscope.model.qos import QosVerdict, TcShaping, VifQos
+from vifscope.model.qos import QosVerdict, VifQos
 from vifscope.report.qos import qos_report
-from vifscope.sources.kernel.tcshaping import assemble, parse_qdiscs
 from vifscope.sources.libvirt.domxml import parse_domain_xml
 from vifscope.sources.ovs import parse_ovs_tables
 from vifscope.sources.ovsqos import parse_ovs_qos_tables
 
 CASES = sorted(p for p in (Path(__file__).resolve().parent / "cases").iterdir() if p.is_dir())
-
-
-def shaping(lines: list[str]) -> TcShaping:
-    """Run the tc lines on a fake host, then read its dumps as read_tc_shaping does."""
-    host = Host()
-    for line in lines:
-        host.run(line)
-    qdiscs, roots, _ = parse_qdiscs([b"".join(host.qdiscs)], host.name_of)
-    classes = [[b"".join(host.classes.get(r.dev, []))] for r in roots]
-    filters = [[b"".join(host.filters.get(q.dev, []))] for q in qdiscs if q.ingress]
-    return assemble(qdiscs, roots, classes, filters, host.name_of)
 
 
 def _tables(lines: list[str]) -> list[Any]:
@@ -51,7 +39,9 @@ def run_case(path: Path) -> tuple[dict[str, Any], tuple[VifQos, ...]]:
     vifs = []
     for d in case["domains"]:
         vifs.extend(parse_domain_xml((path / "domains" / d["file"]).read_text(), DomainState(d["state"])))
-    links = tuple(ObservedLink(x["name"], 10 + i, x["kind"], True, "up", True, 1500) for i, x in enumerate(case["links"]))
+    links = tuple(
+        ObservedLink(x["name"], 10 + i, x["kind"], True, "up", True, 1500) for i, x in enumerate(case["links"])
+    )
     ovs = parse_ovs_tables(_tables(case["ovs"])) if "ovs" in case else None
     snap = HostSnapshot(
         "golden", "test:///", datetime(2026, 1, 2, tzinfo=UTC), tuple(vifs), links,
@@ -92,7 +82,11 @@ def test_libvirt_layout_reads_back_libvirts_own_numbers() -> None:
     _case, got = run_case(next(p for p in CASES if p.name == "libvirt-layout"))
     full = next(q for q in got if q.domain == "full")
     assert full.inbound.enforced is not None and full.outbound.enforced is not None
-    assert (full.inbound.enforced.mechanism, full.inbound.enforced.average, full.inbound.enforced.peak) == ("htb", 1000, 2000)
+    assert (full.inbound.enforced.mechanism, full.inbound.enforced.average, full.inbound.enforced.peak) == (
+        "htb",
+        1000,
+        2000,
+    )
     assert full.inbound.enforced.burst == pytest.approx(256, rel=0.01)
     assert (full.outbound.enforced.mechanism, full.outbound.enforced.average) == ("police", 500)
     assert full.outbound.enforced.burst == pytest.approx(500, rel=0.01)

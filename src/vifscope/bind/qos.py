@@ -62,8 +62,8 @@ def egress(dev: str, tc: TcShaping) -> Enforced | None:
     found = _htb(dev, tc)
     if found is not None:
         return found
-    other = next((q for q in tc.qdiscs_by_dev.get(dev, ()) if q.root and q.kind in SHAPING_ROOTS), None)
-    return Enforced(other.kind) if other is not None else None
+    kind = tc.root_by_dev.get(dev)
+    return Enforced(kind) if kind in SHAPING_ROOTS else None
 
 
 def ingress(dev: str, tc: TcShaping) -> Enforced | None:

@@ -18,10 +18,17 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TypeVar
 
-from vifscope.model.host import Qdisc
-
 KILOBYTE = 1000  # libvirt's average / peak / floor unit (tc "kbps"), in bytes per second
 KIBIBYTE = 1024  # libvirt's burst unit (tc "kb"), in bytes
+
+
+def bits(kbytes_per_s: float) -> str:
+    """A libvirt rate (kB/s) as a human reads link speeds: "8.0 Mbit/s"."""
+    value = kbytes_per_s * KILOBYTE * 8
+    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} bit/s"
 
 
 @dataclass(frozen=True)
@@ -86,17 +93,25 @@ class HtbRoot:
 
 
 @dataclass(frozen=True)
+class RootQdisc:
+    """A link's root qdisc kind (``tc qdisc show``'s "root" lines): htb or another that may shape."""
+
+    dev: str
+    kind: str
+
+
+@dataclass(frozen=True)
 class TcShaping:
     """What tc holds for shaping, from one qdisc dump and per-device class / filter dumps."""
 
-    qdiscs: tuple[Qdisc, ...] = ()
+    roots: tuple[RootQdisc, ...] = ()
     htb_roots: tuple[HtbRoot, ...] = ()
     classes: tuple[HtbClass, ...] = ()
     police: tuple[PoliceFilter, ...] = ()
 
     @cached_property
-    def qdiscs_by_dev(self) -> dict[str, tuple[Qdisc, ...]]:
-        return _group(self.qdiscs)
+    def root_by_dev(self) -> dict[str, str]:
+        return {r.dev: r.kind for r in self.roots}
 
     @cached_property
     def classes_by_dev(self) -> dict[str, tuple[HtbClass, ...]]:
@@ -111,7 +126,7 @@ class TcShaping:
         return {r.dev: r for r in self.htb_roots}
 
 
-_T = TypeVar("_T", Qdisc, HtbClass, PoliceFilter)
+_T = TypeVar("_T", HtbClass, PoliceFilter)
 
 
 def _group(items: tuple[_T, ...]) -> dict[str, tuple[_T, ...]]:

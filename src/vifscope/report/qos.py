@@ -11,13 +11,13 @@ from typing import Any
 from vifscope.model import HostSnapshot, SourceError
 from vifscope.model.qos import (
     KIBIBYTE,
-    KILOBYTE,
     PROBLEM_VERDICTS,
     Bandwidth,
     BandwidthRate,
     DirectionQos,
     Enforced,
     VifQos,
+    bits,
 )
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, errors_list
 
@@ -87,15 +87,6 @@ def qos_exit_code(snap: HostSnapshot, vifs: Sequence[VifQos], errors: Sequence[S
     if any(s in failed for s in QOS_REQUIRED) or ("ovs" in failed and any(q.where == "ovsdb" for q in vifs)):
         return EXIT_SOURCE
     return EXIT_PROBLEMS if any(q.verdict in PROBLEM_VERDICTS for q in vifs) else EXIT_OK
-
-
-def bits(kbytes_per_s: float) -> str:
-    """A libvirt rate (kB/s) as a human reads link speeds: "8.0 Mbit/s"."""
-    value = kbytes_per_s * KILOBYTE * 8
-    for unit, scale in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f} bit/s"
 
 
 def size(kib: float) -> str:

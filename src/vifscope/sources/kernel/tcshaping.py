@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vifscope.model import Qdisc
-from vifscope.model.qos import HtbClass, HtbRoot, PoliceFilter, TcShaping
+from vifscope.model.qos import HtbClass, HtbRoot, PoliceFilter, RootQdisc, TcShaping
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.rtnl import (
     RTM_GETQDISC,
@@ -180,8 +180,13 @@ def _request(index: int, parent: int = 0) -> bytes:
 
 
 def read_tc_shaping(only: frozenset[str] | None = None, timeout: float = 10.0) -> TcShaping:
-    """Qdiscs of every link; htb classes and ingress police filters of the links that have
-    them (of ``only`` those, when given). Raises CommandError when the kernel cannot be asked."""
+    """htb classes and ingress police filters of the links that have them (of ``only`` those,
+    when given). Raises CommandError when the kernel cannot be asked."""
+    return read_tc(only, timeout)[1]
+
+
+def read_tc(only: frozenset[str] | None = None, timeout: float = 10.0) -> tuple[tuple[Qdisc, ...], TcShaping]:
+    """Every link's qdiscs (what ``tcdump.read_qdiscs`` gives, for doctor) and the shaping."""
     name_of = link_namer()
     try:
         qdiscs, roots, index = parse_qdiscs(consistent_dump(RTM_GETQDISC, timeout), name_of)
@@ -193,7 +198,7 @@ def read_tc_shaping(only: frozenset[str] | None = None, timeout: float = 10.0) -
         dumps = dump_each(requests, timeout) if requests else []
     except OSError as exc:  # RtnlError included
         raise CommandError(f"rtnetlink {WHAT[RTM_GETTCLASS]} dump failed: {exc}") from exc
-    return assemble(qdiscs, roots, dumps[: len(class_devs)], dumps[len(class_devs) :], name_of)
+    return tuple(qdiscs), assemble(qdiscs, roots, dumps[: len(class_devs)], dumps[len(class_devs) :], name_of)
 
 
 def assemble(
@@ -206,4 +211,5 @@ def assemble(
     """The TcShaping of a qdisc dump's results and the per-device class and filter dumps."""
     classes = [c for d in class_dumps for c in parse_classes(d, name_of)]
     police = [p for d in filter_dumps for p in parse_police_filters(d, name_of)]
-    return TcShaping(tuple(qdiscs), tuple(roots), tuple(classes), tuple(police))
+    root_kinds = tuple(RootQdisc(q.dev, q.kind) for q in qdiscs if q.root)
+    return TcShaping(root_kinds, tuple(roots), tuple(classes), tuple(police))
