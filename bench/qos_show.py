@@ -98,9 +98,10 @@ def main() -> None:
         f"bench/scale.py's synthetic host (test-driver node file, held taps in a netns), `<bandwidth>` on every "
         f"{args.shaped_every}th vif with libvirt's htb class applied for real on its tap (a fifth of them at another "
         "rate), an undeclared htb on every 100th other tap. `tc loop`: `tc class show dev TAP` per shaped tap, each "
-        f"its own process, timed on {len(sample)} taps and extrapolated. Verdicts: {json.dumps(counts, sort_keys=True)}.\n\n"
-        "| vifs | shaped taps | qos s | qos RSS MB | status s | qos/status | tc loop s (extrapolated) | speed-up | verdicts exact |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        f"its own process, timed on {len(sample)} taps and extrapolated. "
+        f"Verdicts: {json.dumps(counts, sort_keys=True)}.\n\n"
+        "| vifs | shaped taps | qos s | qos RSS MB | status s | qos/status | tc loop s (extrapolated) "
+        "| speed-up | verdicts exact |\n|---|---|---|---|---|---|---|---|---|"
     )
     body = f"{head}\n{row}\n\nMedian of {args.runs} runs each; process wall time, peak RSS from wait4()."
     print(body)
