@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     args = ap.parse_args()
     precompile()
+    load_before = os.getloadavg()[0]
     p = plan(args.vifs // 4, 4, prefix="vs-q-s")
     held = {v.tap for v in p.vifs if v.fault != "missing"}
     taps = [(v.tap, v.expect != "inactive") for v in p.vifs if v.tap in held]
@@ -103,7 +105,11 @@ def main() -> None:
         "| vifs | shaped taps | qos s | qos RSS MB | status s | qos/status | tc loop s (extrapolated) "
         "| speed-up | verdicts exact |\n|---|---|---|---|---|---|---|---|---|"
     )
-    body = f"{head}\n{row}\n\nMedian of {args.runs} runs each; process wall time, peak RSS from wait4()."
+    body = (
+        f"{head}\n{row}\n\nMedian of {args.runs} runs each; process wall time, peak RSS from wait4(). 1-minute load "
+        f"average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other sessions share the 2 cores: read "
+        "qos/status, measured side by side)."
+    )
     print(body)
     if args.write:
         write_section("qos", body)

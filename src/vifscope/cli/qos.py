@@ -29,7 +29,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     qos.add_argument("action", nargs="?", choices=["show"], default="show", help="show (the default)")
     common(qos)
-    vif_filters(qos, problems=True)
+    vif_filters(qos, problems=False)
+    qos.add_argument(
+        "--problems", action="store_true", help="only vifs missing / drift / partial / undeclared / unsupported"
+    )
     qos.set_defaults(func=cmd_qos)
 
 
