@@ -40,12 +40,14 @@ DEVS = ("vs-q-a", "vs-q-b", "vs-q-t0")
 
 READ = """
 import json, subprocess, sys
+from vifscope.sources.kernel import tcdump
 from vifscope.sources.kernel.tcshaping import read_tc
 qdiscs, tc = read_tc()
+same = sorted(map(repr, qdiscs)) == sorted(map(repr, tcdump.read_qdiscs()))
 text = {d: subprocess.run(["tc", "-s", "class", "show", "dev", d], capture_output=True, text=True, check=True).stdout
         for d in sys.argv[1:]}
-print(json.dumps({"classes": [c.__dict__ for c in tc.classes], "roots": [r.__dict__ for r in tc.htb_roots],
-                  "police": [p.__dict__ for p in tc.police], "text": text}))
+print(json.dumps({"same_qdiscs": same, "classes": [c.__dict__ for c in tc.classes],
+                  "roots": [r.__dict__ for r in tc.htb_roots], "police": [p.__dict__ for p in tc.police], "text": text}))
 """
 RATE = {"bit": 1, "Kbit": 1e3, "Mbit": 1e6, "Gbit": 1e9, "Tbit": 1e12}
 SIZE = {"b": 1, "Kb": 1024, "Mb": 1 << 20, "Gb": 1 << 30}
@@ -118,3 +120,4 @@ def test_htb_classes_read_the_same_as_tc(netns: str) -> None:
         ("vs-q-t0", "1:", 1),
     ]
     assert got["police"] == []  # a u32 filter without police is not a cap
+    assert got["same_qdiscs"]  # doctor's qdiscs now come from this dump: the same as tcdump's

@@ -42,11 +42,12 @@ def _running_targets(snap: HostSnapshot) -> frozenset[str]:
 def _inactive_xml(dom: Any) -> tuple[str, str | Exception]:
     import libvirt
 
+    name = str(dom.name())  # kept by the binding: no round trip, and known when the fetch fails
     try:
-        return str(dom.name()), str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return name, str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     except libvirt.libvirtError as exc:  # vanished meanwhile: reported as that domain's error
         failed: Exception = exc
-        return "?", failed
+        return name, failed
 
 
 def read_config_bandwidth(uri: str, domains: frozenset[str], errors: list[SourceError]) -> ConfigBandwidth | None:
