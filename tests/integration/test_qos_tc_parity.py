@@ -47,7 +47,8 @@ same = sorted(map(repr, qdiscs)) == sorted(map(repr, tcdump.read_qdiscs()))
 text = {d: subprocess.run(["tc", "-s", "class", "show", "dev", d], capture_output=True, text=True, check=True).stdout
         for d in sys.argv[1:]}
 print(json.dumps({"same_qdiscs": same, "classes": [c.__dict__ for c in tc.classes],
-                  "roots": [r.__dict__ for r in tc.htb_roots], "police": [p.__dict__ for p in tc.police], "text": text}))
+                  "roots": [r.__dict__ for r in tc.htb_roots], "police": [p.__dict__ for p in tc.police],
+                  "text": text}))
 """
 RATE = {"bit": 1, "Kbit": 1e3, "Mbit": 1e6, "Gbit": 1e9, "Tbit": 1e12}
 SIZE = {"b": 1, "Kb": 1024, "Mb": 1 << 20, "Gb": 1 << 30}
