@@ -28,6 +28,15 @@ from benchlib import median_runs, precompile, write_section
 from vifscope.lab.synth import SynthHost, plan
 
 NS = "vs-q-scale"
+# In the netns: the kernel side ``qos`` adds to status, alone (median of 5 in one process).
+TC_READ = """
+import statistics, time
+from vifscope.sources.kernel.tcshaping import read_tc
+runs = []
+for _ in range(5):
+    t0 = time.perf_counter(); qdiscs, tc = read_tc(); runs.append(time.perf_counter() - t0)
+print(statistics.median(runs), len(qdiscs), len(tc.classes))
+"""
 BANDWIDTH = "<bandwidth><inbound average='1000' peak='2000' burst='256'/></bandwidth>"
 
 
@@ -80,6 +89,8 @@ def main() -> None:
         status_s, _, _ = median_runs(
             in_ns(sys.executable, "-m", "vifscope", "-c", host.uri, "status", "--json"), args.runs
         )
+        tc_out = subprocess.run(in_ns(sys.executable, "-c", TC_READ), capture_output=True, text=True, check=True)
+        tc_s, n_qdiscs, n_classes = tc_out.stdout.split()
         doc = json.loads(last.stdout)
         got = {v["target"]: v["verdict"] for v in doc["vifs"] if v["verdict"] != "inactive"}
         exact = set(expect) <= set(got) and all(v == expect.get(t, "none") for t, v in got.items())
@@ -93,6 +104,7 @@ def main() -> None:
         counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
     row = (
         f"| {args.vifs} | {len(shaped)} | {qos_s:.3f} | {qos_rss // 1024} | {status_s:.3f} | {qos_s / status_s:.2f}x "
+        f"| {float(tc_s) * 1000:.0f} ({n_qdiscs} qdiscs, {n_classes} classes) "
         f"| {loop:.1f} | {loop / qos_s:.0f}x | {exact} |"
     )
     head = (
@@ -102,8 +114,8 @@ def main() -> None:
         "rate), an undeclared htb on every 100th other tap. `tc loop`: `tc class show dev TAP` per shaped tap, each "
         f"its own process, timed on {len(sample)} taps and extrapolated. "
         f"Verdicts: {json.dumps(counts, sort_keys=True)}.\n\n"
-        "| vifs | shaped taps | qos s | qos RSS MB | status s | qos/status | tc loop s (extrapolated) "
-        "| speed-up | verdicts exact |\n|---|---|---|---|---|---|---|---|---|"
+        "| vifs | shaped taps | qos s | qos RSS MB | status s | qos/status | tc read ms (in-process) "
+        "| tc loop s (extrapolated) | speed-up | verdicts exact |\n|---|---|---|---|---|---|---|---|---|---|"
     )
     body = (
         f"{head}\n{row}\n\nMedian of {args.runs} runs each; process wall time, peak RSS from wait4(). 1-minute load "
