@@ -183,3 +183,27 @@ def test_rate_text_and_sizes() -> None:
 def test_domiftune_values(rate: BandwidthRate | None, value: str) -> None:
     """virsh's average[,peak[,burst[,floor]]] (virshParseRateStr skips empty fields; 0 clears)."""
     assert tune_value(rate) == value
+
+
+def test_short_or_foreign_tc_messages_are_skipped() -> None:
+    """A class whose TCA_HTB_PARMS is short, a police action without its parameters, and a
+    non-htb class read as nothing (never a crash, never a made-up rate)."""
+    from tests.golden_qos.tcbuild import RTM_NEWTCLASS, RTM_NEWTFILTER, Host, attr, nest
+    from vifscope.sources.kernel.tcshaping import parse_classes, parse_police_filters
+
+    host = Host()
+    short = host.message(RTM_NEWTCLASS, "t0", 0x10001, 0xFFFFFFFF, 0, attr(1, b"htb\0"), nest(2, attr(1, b"\0" * 20)))
+    other = host.message(RTM_NEWTCLASS, "t0", 0x10002, 0xFFFFFFFF, 0, attr(1, b"hfsc\0"), nest(2, attr(1, b"\0" * 44)))
+    assert parse_classes([short + other], host.name_of) == []
+    bare = nest(7, nest(1, attr(1, b"police\0"), nest(2)))
+    msg = host.message(RTM_NEWTFILTER, "t0", 0x800800, 0xFFFFFFF2, 0x30300, attr(1, b"u32\0"), nest(2, bare))
+    assert parse_police_filters([msg], host.name_of) == []
+
+
+@pytest.mark.parametrize("stdout", ["", "{}\n", "[1]\n[2]\n[3]\n[4]\n", '{"headings": ["name"], "data": 5}\n' * 4])
+def test_odd_ovs_vsctl_output_is_an_ovs_error(stdout: str) -> None:
+    from vifscope.sources.ovs import OvsError
+    from vifscope.sources.ovsqos import parse_ovs_qos_output
+
+    with pytest.raises(OvsError):
+        parse_ovs_qos_output(stdout)
