@@ -25,7 +25,9 @@ from vifscope.sources.kernel.firewall import parse_iptables_save, parse_nft_rule
 from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
 from vifscope.sources.kernel.linkdump import parse_dump
 from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.kernel.sriov import vf_tables_from_dump
 from vifscope.sources.kernel.tcdump import parse_neigh_dump, parse_qdisc_dump
+from vifscope.sources.kernel.unixsock import parse_proc_net_unix
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
 from vifscope.sources.libvirt.factxml import (
     FactXmlError,
@@ -121,6 +123,26 @@ def _name_of(index: int) -> str:
     return f"if{index}"
 
 
+STATUS_CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
+
+
+@functools.cache
+def proc_net_unix_seeds() -> tuple[str, ...]:
+    return tuple(sorted({p.read_text(encoding="utf-8") for p in STATUS_CASES.glob("*/backends/proc_net_unix.txt")}))
+
+
+@functools.cache
+def vf_table_seeds() -> tuple[Any, ...]:
+    """Link dumps with a PF's vfinfo_list (the SR-IOV golden cases of both suites)."""
+    status = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(STATUS_CASES.glob("hostdev-*/links.json"))]
+    return tuple(_distinct([d for d in (*status, *golden_json("links.json")) if "vfinfo_list" in json.dumps(d)]))
+
+
+def run_vf_tables(dump: Any) -> object:
+    names = [r.get("ifname") for r in dump if isinstance(r, dict)] if isinstance(dump, list) else []
+    return vf_tables_from_dump(dump, [n for n in names if isinstance(n, str)])
+
+
 def run_domain(text: str) -> object:
     parsed = parse_domain(text, DomainState.RUNNING)
     return parsed, parse_domain_extras(text, parsed.name)
@@ -155,4 +177,6 @@ TARGETS: tuple[Target, ...] = (
     Target("nft-json", lambda: golden_json("facts/nft.json"), mutate_json, run_nft, (JsonShapeError,)),
     Target("iptables-save", lambda: golden_texts("facts/iptables-legacy.txt"), mutate_lines, parse_iptables_save,
            ()),
+    Target("proc-net-unix", proc_net_unix_seeds, mutate_lines, parse_proc_net_unix, ()),
+    Target("vfinfo-json", vf_table_seeds, mutate_json, run_vf_tables, (JsonShapeError,)),
 )  # fmt: skip

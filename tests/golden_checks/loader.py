@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.golden.backends import replay_backends
 from tests.golden_checks.patch import PatchError, apply_patch
 from tests.golden_qos.tcbuild import shaping
 from vifscope.model import (
@@ -270,18 +271,21 @@ def load_case(path: Path) -> Case:
         ovs = parse_ovs_tables([json.loads(line) for line in lines if line.strip()])
     errors = tuple(SourceError(e["source"], e["error"], e.get("hint", "")) for e in meta.get("source_errors", []))
     has_facts = files.find("facts") is not None
+    links = files.json("links.json")
+    backends, backend_errors = replay_backends(path, vifs, networks, links, "qemu:///system")  # the case's own only
     snap = HostSnapshot(
         host="golden-host",
         uri="qemu:///system",
         taken_at=datetime.fromisoformat(meta["taken_at"]),
         vifs=tuple(vifs),
-        links=parse_links(files.json("links.json")),
+        links=parse_links(links),
         ovs_ports=ovs.ports if ovs else (),
         ovs_bridges=ovs.bridges if ovs else (),
         ovs_available=ovs is not None,
         networks=tuple(networks),
-        errors=errors,
+        errors=(*errors, *backend_errors),
         facts=_facts(files, [v.mac for v in vifs if v.mac], dom_xml, net_xml) if has_facts else None,
+        backends=backends,
     )
     files.check_patches()
     return Case(path.name, meta, snap, expected_findings(path))

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from vifscope.checks import addresses, binding, bridges, hostdev, networks, performance, qos, security
+from vifscope.checks import addresses, backends, binding, bridges, hostdev, networks, performance, qos, security
 from vifscope.checks.base import CATEGORIES, Check, CheckContext
 from vifscope.checks.config import DoctorConfig
 from vifscope.checks.isolation import IsolationSummary, summarize
@@ -14,6 +14,7 @@ from vifscope.model import Finding, HostSnapshot, Severity, VifBinding
 
 ALL_CHECKS: tuple[Check, ...] = (
     *binding.CHECKS,
+    *backends.CHECKS,
     *bridges.CHECKS,
     *addresses.CHECKS,
     *networks.CHECKS,
