@@ -194,11 +194,8 @@ def judge(
 ) -> tuple[VifQos, ...]:
     """Every vif of the snapshot, in (domain, index) order. ``config`` maps (domain, mac) to the
     persistent definition's ``<bandwidth>``; a vif missing from it was not compared."""
-    out = []
-    for v in sorted(snap.vifs, key=lambda v: (v.domain, v.index)):
-        key = (v.domain, v.mac or "")
-        if config is not None and key in config:
-            out.append(judge_vif(v, snap, tc, ovs, config[key]))
-        else:
-            out.append(judge_vif(v, snap, tc, ovs, v.bandwidth))
-    return tuple(out)
+    conf = config or {}
+    return tuple(
+        judge_vif(v, snap, tc, ovs, conf.get((v.domain, v.mac or ""), v.bandwidth))
+        for v in sorted(snap.vifs, key=lambda v: (v.domain, v.index))
+    )
