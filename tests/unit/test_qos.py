@@ -207,3 +207,26 @@ def test_odd_ovs_vsctl_output_is_an_ovs_error(stdout: str) -> None:
 
     with pytest.raises(OvsError):
         parse_ovs_qos_output(stdout)
+
+
+def test_the_human_table_shows_both_sides_in_bits_and_the_verdicts() -> None:
+    """What ``vifscope qos`` prints: declared → in force [mechanism], each direction's verdict,
+    the vif's verdict (with "config differs"); nothing-on-either-side is a single "-"."""
+    from rich.console import Console
+
+    from vifscope.report.qostable import qos_table
+
+    iface = "<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='b'/><target dev='t0'/>"
+    iface += "<bandwidth><inbound average='1000' peak='2000'/><outbound average='500'/></bandwidth></interface>"
+    snap = _snap("tun", iface)
+    tc = shaping(
+        ["qdisc add dev t0 root handle 1: htb default 1", "class add dev t0 parent 1: classid 1:1 htb rate 4000kbps"]
+    )
+    q = judge_vif(snap.vifs[0], snap, tc, {}, None)
+    console = Console(width=250, record=True)
+    console.print(qos_table([q]))
+    text = console.export_text()
+    assert "8.0 Mbit/s (peak 16.0 Mbit/s)" in text  # declared inbound
+    assert "→ 32.0 Mbit/s, burst 1.6 KiB [htb]" in text  # in force: 4000 kB/s, ceil = rate, tc's default buffer
+    assert "4.0 Mbit/s" in text and "→ -" in text and "missing" in text  # outbound declared, nothing in force
+    assert "drift (config differs)" in text

@@ -29,13 +29,13 @@ def qos_table(vifs: Sequence[VifQos]) -> Table:
         table.add_column(col, overflow="fold")
     for q in vifs:
         verdict = q.verdict.value + (" (config differs)" if q.config_differs else "")
-        table.add_row(
-            q.domain,
+        table.add_row(  # Text, not str: "[htb]" or a domain named "[x]" is not rich markup
+            Text(q.domain),
             str(q.index),
-            q.target or "-",
-            q.type,
-            direction_text(q.inbound),
-            direction_text(q.outbound),
+            Text(q.target or "-"),
+            Text(q.type),
+            Text(direction_text(q.inbound)),
+            Text(direction_text(q.outbound)),
             Text(verdict, style=VERDICT_STYLE.get(q.verdict, "")),
             style="dim" if q.verdict is QosVerdict.INACTIVE else None,
         )
