@@ -13,7 +13,7 @@ from vifscope.cli.common import show, vif_filters
 from vifscope.model.qos import PROBLEM_VERDICTS, TcShaping
 from vifscope.report import qos as report
 from vifscope.sources.libvirt.conn import resolve_uri
-from vifscope.sources.qos import read_qos_sources
+from vifscope.sources.qos import ConfigReader, read_qos_sources
 from vifscope.sources.snapshot import take_snapshot
 
 if TYPE_CHECKING:
@@ -38,11 +38,12 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 def cmd_qos(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.connect)
-    snap = take_snapshot(uri)
+    config = ConfigReader()
+    snap = take_snapshot(uri, read_libvirt_fn=config)
     if args.domain:
         wanted = set(args.domain)
         snap = replace(snap, vifs=tuple(v for v in snap.vifs if v.domain in wanted or v.domain_uuid in wanted))
-    src = read_qos_sources(uri, snap)
+    src = read_qos_sources(snap, config)
     ovs = {q.name: q for q in src.ovs or ()}
     vifs = judge(snap, src.tc or TcShaping(), ovs, src.config)
     errors = (*snap.errors, *src.errors)

@@ -8,7 +8,7 @@ Each part is guarded: a failing one is a SourceError and its part is None.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vifscope.model import HostSnapshot, SourceError
@@ -16,7 +16,7 @@ from vifscope.model.qos import Bandwidth, OvsQos, TcShaping
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.tcshaping import read_tc_shaping
 from vifscope.sources.libvirt.bandwidth import BandwidthXmlError, bandwidth_by_mac
-from vifscope.sources.libvirt.conn import XML_FETCHERS, LibvirtUnavailable, connect
+from vifscope.sources.libvirt.conn import XML_FETCHERS, LibvirtState, connect, read_state
 from vifscope.sources.ovs import OvsError
 from vifscope.sources.ovsqos import read_ovs_qos
 
@@ -50,17 +50,16 @@ def _inactive_xml(dom: Any) -> tuple[str, str | Exception]:
         return name, failed
 
 
-def read_config_bandwidth(uri: str, domains: frozenset[str], errors: list[SourceError]) -> ConfigBandwidth | None:
-    """(domain, MAC) -> the persistent definition's ``<bandwidth>``, for the named running domains."""
+def read_config_bandwidth(conn: Any, errors: list[SourceError]) -> ConfigBandwidth | None:
+    """(domain, MAC) -> the persistent definition's ``<bandwidth>``, for every running domain."""
     import libvirt
 
     out: ConfigBandwidth = {}
     try:
-        with connect(uri) as conn:
-            doms = [d for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if d.name() in domains]
-            with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-qos") as pool:
-                fetched = list(pool.map(_inactive_xml, doms))
-    except (LibvirtUnavailable, libvirt.libvirtError) as exc:
+        doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        with ThreadPoolExecutor(max_workers=XML_FETCHERS, thread_name_prefix="vifscope-qos") as pool:
+            fetched = list(pool.map(_inactive_xml, doms))
+    except libvirt.libvirtError as exc:
         errors.append(SourceError("libvirt-config", str(exc).strip(), CONFIG_HINT))
         return None
     for name, xml in fetched:
@@ -73,9 +72,25 @@ def read_config_bandwidth(uri: str, domains: frozenset[str], errors: list[Source
     return out
 
 
-def read_qos_sources(uri: str, snap: HostSnapshot, *, config: bool = True) -> QosSources:
-    """The enforced side of every running vif of ``snap``, and the persistent ``<bandwidth>``."""
-    errors: list[SourceError] = []
+@dataclass
+class ConfigReader:
+    """A ``take_snapshot`` libvirt reader that, on the same connection and right after the live
+    read, also fetches every running domain's persistent XML (one connection: libvirt's test
+    driver re-parses its node file on every open). The result waits in ``config``."""
+
+    config: ConfigBandwidth | None = None
+    errors: list[SourceError] = field(default_factory=list)
+
+    def __call__(self, uri: str) -> LibvirtState:
+        with connect(uri) as conn:
+            state = read_state(conn, uri)
+            self.config = read_config_bandwidth(conn, self.errors)
+        return state
+
+
+def read_qos_sources(snap: HostSnapshot, config: ConfigReader | None = None) -> QosSources:
+    """The enforced side of every running vif of ``snap`` (and what ``config`` read meanwhile)."""
+    errors: list[SourceError] = list(config.errors) if config else []
     targets = _running_targets(snap)
     tc = None
     try:
@@ -88,6 +103,4 @@ def read_qos_sources(uri: str, snap: HostSnapshot, *, config: bool = True) -> Qo
             ovs = read_ovs_qos()
         except OvsError as exc:
             errors.append(SourceError("ovs", str(exc), OVS_HINT))
-    running = frozenset(v.domain for v in snap.vifs if v.domain_state.has_taps)
-    conf = read_config_bandwidth(uri, running, errors) if config and running else None
-    return QosSources(tc, ovs, conf, tuple(errors))
+    return QosSources(tc, ovs, config.config if config else None, tuple(errors))
