@@ -230,3 +230,33 @@ def test_the_human_table_shows_both_sides_in_bits_and_the_verdicts() -> None:
     assert "→ 32.0 Mbit/s, burst 1.6 KiB [htb]" in text  # in force: 4000 kB/s, ceil = rate, tc's default buffer
     assert "4.0 Mbit/s" in text and "→ -" in text and "missing" in text  # outbound declared, nothing in force
     assert "drift (config differs)" in text
+
+
+def test_a_config_only_domiftune_shows_as_config_differs() -> None:
+    """libvirt's test driver, one connection: ``domiftune --config`` on the running stock domain
+    changes only its persistent definition; the live read has no <bandwidth>, the config read
+    has it, and the verdict says the two differ."""
+    import libvirt
+
+    from vifscope.bind.qos import judge
+    from vifscope.model import SourceError
+    from vifscope.sources.libvirt.conn import read_state
+    from vifscope.sources.qos import read_config_bandwidth
+
+    conn = libvirt.open("test:///default")
+    try:
+        dom = conn.lookupByName("test")
+        (mac,) = [v.mac for v in read_state(conn, "test:///default").vifs if v.domain == "test"]
+        dom.setInterfaceParameters(mac, {"inbound.average": 100, "inbound.burst": 8}, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        live = read_state(conn, "test:///default")
+        errors: list[SourceError] = []
+        config = read_config_bandwidth(conn, errors)
+    finally:
+        conn.close()
+    assert errors == [] and config is not None
+    assert config[("test", mac)] == Bandwidth(BandwidthRate(100, burst=8))
+    from datetime import UTC, datetime
+
+    snap = HostSnapshot("h", "test:///default", datetime(2026, 1, 1, tzinfo=UTC), live.vifs)
+    (q,) = [q for q in judge(snap, shaping([]), {}, config) if q.domain == "test"]
+    assert q.config_differs and q.inbound.declared is None and q.config == config[("test", mac)]
