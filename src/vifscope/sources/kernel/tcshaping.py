@@ -54,7 +54,10 @@ HTB_GLOB = struct.Struct("=III")  # version, rate2quantum, defcls (struct tc_htb
 POLICE = struct.Struct("=IiIII8xI")  # index, action, limit, burst, mtu, rate.rate (struct tc_police)
 POLICE_SIZE = 56
 TICKS_PER_SECOND = 15_625_000  # 1 s / 64 ns
-TC_H_INGRESS_FILTERS = 0xFFFFFFF2  # ffff:fff2, what `tc filter show dev X ingress` asks for
+# ffff:fff2, what `tc filter show dev X ingress` asks for (an ingress qdisc's filters, or a clsact's
+# ingress side; u32 shares its hash tables per qdisc, so a clsact's dump may list egress u32
+# filters too: libvirt uses an ingress qdisc, where there is one side only).
+TC_H_INGRESS_FILTERS = 0xFFFFFFF2
 # How a police action treats packets over the rate (TC_ACT_*), as tc names it.
 ACTIONS = {-1: "continue", 0: "pass", 1: "reclassify", 2: "drop", 3: "pipe"}
 # Where each classifier keeps a legacy police attribute / its action list.
