@@ -13,6 +13,7 @@ from functools import cached_property
 
 from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
 from vifscope.model.host import HostFacts
+from vifscope.model.qos import Bandwidth
 
 
 class DomainState(StrEnum):
@@ -116,6 +117,7 @@ class DeclaredVif:
     queues: int | None = None
     filterref: str | None = None
     vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
+    bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
     vlan_tags: tuple[int, ...] = ()  # <vlan><tag id=>, in document order
 
 
