@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from vifscope.bind.qos import judge
 from vifscope.cli.common import show, vif_filters
+from vifscope.cli.qosset import add_set_arguments, cmd_qos_set
 from vifscope.model.qos import PROBLEM_VERDICTS, TcShaping
 from vifscope.report import qos as report
 from vifscope.sources.libvirt.conn import resolve_uri
@@ -24,11 +25,13 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     qos = sub.add_parser(
         "qos",
         help="declared <bandwidth> against what the kernel / OVSDB enforces",
-        epilog="exit codes: 0 all enforced or none, 1 missing / drift / partial / undeclared / unsupported, "
-        "3 a source is unavailable",
+        epilog="exit codes (show): 0 all enforced or none, 1 missing / drift / partial / undeclared / unsupported, "
+        "3 a source is unavailable; (set): 0 enforced or cleared, 1 refused or rolled back, 2 usage, "
+        "3 a source or the audit log is unavailable",
     )
-    qos.add_argument("action", nargs="?", choices=["show"], default="show", help="show (the default)")
+    qos.add_argument("action", nargs="?", choices=["show", "set"], default="show", help="show (the default) or set")
     common(qos)
+    add_set_arguments(qos)
     vif_filters(qos, problems=False)
     qos.add_argument(
         "--problems", action="store_true", help="only vifs missing / drift / partial / undeclared / unsupported"
@@ -37,6 +40,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 def cmd_qos(args: argparse.Namespace) -> int:
+    if args.action == "set":
+        return cmd_qos_set(args)
     uri = resolve_uri(args.connect)
     config = ConfigReader()
     snap = take_snapshot(uri, read_libvirt_fn=config)
@@ -45,7 +50,7 @@ def cmd_qos(args: argparse.Namespace) -> int:
         snap = replace(snap, vifs=tuple(v for v in snap.vifs if v.domain in wanted or v.domain_uuid in wanted))
     src = read_qos_sources(snap, config)
     ovs = {q.name: q for q in src.ovs or ()}
-    vifs = judge(snap, src.tc or TcShaping(), ovs, src.config)
+    vifs = judge(snap, src.tc or TcShaping(), ovs, src.config, config.policies)
     errors = (*snap.errors, *src.errors)
     code = report.qos_exit_code(snap, vifs, src.errors)
     shown = [q for q in vifs if q.verdict in PROBLEM_VERDICTS] if args.problems else list(vifs)
