@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from vifscope.lab.qoslink import QosLink
-from vifscope.model.qospolicy import QOS_NS
 from vifscope.sources.kernel.kconfig import read_shaping
 
 pytestmark = pytest.mark.integration
@@ -74,15 +73,6 @@ def test_tc_backend_caps_both_directions_and_leaves_the_neighbour_alone(lab: Qos
     ]
 
 
-def _metadata_written(doc: dict[str, object]) -> str:
-    """The ``<qos>`` element the run's ``virsh metadata --set`` wrote, namespaced for a node file
-    (the test driver keeps metadata per connection only, as it keeps everything)."""
-    import shlex
-
-    cmd = next(shlex.split(c) for c in doc["commands"] if " metadata " in c)  # type: ignore[attr-defined]
-    return cmd[cmd.index("--set") + 1].replace("<qos>", f"<qos xmlns='{QOS_NS}'>", 1)
-
-
 def test_show_reads_the_metadata_and_clear_removes_only_what_vifscope_made(lab: QosLink, tmp_path: Path) -> None:
     uri = lab.write_node()
     ours, other = lab.pairs
@@ -90,7 +80,7 @@ def test_show_reads_the_metadata_and_clear_removes_only_what_vifscope_made(lab: 
         lab, uri, tmp_path, ours.domain, ours.mac, "--backend", "tc", "--inbound", "1000", "--outbound", "500"
     )
     assert done.returncode == 0, done.stderr
-    uri = lab.write_node({ours.domain: _metadata_written(json.loads(done.stdout))})
+    uri = lab.remember(json.loads(done.stdout))
     tc(
         lab,
         "qdisc",

@@ -9,12 +9,16 @@ its interface's target the ``A`` end, so ``vifscope -c test:///node.xml qos set`
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+from vifscope.model.qospolicy import QOS_NS
 
 DOMAIN = """  <domain type='test'>
     <name>{name}</name>
@@ -85,6 +89,18 @@ class QosLink:
         ]  # fmt: skip
         self.node.write_text("<node>\n" + "".join(doms) + "</node>\n")
         return f"test://{self.node}"
+
+    def remember(self, set_doc: dict[str, Any]) -> str:
+        """Rewrite the node file with the metadata a ``qos set --json`` run wrote (its ``virsh
+        metadata --set`` argument, namespaced): the test driver keeps changes per connection
+        only, so the next process would otherwise not see them. Returns the URI."""
+        meta: dict[str, str] = {}
+        for text in set_doc["commands"]:
+            argv = shlex.split(text)
+            if "metadata" in argv and "--set" in argv:
+                qos = argv[argv.index("--set") + 1].replace("<qos>", f"<qos xmlns='{QOS_NS}'>", 1)
+                meta[argv[argv.index("--") + 1]] = qos
+        return self.write_node(meta)
 
     def __enter__(self) -> QosLink:
         try:
