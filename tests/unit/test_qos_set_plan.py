@@ -34,11 +34,11 @@ def texts(plan: TcPlan | Refusal) -> list[str]:
 def test_a_fresh_vif_gets_htb_on_the_tap_and_an_ifb_for_outbound() -> None:
     plan = plan_tc(site(), None, VifPolicy(MAC, R(1000, 2000, 64), R(500)))
     assert texts(plan) == [
-        "tc qdisc add dev vnet3 root handle 1: htb default 1",
+        "tc qdisc replace dev vnet3 root handle 1: htb default 1",
         "tc class add dev vnet3 parent 1: classid 1:1 htb rate 1000kbps ceil 2000kbps burst 64kb",
         "ip link add name vsq-17 type ifb",
         "ip link set dev vsq-17 up",
-        "tc qdisc add dev vsq-17 root handle 1: htb default 1",
+        "tc qdisc replace dev vsq-17 root handle 1: htb default 1",
         "tc class add dev vsq-17 parent 1: classid 1:1 htb rate 500kbps ceil 500kbps",
         "tc qdisc add dev vnet3 handle ffff: ingress",
         "tc filter add dev vnet3 parent ffff: protocol all prio 1 u32 match u32 0 0 action mirred egress redirect "

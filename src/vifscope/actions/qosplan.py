@@ -40,10 +40,12 @@ class TcPlan:
 
 
 def _htb(dev: str, rate: BandwidthRate) -> tuple[Command, ...]:
+    """``replace``: a tap comes with a default root (pfifo_fast, mq, ...) that ``add`` will not
+    override; anything else was refused before this runs."""
     avg = rate.average or 0
     burst = ("burst", f"{rate.burst}kb") if rate.burst else ()
     return (
-        Command(("tc", "qdisc", "add", "dev", dev, "root", "handle", ROOT_HANDLE, "htb", "default", "1")),
+        Command(("tc", "qdisc", "replace", "dev", dev, "root", "handle", ROOT_HANDLE, "htb", "default", "1")),
         Command((
             "tc", "class", "add", "dev", dev, "parent", ROOT_HANDLE, "classid", f"{ROOT_HANDLE}1", "htb",
             "rate", f"{avg}kbps", "ceil", f"{rate.peak or avg}kbps", *burst,
