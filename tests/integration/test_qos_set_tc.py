@@ -11,7 +11,10 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,47 @@ def test_libvirt_backend_refuses_up_front_where_the_kernel_cannot_enforce(lab: Q
     doc = json.loads(refused.stdout)
     assert doc["status"] == "refused" and "sch_sfq" in doc["error"] and "--backend tc" in doc["hint"]
     assert "htb" not in tc(lab, "qdisc", "show", "dev", vif.tap)
+
+
+@contextmanager
+def changes_the_class_once(lab: QosLink, tap: str, rate: str) -> Iterator[None]:
+    """Another admin, for real: ``tc monitor`` in ``A``; the first time class 1:1 appears on
+    ``tap`` with another rate, it is changed to ``rate`` -- while vifscope is between its apply
+    and its fresh read (the ``virsh metadata`` call alone takes tens of milliseconds)."""
+    mon = subprocess.Popen(["ip", "netns", "exec", lab.ns_a, "tc", "monitor"], stdout=subprocess.PIPE, text=True)
+
+    def watch() -> None:
+        assert mon.stdout is not None
+        for line in mon.stdout:
+            if line.startswith(f"class htb 1:1 dev {tap} ") and f"rate {rate} " not in line:
+                tc(lab, "class", "change", "dev", tap, "parent", "1:", "classid", "1:1", "htb", "rate", rate)
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    time.sleep(0.3)  # tc monitor subscribes
+    try:
+        yield
+    finally:
+        mon.kill()
+        mon.wait()
+        thread.join(timeout=5)
+
+
+def test_a_class_changed_between_apply_and_verify_is_rolled_back_to_the_previous_policy(
+    lab: QosLink, tmp_path: Path
+) -> None:
+    uri = lab.write_node()
+    vif = lab.pairs[0]
+    first = qos_set(lab, uri, tmp_path, vif.domain, vif.mac, "--backend", "tc", "--inbound", "1000")
+    assert first.returncode == 0, first.stderr
+    uri = lab.remember(json.loads(first.stdout))
+    with changes_the_class_once(lab, vif.tap, "24Mbit"):
+        second = qos_set(lab, uri, tmp_path, vif.domain, vif.mac, "--backend", "tc", "--inbound", "2500")
+    assert second.returncode == 1
+    doc = json.loads(second.stdout)
+    assert doc["status"] == "rolled-back" and "drift" in doc["error"]
+    assert doc["inbound"]["enforced"]["average"] == 1000  # the rollback's own verification
+    assert "rate 8Mbit" in tc(lab, "class", "show", "dev", vif.tap)  # 1000 kB/s again, for real
+    phases = [(a["phase"], a["result"]) for a in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())]
+    assert phases[-3:] == [("apply", "ok"), ("verify", "not-verified"), ("rollback", "rolled-back")]
