@@ -109,6 +109,16 @@ def test_show_reads_the_metadata_and_clear_removes_only_what_vifscope_made(lab: 
     assert vifs[ours.domain]["outbound"]["declared"]["average"] == 500
     assert vifs[other.domain]["verdict"] == "undeclared"  # the tbf: someone else's
 
+    scrape = lab.vifscope(uri, "exporter", "--once", "--no-checks", "--audit-log", str(tmp_path / "none.jsonl"))
+    labels = f'domain="{ours.domain}",mac="{ours.mac}",target="{ours.tap}",direction="outbound"'
+    assert f"vifscope_vif_qos_declared_bytes_per_second{{{labels}}} 500000.0" in scrape.stdout, scrape.stderr
+    assert f"vifscope_vif_qos_enforced_bytes_per_second{{{labels}}} 500000.0" in scrape.stdout
+    assert f'vifscope_vif_qos_verdict{{{labels},verdict="enforced"}} 1.0' in scrape.stdout
+    assert (
+        f'domain="{other.domain}",mac="{other.mac}",target="{other.tap}",direction="inbound",verdict="undeclared"}} 1.0'
+        in scrape.stdout
+    )
+
     cleared = qos_set(lab, uri, tmp_path, ours.domain, ours.mac, "--backend", "tc", "--clear")
     assert cleared.returncode == 0, cleared.stderr
     assert json.loads(cleared.stdout)["status"] == "cleared"

@@ -239,6 +239,13 @@ def judge(
     conf = config or {}
     pol = policies or {}
     return tuple(
-        judge_vif(v, snap, tc, ovs, conf.get((v.domain, v.mac or ""), v.bandwidth), pol.get((v.domain, v.mac or "")))
+        judge_vif(
+            v,
+            snap,
+            tc,
+            ovs,
+            conf.get((v.domain, v.mac or ""), v.bandwidth),
+            pol.get((v.domain, v.mac or ""), v.qos_policy),
+        )
         for v in sorted(snap.vifs, key=lambda v: (v.domain, v.index))
     )

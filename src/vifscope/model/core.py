@@ -14,6 +14,7 @@ from functools import cached_property
 from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
 from vifscope.model.host import HostFacts
 from vifscope.model.qos import Bandwidth
+from vifscope.model.qospolicy import VifPolicy
 
 
 class DomainState(StrEnum):
@@ -119,6 +120,7 @@ class DeclaredVif:
     vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
     bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
     vlan_tags: tuple[int, ...] = ()  # <vlan><tag id=>, in document order
+    qos_policy: VifPolicy | None = None  # vifscope's tc-backend policy in <metadata> (model/qospolicy.py)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,11 @@ def policies_in_domain_xml(text: str) -> dict[str, VifPolicy]:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         raise QosMetaError(f"domain XML: {exc}") from exc
+    return policies_in_element(root)
+
+
+def policies_in_element(root: ET.Element) -> dict[str, VifPolicy]:
+    """The policies of a parsed ``<domain>`` element's ``<metadata>`` (none: absent)."""
     meta = root.find("metadata")
     elem = meta.find(f"{{{QOS_NS}}}qos") if meta is not None else None
     return parse_policies(ET.tostring(elem, encoding="unicode")) if elem is not None else {}
