@@ -195,3 +195,28 @@ def test_a_class_changed_between_apply_and_verify_is_rolled_back_to_the_previous
     assert "rate 8Mbit" in tc(lab, "class", "show", "dev", vif.tap)  # 1000 kB/s again, for real
     phases = [(a["phase"], a["result"]) for a in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())]
     assert phases[-3:] == [("apply", "ok"), ("verify", "not-verified"), ("rollback", "rolled-back")]
+
+
+def test_reapply_rebuilds_a_policy_on_a_recreated_tap_and_removes_the_old_ifb(lab: QosLink, tmp_path: Path) -> None:
+    uri = lab.write_node()
+    vif, other = lab.pairs
+    done = qos_set(lab, uri, tmp_path, vif.domain, vif.mac, "--backend", "tc", "--inbound", "1000", "--outbound", "500")
+    assert done.returncode == 0, done.stderr
+    uri = lab.remember(json.loads(done.stdout))
+    old_ifb = next(w for w in tc(lab, "qdisc", "show").split() if w.startswith("vsq-"))
+    lab.recreate(vif)
+
+    def verdicts() -> dict[str, str]:
+        shown = lab.vifscope(uri, "qos", "--json")
+        return {v["domain"]: v["verdict"] for v in json.loads(shown.stdout)["vifs"]}
+
+    assert verdicts() == {vif.domain: "missing", other.domain: "none"}
+    audit = str(tmp_path / "audit.jsonl")
+    again = lab.vifscope(uri, "qos", "reapply", "--audit-log", audit, "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    (one,) = json.loads(again.stdout)["reapplied"]
+    assert (one["domain"], one["was"], one["status"]) == (vif.domain, "missing", "enforced")
+    assert f"ip link del dev {old_ifb}" in one["commands"]
+    assert verdicts()[vif.domain] == "enforced"
+    got = lab.iperf(vif, inbound=False, seconds=2)
+    assert 0.5 * 500 * 8000 < got < 1.3 * 500 * 8000

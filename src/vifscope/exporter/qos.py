@@ -27,10 +27,9 @@ QUIET = frozenset({QosVerdict.NONE, QosVerdict.INACTIVE})
 
 def read_qos(snap: HostSnapshot, timeout: float) -> tuple[tuple[VifQos, ...], SourceError | None]:
     """Every running vif's QoS answer (OVS ports left out), or the tc source's error."""
-    running = {v.target for v in snap.vifs if v.target and v.domain_state.has_taps}
-    ifbs = {v.qos_policy.created.ifb for v in snap.vifs if v.qos_policy and v.qos_policy.created}
+    running = frozenset(v.target for v in snap.vifs if v.target and v.domain_state.has_taps)
     try:
-        tc = read_tc_shaping(frozenset(running | {i for i in ifbs if i}), timeout)
+        tc = read_tc_shaping(running, timeout)  # follows a tap's redirect to the tc backend's ifb
     except CommandError as exc:
         return (), SourceError("tc", str(exc), "does 'tc qdisc show' work here?")
     return tuple(q for q in judge(snap, tc, {}) if q.where != "ovsdb"), None

@@ -108,15 +108,24 @@ class QosLink:
                 _ip("netns", "add", ns)
                 _ip("-n", ns, "link", "set", "lo", "up")
             for x in self.pairs:
-                _ip("-n", self.ns_a, "link", "add", x.tap, "type", "veth", "peer", "name", x.guest, "netns", self.ns_b)
-                _ip("-n", self.ns_a, "addr", "add", f"{x.host_ip}/24", "dev", x.tap)
-                _ip("-n", self.ns_b, "addr", "add", f"{x.guest_ip}/24", "dev", x.guest)
-                _ip("-n", self.ns_a, "link", "set", x.tap, "up")
-                _ip("-n", self.ns_b, "link", "set", x.guest, "up")
+                self._plug(x)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _plug(self, x: Pair) -> None:
+        _ip("-n", self.ns_a, "link", "add", x.tap, "type", "veth", "peer", "name", x.guest, "netns", self.ns_b)
+        _ip("-n", self.ns_a, "addr", "add", f"{x.host_ip}/24", "dev", x.tap)
+        _ip("-n", self.ns_b, "addr", "add", f"{x.guest_ip}/24", "dev", x.guest)
+        _ip("-n", self.ns_a, "link", "set", x.tap, "up")
+        _ip("-n", self.ns_b, "link", "set", x.guest, "up")
+
+    def recreate(self, x: Pair) -> None:
+        """The pair deleted and made again, same names: what a domain restart does to a tap
+        (a new ifindex, none of its qdiscs)."""
+        _ip("-n", self.ns_a, "link", "del", x.tap)
+        self._plug(x)
 
     def close(self) -> None:
         for ns in (self.ns_a, self.ns_b):

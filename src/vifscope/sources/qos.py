@@ -113,8 +113,6 @@ def read_qos_sources(snap: HostSnapshot, config: ConfigReader | None = None) -> 
     """The enforced side of every running vif of ``snap`` (and what ``config`` read meanwhile)."""
     errors: list[SourceError] = list(config.errors) if config else []
     targets = _running_targets(snap)
-    if config is not None:  # the ifb devices the tc backend shapes a guest's outbound on
-        targets |= {p.created.ifb for p in config.policies.values() if p.created and p.created.ifb}
     tc = None
     try:
         tc = read_tc_shaping(targets)

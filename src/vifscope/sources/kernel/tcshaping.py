@@ -206,19 +206,26 @@ def read_tc_shaping(only: frozenset[str] | None = None, timeout: float = 10.0) -
 
 
 def read_tc(only: frozenset[str] | None = None, timeout: float = 10.0) -> tuple[tuple[Qdisc, ...], TcShaping]:
-    """Every link's qdiscs (what ``tcdump.read_qdiscs`` gives, for doctor) and the shaping."""
+    """Every link's qdiscs (what ``tcdump.read_qdiscs`` gives, for doctor) and the shaping.
+    A device an ingress filter of ``only`` redirects to (an ifb) gets its classes read too:
+    what shapes that traffic is there."""
     name_of = link_namer()
     try:
         qdiscs, roots, index = parse_qdiscs(consistent_dump(RTM_GETQDISC, timeout), name_of)
         wanted = {q.dev for q in qdiscs if only is None or q.dev in only}
-        class_devs = sorted(r.dev for r in roots if r.dev in wanted)
         filter_devs = sorted({q.dev for q in qdiscs if q.ingress and q.dev in wanted})
-        requests = [(RTM_GETTCLASS, _request(index[d])) for d in class_devs]
-        requests += [(RTM_GETTFILTER, _request(index[d], TC_H_INGRESS_FILTERS)) for d in filter_devs]
-        dumps = dump_each(requests, timeout) if requests else []
+        filter_dumps = _dump(RTM_GETTFILTER, filter_devs, index, timeout, TC_H_INGRESS_FILTERS)
+        wanted |= {r.target for d in filter_dumps for r in parse_redirects(d, name_of)}
+        class_devs = sorted(r.dev for r in roots if r.dev in wanted)
+        class_dumps = _dump(RTM_GETTCLASS, class_devs, index, timeout)
     except OSError as exc:  # RtnlError included
         raise CommandError(f"rtnetlink {WHAT[RTM_GETTCLASS]} dump failed: {exc}") from exc
-    return tuple(qdiscs), assemble(qdiscs, roots, dumps[: len(class_devs)], dumps[len(class_devs) :], name_of)
+    return tuple(qdiscs), assemble(qdiscs, roots, class_dumps, filter_dumps, name_of)
+
+
+def _dump(kind: int, devs: list[str], index: dict[str, int], timeout: float, parent: int = 0) -> list[list[bytes]]:
+    """One dump per device, on one socket (none: no socket opened)."""
+    return dump_each([(kind, _request(index[d], parent)) for d in devs], timeout) if devs else []
 
 
 def assemble(
