@@ -134,3 +134,16 @@ def test_libvirt_backend_names_what_the_kernel_lacks_per_direction() -> None:
     assert missing_in_kernel(Bandwidth(None, R(1000)), Shaping(sfq=False, police=True)) == ()
     assert missing_in_kernel(Bandwidth(R(0)), Shaping(sfq=False, police=False)) == ()
     assert missing_in_kernel(both, None) == ()  # kernel config unknown: libvirt is tried, and verified
+
+
+@pytest.mark.parametrize(
+    ("here", "words"),
+    [
+        (site(ifindex=0), "no tap vnet3"),
+        (site(vif_type="direct"), "not direct"),
+        (site(ovs=True), "Open vSwitch"),
+    ],
+)
+def test_vifs_the_layout_does_not_fit_are_refused(here: VifSite, words: str) -> None:
+    plan = plan_tc(here, None, VifPolicy(MAC, R(1000)))
+    assert isinstance(plan, Refusal) and words in plan.message

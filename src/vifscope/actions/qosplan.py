@@ -22,6 +22,7 @@ from vifscope.model.qospolicy import INGRESS_HANDLE, ROOT_HANDLE, Created, VifPo
 
 # Root qdiscs a link has when nobody configured it: replacing one takes nothing from anyone.
 DEFAULT_ROOTS = frozenset({"noqueue", "pfifo_fast", "mq", "pfifo", "bfifo", "fq_codel", "fq"})
+TAP_TYPES = frozenset({"bridge", "network", "ethernet"})
 TC_HINT = "use --backend tc (vifscope shapes with htb and an ifb device instead)"
 
 
@@ -82,8 +83,31 @@ def teardown(site: VifSite, made: Created | None) -> tuple[Command, ...]:
     return tuple(out)
 
 
+def _unshapable(site: VifSite) -> Refusal | None:
+    """Vifs whose tap the layout does not fit: none here, a macvtap (its egress is the guest's
+    outbound, not inbound), an OVS port (OVS owns its qdiscs and deletes an ingress one)."""
+    if site.ifindex == 0 or not site.dev:
+        return Refusal(
+            f"{site.domain} {site.mac}: no tap {site.dev or '(none)'} on this host", "is the domain running?"
+        )
+    if site.vif_type not in TAP_TYPES:
+        return Refusal(
+            f"{site.domain} {site.mac}: the tc backend shapes taps (bridge, network, ethernet), not {site.vif_type}",
+            "use --backend libvirt",
+        )
+    if site.ovs:
+        return Refusal(
+            f"{site.domain} {site.mac}: an Open vSwitch port: OVS manages its qdiscs",
+            "use --backend libvirt (OVSDB QoS)",
+        )
+    return None
+
+
 def _refusal(site: VifSite, ours: Created | None, target: VifPolicy) -> Refusal | None:
     mine = ours if ours is not None and ours.dev == site.dev else Created(site.dev)
+    unfit = _unshapable(site)
+    if unfit is not None:
+        return unfit
     if site.libvirt_bandwidth:
         return Refusal(
             f"{site.domain} {site.mac}: libvirt's <bandwidth> owns this vif's shaping; the tc backend leaves it alone",

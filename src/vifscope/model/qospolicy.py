@@ -50,7 +50,8 @@ class VifPolicy:
 class VifSite:
     """Where a vif's shaping goes, read just before planning: its tap, the tap's ifindex, the
     kind of the tap's root qdisc (None: none reported), whether it has an ingress / clsact
-    qdisc, the link names present, and whether libvirt's ``<bandwidth>`` is on it."""
+    qdisc, the link names present, whether libvirt's ``<bandwidth>`` is on it, the interface
+    type and whether it is an OVS port. ``ifindex`` 0: the link does not exist here."""
 
     domain: str
     mac: str
@@ -60,6 +61,8 @@ class VifSite:
     has_ingress: bool
     links: frozenset[str]
     libvirt_bandwidth: bool
+    vif_type: str = "ethernet"  # <interface type=>
+    ovs: bool = False  # an Open vSwitch port (<virtualport type='openvswitch'/>)
 
 
 def ifb_name(ifindex: int) -> str:

@@ -89,7 +89,10 @@ def read_vif(uri: str, domain: str, mac: str) -> VifRead:
     names = [n for n in (dev, made.ifb if made else None) if n]
     qd, _tc = read_shaping_of(frozenset(names))
     root, ingress = qd.get(dev, (None, False))
+    present = frozenset(n for n in names if _exists(n))
+    kind = "direct" if vif.type == "network" and vif.live_dev and not vif.live_bridge else vif.type
+    ovs = vif.virtualport == "openvswitch"
     site = VifSite(
-        domain, mac, dev, _exists(dev), root, ingress, frozenset(n for n in names if _exists(n)), bandwidth is not None
+        domain, mac, dev, _exists(dev) if dev else 0, root, ingress, present, bandwidth is not None, kind, ovs
     )
     return VifRead(site, bandwidth, policies, vif.type, vif.domain_state.has_taps)
