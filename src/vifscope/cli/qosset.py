@@ -106,7 +106,7 @@ def cmd_qos_set(args: argparse.Namespace) -> int:
     for cmd in out.rollback_commands:
         console.print(f"rolled back: {cmd}", highlight=False, markup=False)
     if out.judged is not None:
-        console.print(f"inbound:  {direction_text(out.judged.inbound)}", highlight=False, markup=False)
-        console.print(f"outbound: {direction_text(out.judged.outbound)}", highlight=False, markup=False)
+        for name, d in (("inbound: ", out.judged.inbound), ("outbound:", out.judged.outbound)):
+            console.print(f"{name} {' '.join(direction_text(d).split(chr(10)))}", highlight=False, markup=False)
     console.print(f"{req.domain} {req.mac}: {out.status}" + (f" ({out.error})" if out.error else ""), markup=False)
     return EXIT[out.status]
