@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +67,9 @@ def paused(tmp_path: Path) -> Iterator[None]:
         assert started.returncode == 0, started.stderr
         yield
     finally:
+        # an ifb outlives the tap it shaped for (only clear / reapply remove it): remove ours
+        for ifb in re.findall(r'ifb="(vsq-\d+)"', virsh("dumpxml", NAME).stdout):
+            subprocess.run(["ip", "link", "del", "dev", ifb], capture_output=True, check=False)
         virsh("destroy", NAME)
         virsh("undefine", NAME)
 
@@ -96,3 +101,28 @@ def test_policy_travels_in_the_domain_definition_and_clear_removes_it(paused: No
     assert f"htb 1: dev {TAP} " not in left and f"ingress ffff: dev {TAP} " not in left
     assert "vifscope:qos" not in virsh("dumpxml", "--inactive", NAME).stdout
     assert json.loads(vifscope("qos", "-d", NAME, "--json").stdout)["vifs"][0]["verdict"] == "none"
+
+
+def test_watch_heal_rebuilds_the_policy_on_the_new_tap_after_a_restart(paused: None, tmp_path: Path) -> None:
+    audit = str(tmp_path / "audit.jsonl")
+    done = vifscope("qos", "set", NAME, "--mac", MAC, "--backend", "tc", "--inbound", "1000", "--outbound", "500",
+                    "--audit-log", audit, "--json")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    cmd = [sys.executable, "-m", "vifscope", "-c", URI, "watch", "--heal", "--json", "-d", NAME, "--audit-log", audit]
+    watch = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = threading.Timer(120, watch.kill)  # no event after 2 min: the lines end, the test fails
+    deadline.start()
+    try:
+        assert watch.stdout is not None
+        lines = iter(watch.stdout.readline, "")
+        assert next(d for d in map(json.loads, lines) if d["event"] == "start")
+        assert virsh("destroy", NAME).returncode == 0
+        assert virsh("start", "--paused", NAME).returncode == 0  # a new tap: none of vifscope's qdiscs
+        healed = next(d for d in map(json.loads, lines) if d["event"] == "qos-heal")
+    finally:
+        deadline.cancel()
+        watch.terminate()
+        watch.wait(timeout=30)
+    assert (healed["domain"], healed["was"], healed["status"]) == (NAME, "missing", "enforced")
+    (vif,) = json.loads(vifscope("qos", "-d", NAME, "--json").stdout)["vifs"]
+    assert (vif["read_from"], vif["verdict"]) == ("vifscope-metadata", "enforced")

@@ -9,33 +9,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
-from vifscope.actions.qosplan import Refusal
-from vifscope.actions.qosset import SetRequest, set_tc
+from vifscope.actions.qosreapply import due, reapply_one
 from vifscope.bind.qos import POLICY_WHERE
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model import HostSnapshot
-from vifscope.model.qos import QosVerdict, VifQos
+from vifscope.model.qos import VifQos
 from vifscope.sources.qos import QosSources
-from vifscope.sources.qosset import SiteUnavailable
 
 NEEDED = frozenset({"libvirt", "netlink", "tc"})  # without these, nothing can be judged or rebuilt
-REBUILD = frozenset({QosVerdict.MISSING, QosVerdict.DRIFT, QosVerdict.PARTIAL})
-
-
-def _one(uri: str, q: VifQos, audit: AuditLog) -> dict[str, Any]:
-    inbound, outbound = q.inbound.declared, q.outbound.declared
-    req = SetRequest(uri, q.domain, q.mac or "", inbound, outbound, True, True, False, False, False)
-    doc: dict[str, Any] = {"domain": q.domain, "mac": q.mac, "target": q.target, "was": q.verdict.value}
-    try:
-        out = set_tc(req, audit)
-    except SiteUnavailable as exc:
-        return {**doc, "status": "unavailable", "error": str(exc)}
-    if isinstance(out, Refusal):
-        return {**doc, "status": "refused", "error": out.message}
-    return {**doc, "status": out.status, "commands": list(out.commands), "error": out.error}
 
 
 def cmd_qos_reapply(args: argparse.Namespace, judged: tuple[HostSnapshot, QosSources, tuple[VifQos, ...]]) -> int:
@@ -46,17 +29,17 @@ def cmd_qos_reapply(args: argparse.Namespace, judged: tuple[HostSnapshot, QosSou
         make_console(stderr=True).print(f"error: {first.error}\n  hint: {first.hint}", markup=False, highlight=False)
         return 3
     audit = AuditLog(Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT_LOG)
-    due = [q for q in vifs if q.where == POLICY_WHERE and q.verdict in REBUILD and q.mac]
+    todo = due(vifs)
     try:
-        if due:
+        if todo:
             audit.check_writable()
-        done = [_one(snap.uri, q, audit) for q in due]
+        done = [reapply_one(snap.uri, q, audit) for q in todo]
     except AuditError as exc:
         make_console(stderr=True).print(f"error: {exc}\n  hint: {exc.hint}", markup=False, highlight=False)
         return 3
     code = 0 if all(d["status"] == "enforced" for d in done) else 1
     if args.json:
-        emit_json({"reapplied": done, "in_force": sum(q.where == POLICY_WHERE for q in vifs) - len(due)})
+        emit_json({"reapplied": done, "in_force": sum(q.where == POLICY_WHERE for q in vifs) - len(todo)})
         return code
     console = make_console()
     for d in done:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vifscope.actions.audit import AuditLog
 from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.report import documents as report
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
@@ -36,6 +37,7 @@ from vifscope.watch.lvevents import LibvirtWatcher
 from vifscope.watch.nlmon import LinkWatch
 from vifscope.watch.output import Printer
 from vifscope.watch.ovsmon import OvsMonitor
+from vifscope.watch.qosheal import qos_heal
 from vifscope.watch.state import (
     Affects,
     Everything,
@@ -57,6 +59,7 @@ class WatchOptions:
     config_path: Path | None = None
     domains: frozenset[str] = frozenset()  # -d: only these domains are shown and healed
     healer: Healer | None = None  # None: watch only
+    qos_audit: AuditLog | None = None  # with a healer: tc-backend QoS policies are re-applied too (watch/qosheal.py)
     dry_run: bool = False
 
 
@@ -161,10 +164,15 @@ class Watch:
 
     def apply(self, snap: HostSnapshot, affects: Affects, cause: str) -> None:
         snap = dataclasses.replace(snap, taken_at=datetime.now(UTC))
-        for t in self.table.update(snap, affects, cause):
+        moved = self.table.update(snap, affects, cause)
+        for t in moved:
             if self.scope.shown(t.vif.domain, t.vif.domain_uuid):
                 self.printer.transition(t)
         self._wants_heal()
+        if self.opt.qos_audit is not None:  # a vif with a tc-backend policy that (re)gained its tap
+            taps = frozenset(t.new.vif.target for t in moved if t.new and t.new.vif.qos_policy and t.new.vif.target)
+            heal = qos_heal(self.table.snap, taps, self.scope.shown, self.opt.qos_audit, dry_run=self.opt.dry_run)
+            self.apply_all(fx.Emit(doc) for doc in heal)
 
     def _wants_heal(self) -> None:
         if self.opt.healer is not None and self.table.broken():

@@ -122,6 +122,7 @@ TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "start": _text_start,
     "reload": _text_reload,
     "stop": lambda d: f"stopped ({d['signal']})",
+    "qos-heal": lambda d: f"qos {d.get('domain', '')} {d.get('mac', '')}: {d['status']} (was {d.get('was', '?')})",
 }
 
 
