@@ -52,6 +52,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--audit-log", type=Path, metavar="PATH", help="default /var/log/vifscope/actions.jsonl")
     p.add_argument("--interval", type=_positive, metavar="S", help="seconds between live updates (default 1)")
     p.add_argument("--timeout", type=_positive, metavar="S", help="deadline per source in seconds (default 3)")
+    p.add_argument("--host-id", metavar="ID", help="this host's identity for a fleet hub (default /etc/machine-id)")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=run_serve)
 
@@ -65,6 +66,7 @@ def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | Non
         audit_log=args.audit_log,
         interval=args.interval,
         timeout=args.timeout,
+        host_id=args.host_id,
     )
     host, port = parse_listen(cfg.listen)
     token = load_token(cfg.token_file) if cfg.token_file else None

@@ -9,6 +9,7 @@ is optional:
     interval = 1.0              # seconds between live snapshots while a page is open
     timeout = 3.0               # deadline per source (libvirt, links, OVSDB) for one snapshot
     max_body = 65536            # bytes; a larger request body gets 413
+    host_id = "kvm-rack3-07"    # this host's name for a fleet hub (default: /etc/machine-id)
 
 Without token_file the API is read-only: the mutating endpoints answer 403.
 """
@@ -46,6 +47,7 @@ class ServeConfig:
     interval: float = 1.0
     timeout: float = 3.0
     max_body: int = 65536
+    host_id: str | None = None  # None: the machine-id (serve.host.Identity)
     doctor: DoctorConfig = field(default_factory=DoctorConfig)  # thresholds for /api/v1/findings
 
 
@@ -56,6 +58,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "interval": (int, float),
     "timeout": (int, float),
     "max_body": int,
+    "host_id": str,
 }
 _PATHS = ("token_file", "audit_log")
 

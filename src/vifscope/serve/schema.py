@@ -185,6 +185,23 @@ class HealthDoc(_Open):
     source_errors: list[SourceErrorDoc]
 
 
+class HostDoc(_Open):
+    """``GET /api/v1/host``: the agent's identity for a fleet hub."""
+
+    host_id: str = Field(description="--host-id, else /etc/machine-id, else the host name")
+    host_id_source: Literal["flag", "machine-id", "hostname"]
+    hostname: str
+    version: str = Field(description="vifscope's version")
+    uri: str
+    libvirt_version: str | None = Field(description="the libvirt library's version")
+    mutations: bool
+    uptime_s: float | None = Field(description="seconds since the host booted")
+    agent_uptime_s: float = Field(description="seconds since this server started")
+    status: Literal["ok", "degraded"]
+    vifs: int
+    source_errors: list[SourceErrorDoc]
+
+
 class InfoDoc(_Open):
     version: str
     uri: str
