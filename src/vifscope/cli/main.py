@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "check-xml": "vifscope.cli.checkxml",
     "attach": "vifscope.cli.attach",
     "detach": "vifscope.cli.detach",
+    "fleet": "vifscope.cli.fleet",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"
