@@ -55,31 +55,41 @@ def _where(vifs: Sequence[RemoteVif], hosts: tuple[str, ...]) -> str:
     return ", ".join(f"{v.host}:{v.domain}" for v in vifs if v.host in hosts)
 
 
-def _duplicates(
-    answers: Sequence[HostAnswer], check: str, noun: str, keys: Callable[[RemoteVif], Sequence[str]]
-) -> Iterator[FleetFinding]:
-    segment = {a.name: a.host.segment for a in answers}
+def _on_the_wire(
+    answers: Sequence[HostAnswer], keys: Callable[[RemoteVif], Sequence[str]]
+) -> dict[str, list[RemoteVif]]:
+    """Running vifs by key (a MAC, an address), each vif once per key."""
     seen: dict[str, list[RemoteVif]] = {}
     for a in answers:
         for v in a.vifs:
             if v.active:
                 for key in dict.fromkeys(keys(v)):
                     seen.setdefault(key, []).append(v)
-    for key, vifs in sorted(seen.items()):
-        on = {v.host: segment[v.host] for v in vifs}
-        for sev, hosts, seg in _segment_groups(on):
-            where = _where(vifs, hosts)
-            scope = f"in segment {seg}" if seg else "(segment unknown: they may not share an L2)"
-            ev: tuple[tuple[str, Evidence], ...] = ((noun, key), ("hosts", ",".join(hosts)), ("segment", seg))
-            ev += (("vifs", where),)
-            note = f"give one of them another {noun}: a running guest's {noun} changes only with its definition"
-            if seg is None:
-                note = f"label each host's L2 with labels: {{segment: ...}} in the inventory; if they share one, {note}"
-            mac = key if noun == "MAC" else None
-            msg = f"{noun} {key} is on running guests of {len(hosts)} hosts {scope}: {where}"
-            yield FleetFinding(
-                Finding(check, sev, "network", msg, mac=mac, evidence=ev, fix=Fix(note=note), subject="fleet"), hosts
-            )
+    return seen
+
+
+def _duplicate(
+    check: str, noun: str, key: str, where: str, group: tuple[Severity, tuple[str, ...], str | None]
+) -> Finding:
+    sev, hosts, seg = group
+    scope = f"in segment {seg}" if seg else "(segment unknown: they may not share an L2)"
+    ev: tuple[tuple[str, Evidence], ...] = ((noun, key), ("hosts", ",".join(hosts)), ("segment", seg), ("vifs", where))
+    note = f"give one of them another {noun}: a running guest's {noun} changes only with its definition"
+    if seg is None:
+        note = f"label each host's L2 with labels: {{segment: ...}} in the inventory; if they share one, {note}"
+    msg = f"{noun} {key} is on running guests of {len(hosts)} hosts {scope}: {where}"
+    mac = key if check == "fleet.mac_duplicate" else None
+    return Finding(check, sev, "network", msg, mac=mac, evidence=ev, fix=Fix(note=note), subject="fleet")
+
+
+def _duplicates(
+    answers: Sequence[HostAnswer], check: str, noun: str, keys: Callable[[RemoteVif], Sequence[str]]
+) -> Iterator[FleetFinding]:
+    segment = {a.name: a.host.segment for a in answers}
+    for key, vifs in sorted(_on_the_wire(answers, keys).items()):
+        for group in _segment_groups({v.host: segment[v.host] for v in vifs}):
+            hosts = group[1]
+            yield FleetFinding(_duplicate(check, noun, key, _where(vifs, hosts), group), hosts)
 
 
 def _routable(v: RemoteVif) -> list[str]:

@@ -7,7 +7,7 @@ becomes that host's error, not a crash.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +136,3 @@ def parse_findings(doc: Any) -> tuple[Mapping[str, Any], ...]:
         _str(finding, "severity", "a finding")
         out.append(finding)
     return tuple(out)
-
-
-def hosts_named(answers: Sequence[HostAnswer]) -> dict[str, HostAnswer]:
-    return {a.name: a for a in answers}
