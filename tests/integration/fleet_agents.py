@@ -70,11 +70,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def agent(workdir: Path, name: str, guests: Sequence[Guest]) -> Iterator[Agent]:
+def agent(workdir: Path, name: str, guests: Sequence[Guest], *extra: str) -> Iterator[Agent]:
     node = workdir / f"{name}.xml"
     node.write_text(node_xml(guests))
     cmd = [sys.executable, "-m", "vifscope", "-c", f"test://{node}", "serve", "--json", "--listen", "127.0.0.1:0"]
-    cmd += ["--host-id", f"id-{name}", "--audit-log", str(workdir / f"{name}.audit"), "--interval", "0.5"]
+    cmd += ["--host-id", f"id-{name}", "--audit-log", str(workdir / f"{name}.audit"), "--interval", "0.5", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -83,6 +83,15 @@ def agent(workdir: Path, name: str, guests: Sequence[Guest]) -> Iterator[Agent]:
         yield Agent(name, json.loads(line)["url"], proc)
     finally:
         _stop(proc)
+
+
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (subjectAltName: what a client checks) and its key."""
+    cert, key = workdir / "agent-cert.pem", workdir / "agent-key.pem"
+    cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=vs-f-agent"]
+    cmd += ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.fleet_agents import Agent, Guest, agents, closed_port_url
+from tests.integration.fleet_agents import Agent, Guest, agent, agents, closed_port_url, self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +139,28 @@ def test_the_host_document_names_the_agent(fleet: tuple[Path, dict[str, Agent]])
     status, _, body = _get(fleet[1]["h3"].url + "api/v1/host")
     doc = json.loads(body)
     assert status == 200 and (doc["host_id"], doc["host_id_source"], doc["vifs"]) == ("id-h3", "flag", 2)
+
+
+def test_an_https_agent_is_checked_against_the_inventorys_ca(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    with agent(tmp_path, "tls", HOSTS["h3"], "--tls-cert", str(cert), "--tls-key", str(key)) as a:
+        assert a.url.startswith("https://127.0.0.1:")
+        inv = tmp_path / "inventory.yaml"
+        hosts = [{"name": "trusted", "url": a.url, "ca_file": str(cert)}, {"name": "untrusted", "url": a.url}]
+        inv.write_text(json.dumps({"hosts": hosts}))
+        rc, doc, _ = hub(inv, "status")
+    answered = [(h["name"], h["answered"]) for h in doc["hosts"]]
+    assert answered == [("trusted", True), ("untrusted", False)], doc["host_errors"]
+    assert "CERTIFICATE_VERIFY_FAILED" in doc["host_errors"][0]["error"] and rc == 1
+    assert {v["host"] for v in doc["vifs"]} == {"trusted"}
+
+
+def test_serve_refuses_half_a_tls_setting(tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path)
+    cmd = [sys.executable, "-m", "vifscope", "-c", "test:///default", "serve", "--listen", "127.0.0.1:0"]
+    res = subprocess.run([*cmd, "--tls-cert", str(cert)], capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 2 and "both a certificate and its key" in res.stderr and "hint:" in res.stderr
+    res = subprocess.run(
+        [*cmd, "--tls-cert", str(cert), "--tls-key", str(cert)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert res.returncode == 2 and "not usable" in res.stderr

@@ -20,7 +20,7 @@ hosts:
     url: http://10.0.0.11:8777
     token_file: /etc/vifscope/fleet-token
     labels: {rack: 3, segment: vlan20}
-  - {name: kvm-a2, url: "https://kvm-a2.example/vifscope/"}
+  - {name: kvm-a2, url: "https://kvm-a2.example/vifscope/", ca_file: /etc/vifscope/ca.pem}
 """
 
 
@@ -30,6 +30,7 @@ def test_inventory_reads_hosts_labels_and_tokens() -> None:
     assert (a1.name, a1.url, a1.token_file) == ("kvm-a1", "http://10.0.0.11:8777/", Path("/etc/vifscope/fleet-token"))
     assert a1.labels == (("rack", "3"), ("segment", "vlan20")) and a1.segment == "vlan20"
     assert (a2.url, a2.token_file, a2.segment) == ("https://kvm-a2.example/vifscope/", None, None)
+    assert (a1.ca_file, a2.ca_file) == (None, Path("/etc/vifscope/ca.pem"))
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,7 @@ def test_inventory_reads_hosts_labels_and_tokens() -> None:
         ("hosts: [{name: a, url: 'http://a/', labels: [x]}]", "labels must be a mapping"),
         ("hosts: [{name: a, url: 'http://a/', labels: {segment: yes}}]", "label 'segment'"),
         ("hosts: [{name: a, url: 'http://a/'}]\nagents: 1", "unknown top-level key(s) agents"),
+        ("hosts: [{name: a, url: 'https://a/', ca_file: 3}]", "ca_file must be a path"),
     ],
 )
 def test_inventory_errors_say_where_and_what(text: str, words: str) -> None:

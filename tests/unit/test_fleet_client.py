@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from vifscope.sources.agents import AgentReply, AgentTarget, ask_all
 
@@ -74,3 +75,15 @@ def test_a_host_waiting_for_its_turn_is_not_charged_for_the_wait() -> None:
     assert replies["good"].error is None and replies["good"].answer("api/v1/host") == {}
     assert replies["hung1"].error == replies["hung2"].error == "no answer within 0.5 s"
     assert time.monotonic() - start >= 1.0  # the two deadlines were served one after the other
+
+
+def test_a_ca_file_that_cannot_be_used_is_the_error_of_the_hosts_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    targets = [
+        AgentTarget("a", "https://127.0.0.1:1/", None, bad),
+        AgentTarget("b", f"http://127.0.0.1:{_closed_port()}/"),
+    ]
+    a, b = asyncio.run(ask_all(targets, ["api/v1/host"], timeout=1.0, limit=4))
+    assert a.error is not None and a.error.startswith(f"ca_file {bad}: ")
+    assert b.error == "cannot connect: Connection refused"  # asked all the same

@@ -16,7 +16,7 @@ from tests.unit.test_topology import vif
 from vifscope.bind.join import bind
 from vifscope.model import SourceError
 from vifscope.report import documents as report
-from vifscope.serve.config import parse_serve_config
+from vifscope.serve.config import ServeConfigError, parse_serve_config, tls_context
 from vifscope.serve.etag import _matches, content_tag
 from vifscope.serve.host import Identity, host_document
 from vifscope.serve.state import View
@@ -87,3 +87,17 @@ def test_host_document_says_degraded_when_a_required_source_failed() -> None:
 
 def test_host_id_in_the_serve_table(tmp_path: Path) -> None:
     assert parse_serve_config('[serve]\nhost_id = "kvm-07"\n', tmp_path / "v.toml").host_id == "kvm-07"
+
+
+def test_tls_wants_both_files_and_usable_ones(tmp_path: Path) -> None:
+    assert tls_context(None, None) is None
+    with pytest.raises(ServeConfigError, match="both a certificate and its key"):
+        tls_context(tmp_path / "cert.pem", None)
+    with pytest.raises(ServeConfigError, match="cannot read the TLS files"):
+        tls_context(tmp_path / "absent.pem", tmp_path / "absent-key.pem")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ServeConfigError, match="not usable"):
+        tls_context(junk, junk)
+    cfg = parse_serve_config('[serve]\ntls_cert = "/etc/c.pem"\ntls_key = "/etc/k.pem"\n', tmp_path / "v.toml")
+    assert (cfg.tls_cert, cfg.tls_key) == (Path("/etc/c.pem"), Path("/etc/k.pem"))

@@ -86,7 +86,7 @@ def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> lis
         except ServeConfigError as exc:
             early[h.name] = AgentReply(h.name, (), f"token: {exc}", 0.0)
             continue
-        targets.append(AgentTarget(h.name, h.url, token))
+        targets.append(AgentTarget(h.name, h.url, token, h.ca_file))
     replies = {r.name: r for r in fetch_all(targets, paths, timeout=timeout, limit=limit)} | early
     return [host_answer(h, replies[h.name]) for h in inv.hosts]
 

@@ -4,6 +4,7 @@
       - name: kvm-a1                    # unique; the HOST column and every JSON "host"
         url: http://10.0.0.11:8777/     # the agent's base URL (vifscope serve)
         token_file: /etc/vifscope/fleet-token   # optional: sent as a bearer token
+        ca_file: /etc/vifscope/fleet-ca.pem     # optional: the CA an https agent's certificate is checked against
         labels: {rack: r3, segment: dc1-vlan20} # optional: segment = the L2 the vifs share
 
 An error names the file, the host's position and the key, and says how to fix it.
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-HOST_KEYS = ("name", "url", "token_file", "labels")
+HOST_KEYS = ("name", "url", "token_file", "ca_file", "labels")
 SEGMENT = "segment"  # the label naming a host's L2 segment (fleet.mac_duplicate)
 EXAMPLE = "hosts: [{name: kvm-a1, url: 'http://10.0.0.11:8777/'}]"
 
@@ -36,6 +37,7 @@ class FleetHost:
     url: str  # always ends with "/"
     token_file: Path | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    ca_file: Path | None = None  # None: the system's CAs
 
     @property
     def segment(self) -> str | None:
@@ -81,12 +83,15 @@ def _host(raw: Any, where: str) -> FleetHost:
     if not isinstance(name, str) or not name.strip():
         raise InventoryError(f"{where}: name must be a non-empty string", EXAMPLE)
     where = f"{where} ({name})"
-    token = raw.get("token_file")
-    if token is not None and (not isinstance(token, str) or not token):
-        raise InventoryError(f"{where}: token_file must be a path")
-    return FleetHost(
-        name, _url(raw.get("url"), where), Path(token) if token else None, _labels(raw.get("labels"), where)
-    )
+    token, ca = _path(raw, "token_file", where), _path(raw, "ca_file", where)
+    return FleetHost(name, _url(raw.get("url"), where), token, _labels(raw.get("labels"), where), ca)
+
+
+def _path(raw: Mapping[str, Any], key: str, where: str) -> Path | None:
+    value = raw.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InventoryError(f"{where}: {key} must be a path")
+    return Path(value) if value else None
 
 
 def parse_inventory(text: str, where: str = "inventory") -> Inventory:

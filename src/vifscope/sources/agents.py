@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +31,7 @@ class AgentTarget:
     name: str
     url: str  # base URL, ends with "/"
     token: str | None = None  # sent as a bearer token when set
+    ca_file: Path | None = None  # https: the CA to check the agent's certificate against (None: the system's)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ def _root_os_error(exc: BaseException) -> str | None:
     httpx's own "All connection attempts failed"."""
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, ssl.SSLError):  # its errno is OpenSSL's, not the C library's
+            why = getattr(seen, "verify_message", None)  # certificate checks only
+            return f"TLS: {seen.reason or seen}" + (f" ({why})" if why else "")
         if isinstance(seen, OSError) and (seen.errno or seen.strerror):
             return os.strerror(seen.errno) if seen.errno else seen.strerror
         seen = seen.__cause__ or seen.__context__
@@ -107,15 +113,41 @@ async def _ask(
         return AgentReply(target.name, tuple(answers), error, round(time.monotonic() - start, 3))
 
 
+def _verify(ca_file: Path | None) -> ssl.SSLContext | str:
+    """The TLS check for agents with this CA file; a file that cannot be used is a string: the
+    error every agent that names it gets."""
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        return f"ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}"
+
+
 async def ask_all(
     targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int
 ) -> list[AgentReply]:
-    """Every target's reply, in the targets' order."""
+    """Every target's reply, in the targets' order. One client per CA file (a client has one
+    TLS setting); they share the ``limit``."""
     gate = asyncio.Semaphore(max(1, limit))
     # httpx's own timeout backs up the deadline (it also bounds the connect of a queued request)
     limits = httpx.Limits(max_connections=max(1, limit) * max(1, len(paths)))
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, follow_redirects=False) as client:
-        return list(await asyncio.gather(*(_ask(client, gate, t, paths, timeout) for t in targets)))
+    verify = {ca: _verify(ca) for ca in dict.fromkeys(t.ca_file for t in targets)}
+    clients = {
+        ca: httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, verify=v)
+        for ca, v in verify.items()
+        if not isinstance(v, str)
+    }
+
+    async def one(t: AgentTarget) -> AgentReply:
+        client = clients.get(t.ca_file)
+        if client is None:
+            return AgentReply(t.name, (), str(verify[t.ca_file]), 0.0)
+        return await _ask(client, gate, t, paths, timeout)
+
+    try:
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 def fetch_all(targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int) -> list[AgentReply]:
