@@ -16,24 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifscope.cli.common import emit_json, make_console
-from vifscope.fleet.checks import fleet_findings
 from vifscope.fleet.inventory import Inventory, InventoryError, load_inventory
-from vifscope.fleet.merge import (
-    DOCTOR_PATHS,
-    STATUS_PATHS,
-    doctor_document,
-    doctor_exit,
-    host_answer,
-    status_document,
-    status_exit,
-)
-from vifscope.fleet.model import HostAnswer
 from vifscope.report.documents import EXIT_USAGE
-from vifscope.serve.config import ServeConfigError, load_token
-from vifscope.sources.agents import AgentReply, AgentTarget, fetch_all
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from vifscope.fleet.model import HostAnswer
+
+# The hub's HTTP client (httpx, httpcore: ~0.3 s of imports) is imported by the commands that
+# use it, not when `vifscope --help` builds every command's parser.
 
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_CONCURRENCY = 32
@@ -78,6 +70,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> list[HostAnswer]:
     """Every host's answer in inventory order. A token file that cannot be read is that host's
     error (the rest of the fleet is still asked)."""
+    from vifscope.fleet.merge import host_answer
+    from vifscope.serve.config import ServeConfigError, load_token
+    from vifscope.sources.agents import AgentReply, AgentTarget, fetch_all
+
     targets: list[AgentTarget] = []
     early: dict[str, AgentReply] = {}
     for h in inv.hosts:
@@ -119,6 +115,8 @@ def cmd_fleet_status(args: argparse.Namespace) -> int:
     inv = _inventory(args)
     if inv is None:
         return EXIT_USAGE
+    from vifscope.fleet.merge import STATUS_PATHS, status_document, status_exit
+
     answers = ask(inv, STATUS_PATHS, args.timeout, args.concurrency)
     doc = status_document(answers, args.problems)
 
@@ -136,6 +134,9 @@ def cmd_fleet_doctor(args: argparse.Namespace) -> int:
     inv = _inventory(args)
     if inv is None:
         return EXIT_USAGE
+    from vifscope.fleet.checks import fleet_findings
+    from vifscope.fleet.merge import DOCTOR_PATHS, doctor_document, doctor_exit
+
     answers = ask(inv, DOCTOR_PATHS, args.timeout, args.concurrency)
     doc = doctor_document(answers, fleet_findings(answers))
 
