@@ -46,8 +46,10 @@ def answer(
     addresses: dict[str, list[str]] | None = None,
     findings: list[dict[str, Any]] | None = None,
     errors: tuple[SourceError, ...] = (),
+    old: bool = False,
 ) -> HostAnswer:
-    """One answering host; ``addresses`` (MAC → guest addresses) as newer agents report them."""
+    """One answering host; ``addresses`` (MAC → guest addresses) as newer agents report them;
+    ``old``: an agent from before /api/v1/host (the client's answer for its 404 is None)."""
     info, status = agent_docs(name, vifs, plugged=plugged, errors=errors)
     if version:
         info["version"] = version
@@ -56,7 +58,7 @@ def answer(
             v["addresses"] = [
                 {"address": a, "prefix": 24, "family": "inet", "source": "lease"} for a in addresses.get(v["mac"], [])
             ]
-    answers: list[tuple[str, Any]] = [(HOST_PATH, info), (VIFS_PATH, status)]
+    answers: list[tuple[str, Any]] = [(HOST_PATH, None if old else info), (VIFS_PATH, status)]
     if findings is not None:
         answers.append((FINDINGS_PATH, {"findings": findings}))
     return host_answer(fleet_host(name, segment), AgentReply(name, tuple(answers), None, 0.01))

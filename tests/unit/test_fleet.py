@@ -117,3 +117,10 @@ def test_doctor_document_tags_host_and_fleet_findings() -> None:
     assert doctor_exit(answers, doc) == 1
     quiet = [answer("a", [guest("web", "52:54:00:00:00:01")], findings=[])]
     assert doctor_exit(quiet, doctor_document(quiet, fleet_findings(quiet))) == 0
+
+
+def test_an_agent_older_than_the_host_endpoint_is_still_merged() -> None:
+    old = answer("old", [guest("web", "52:54:00:00:00:01")], old=True)
+    doc = status_document([old])
+    assert (doc["hosts"][0]["status"], doc["hosts"][0]["version"]) == ("ok", None)
+    assert [v["host"] for v in doc["vifs"]] == ["old"] and status_exit([old]) == 0

@@ -54,6 +54,8 @@ def test_version_skew_names_the_hosts_off_the_common_version() -> None:
     fleet = [answer(n, [], version=v) for n, v in (("a", "1.2.0"), ("b", "1.2.0"), ("c", "1.1.0"))]
     assert _only("fleet.version_skew", fleet) == [("fleet.version_skew", ("c",), Severity.WARNING)]
     assert _only("fleet.version_skew", fleet[:2]) == []
+    older = [*fleet[:2], answer("d", [], old=True)]  # no /api/v1/host: older than any version that has it
+    assert _only("fleet.version_skew", older) == [("fleet.version_skew", ("d",), Severity.WARNING)]
 
 
 def test_every_host_that_did_not_answer_is_one_error() -> None:

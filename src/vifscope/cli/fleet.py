@@ -70,7 +70,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> list[HostAnswer]:
     """Every host's answer in inventory order. A token file that cannot be read is that host's
     error (the rest of the fleet is still asked)."""
-    from vifscope.fleet.merge import host_answer
+    from vifscope.fleet.merge import OPTIONAL_PATHS, host_answer
     from vifscope.serve.config import ServeConfigError, load_token
     from vifscope.sources.agents import AgentReply, AgentTarget, fetch_all
 
@@ -83,7 +83,9 @@ def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> lis
             early[h.name] = AgentReply(h.name, (), f"token: {exc}", 0.0)
             continue
         targets.append(AgentTarget(h.name, h.url, token, h.ca_file))
-    replies = {r.name: r for r in fetch_all(targets, paths, timeout=timeout, limit=limit)} | early
+    replies = {
+        r.name: r for r in fetch_all(targets, paths, timeout=timeout, limit=limit, optional=OPTIONAL_PATHS)
+    } | early
     return [host_answer(h, replies[h.name]) for h in inv.hosts]
 
 

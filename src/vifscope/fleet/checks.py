@@ -9,7 +9,8 @@ id, a severity, evidence and a fix, like doctor's (vifscope.checks).
 - ``fleet.ip_duplicate``: one guest address reported on two hosts' running vifs (same rule
   for segments); link-local addresses are left out. Needs agents that report ``addresses``.
 - ``fleet.version_skew``: agents running different vifscope versions (their answers may
-  differ in fields and checks): a warning naming the hosts off the most common version.
+  differ in fields and checks): a warning naming the hosts off the most common version. An
+  agent without /api/v1/host is older than every one that has it.
 - ``fleet.host_unreachable``: a host whose agent did not answer within the timeout.
 """
 
@@ -112,8 +113,11 @@ def ip_duplicates(answers: Sequence[HostAnswer]) -> Iterator[FleetFinding]:
     return _duplicates(answers, "fleet.ip_duplicate", "address", _routable)
 
 
+OLD_AGENT = "older (no /api/v1/host)"
+
+
 def version_skew(answers: Sequence[HostAnswer]) -> Iterator[FleetFinding]:
-    versions = {a.name: a.info.version for a in answers if a.info is not None}
+    versions = {a.name: a.info.version if a.info else OLD_AGENT for a in answers}
     counts = Counter(versions.values())
     if len(counts) < 2:
         return

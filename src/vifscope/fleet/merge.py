@@ -28,6 +28,7 @@ from vifscope.sources.agents import AgentReply
 HOST_PATH, VIFS_PATH, FINDINGS_PATH = "api/v1/host", "api/v1/vifs", "api/v1/findings"
 STATUS_PATHS = (HOST_PATH, VIFS_PATH)
 DOCTOR_PATHS = (HOST_PATH, VIFS_PATH, FINDINGS_PATH)
+OPTIONAL_PATHS = (HOST_PATH,)  # agents before the fleet work have no /api/v1/host: still merged
 HEALTHY = ("bound", "inactive")
 SOURCE_UNAVAILABLE = "source_unavailable"
 
@@ -36,7 +37,7 @@ def host_answer(host: FleetHost, reply: AgentReply) -> HostAnswer:
     if reply.error is not None:
         return HostAnswer(host, reply.error, reply.seconds)
     try:
-        info = parse_info(reply.answer(HOST_PATH))
+        info = parse_info(reply.answer(HOST_PATH)) if reply.answer(HOST_PATH) is not None else None
         vifs, errors = parse_vifs(host.name, reply.answer(VIFS_PATH))
         found = parse_findings(reply.answer(FINDINGS_PATH)) if reply.answer(FINDINGS_PATH) is not None else ()
     except ShapeError as exc:
@@ -58,12 +59,18 @@ def host_entry(a: HostAnswer) -> dict[str, Any]:
         "host_id": info.host_id if info else None,
         "version": info.version if info else None,
         "libvirt_version": info.libvirt_version if info else None,
-        "status": info.status if info else "unreachable",
+        "status": info.status if info else _status_without_info(a),
         "vifs": len(a.vifs),
         "summary": dict(Counter(v.status for v in a.vifs)),
         "source_errors": [dict(e) for e in a.source_errors],
         "seconds": a.seconds,
     }
+
+
+def _status_without_info(a: HostAnswer) -> str:
+    if a.error is not None:
+        return "unreachable"
+    return "degraded" if _failed_sources(a) else "ok"  # an older agent: judged by its vifs answer
 
 
 def host_errors(answers: Sequence[HostAnswer]) -> list[dict[str, str]]:

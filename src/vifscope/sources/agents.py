@@ -16,7 +16,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,15 +47,24 @@ class AgentReply:
         return dict(self.answers).get(path)
 
 
+@dataclass(frozen=True)
+class Asking:
+    timeout: float  # seconds per agent, for all its answers
+    limit: int  # agents in flight
+    optional: frozenset[str] = frozenset()  # paths an older agent may not have: 404 → None
+
+
 class AgentFailed(Exception):
     pass
 
 
-async def _get(client: httpx.AsyncClient, target: AgentTarget, path: str) -> tuple[str, Any]:
+async def _get(client: httpx.AsyncClient, target: AgentTarget, path: str, optional: bool) -> tuple[str, Any]:
     headers = {"Accept": "application/json"}
     if target.token:
         headers["Authorization"] = f"Bearer {target.token}"
     resp = await client.get(target.url + path, headers=headers)
+    if resp.status_code == 404 and optional:  # an agent older than the endpoint
+        return path, None
     if resp.status_code != 200:
         raise AgentFailed(f"GET /{path}: HTTP {resp.status_code}{_reason(resp)}")
     try:
@@ -95,15 +104,16 @@ def _root_os_error(exc: BaseException) -> str | None:
 
 
 async def _ask(
-    client: httpx.AsyncClient, gate: asyncio.Semaphore, target: AgentTarget, paths: Sequence[str], timeout: float
+    client: httpx.AsyncClient, gate: asyncio.Semaphore, target: AgentTarget, paths: Sequence[str], ask: Asking
 ) -> AgentReply:
+    timeout = ask.timeout
     async with gate:
         start = time.monotonic()
         error: str | None = None
         answers: list[tuple[str, Any]] = []
         try:
             async with asyncio.timeout(timeout):
-                answers = list(await asyncio.gather(*(_get(client, target, p) for p in paths)))
+                answers = list(await asyncio.gather(*(_get(client, target, p, p in ask.optional) for p in paths)))
         except TimeoutError:
             error = f"no answer within {timeout:g} s"
         except httpx.HTTPError as exc:
@@ -123,10 +133,11 @@ def _verify(ca_file: Path | None) -> ssl.SSLContext | str:
 
 
 async def ask_all(
-    targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int
+    targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int, optional: Collection[str] = ()
 ) -> list[AgentReply]:
     """Every target's reply, in the targets' order. One client per CA file (a client has one
     TLS setting); they share the ``limit``."""
+    ask = Asking(timeout, limit, frozenset(optional))
     gate = asyncio.Semaphore(max(1, limit))
     # httpx's own timeout backs up the deadline (it also bounds the connect of a queued request)
     limits = httpx.Limits(max_connections=max(1, limit) * max(1, len(paths)))
@@ -141,7 +152,7 @@ async def ask_all(
         client = clients.get(t.ca_file)
         if client is None:
             return AgentReply(t.name, (), str(verify[t.ca_file]), 0.0)
-        return await _ask(client, gate, t, paths, timeout)
+        return await _ask(client, gate, t, paths, ask)
 
     try:
         return list(await asyncio.gather(*(one(t) for t in targets)))
@@ -150,6 +161,8 @@ async def ask_all(
             await client.aclose()
 
 
-def fetch_all(targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int) -> list[AgentReply]:
+def fetch_all(
+    targets: Sequence[AgentTarget], paths: Sequence[str], *, timeout: float, limit: int, optional: Collection[str] = ()
+) -> list[AgentReply]:
     """``ask_all`` for a caller without an event loop (the CLI)."""
-    return asyncio.run(ask_all(targets, paths, timeout=timeout, limit=limit))
+    return asyncio.run(ask_all(targets, paths, timeout=timeout, limit=limit, optional=optional))
