@@ -3,11 +3,15 @@ code (answers made by the agents' own report functions: tests/unit/fleetdocs.py)
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from tests.unit.fleetdocs import answer, down, fleet_host, guest
+from vifscope.cli.main import main
 from vifscope.fleet.checks import fleet_findings
 from vifscope.fleet.inventory import InventoryError, load_inventory, parse_inventory
 from vifscope.fleet.merge import VIFS_PATH, doctor_document, doctor_exit, host_answer, status_document, status_exit
@@ -124,3 +128,33 @@ def test_an_agent_older_than_the_host_endpoint_is_still_merged() -> None:
     doc = status_document([old])
     assert (doc["hosts"][0]["status"], doc["hosts"][0]["version"]) == ("ok", None)
     assert [v["host"] for v in doc["vifs"]] == ["old"] and status_exit([old]) == 0
+
+
+def test_a_token_file_that_cannot_be_used_is_that_hosts_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the command itself: the open token file is refused for its host only; the other
+    host is still asked (and refused: nothing listens there); nothing answered: exit 3."""
+    token = tmp_path / "token"
+    token.write_text("0123456789abcdef0123\n")
+    os.chmod(token, 0o644)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inv = tmp_path / "fleet.yaml"
+    inv.write_text(
+        f"hosts:\n  - {{name: a, url: 'http://127.0.0.1:{port}/', token_file: '{token}'}}\n"
+        f"  - {{name: b, url: 'http://127.0.0.1:{port}/'}}\n"
+    )
+    assert main(["fleet", "status", "--json", "--inventory", str(inv), "--timeout", "2"]) == 3
+    errors = {e["host"]: e["error"] for e in json.loads(capsys.readouterr().out)["host_errors"]}
+    assert errors["a"].startswith("token: ") and "readable by other users" in errors["a"]
+    assert errors["b"] == "cannot connect: Connection refused"
+
+
+def test_a_bad_inventory_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inv = tmp_path / "fleet.yaml"
+    inv.write_text("hosts: [{name: a, url: 'http://a/', colour: red}]\n")
+    assert main(["fleet", "doctor", "--inventory", str(inv)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) colour" in err and "hint: known keys" in err
