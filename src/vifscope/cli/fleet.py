@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 # The hub's HTTP client (httpx, httpcore: ~0.3 s of imports) is imported by the commands that
 # use it, not when `vifscope --help` builds every command's parser.
 
-DEFAULT_TIMEOUT = 5.0
+# Seconds per host. doctor's answer needs the agent's deep snapshot (sysctls, leases, filters):
+# slower to take the first time than status's.
+DEFAULT_TIMEOUT = {"status": 5.0, "doctor": 10.0}
 DEFAULT_CONCURRENCY = 32
 
 
@@ -49,11 +51,12 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     fleet = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND", required=True)
     st = fleet.add_parser("status", help="every host's vifs with a HOST column")
     dr = fleet.add_parser("doctor", help="every host's findings plus the fleet checks (MAC/IP on two hosts...)")
-    for q in (st, dr):
+    for name, q in (("status", st), ("doctor", dr)):
         common(q)
         q.add_argument("--inventory", type=Path, required=True, metavar="FILE", help="YAML: hosts: [{name, url}]")
+        wait = DEFAULT_TIMEOUT[name]
         q.add_argument(
-            "--timeout", type=_positive(float), default=DEFAULT_TIMEOUT, metavar="S", help="per host (default 5)"
+            "--timeout", type=_positive(float), default=wait, metavar="S", help=f"per host (default {wait:g})"
         )
         q.add_argument(
             "--concurrency",
@@ -123,10 +126,11 @@ def cmd_fleet_status(args: argparse.Namespace) -> int:
     doc = status_document(answers, args.problems)
 
     def human(console: Console) -> None:
-        from vifscope.fleet.tables import fleet_vif_table, status_line
+        from vifscope.fleet.tables import fleet_vif_table, hosts_table, status_line
 
         if doc["vifs"]:
             console.print(fleet_vif_table(doc["vifs"]))
+        console.print(hosts_table(doc["hosts"]))
         console.print(status_line(doc), highlight=False)
 
     return _show(doc, status_exit(answers), args.json, human)
