@@ -164,3 +164,19 @@ def test_serve_refuses_half_a_tls_setting(tmp_path: Path) -> None:
         [*cmd, "--tls-cert", str(cert), "--tls-key", str(cert)], capture_output=True, text=True, timeout=60, check=False
     )
     assert res.returncode == 2 and "not usable" in res.stderr
+
+
+def test_an_agent_with_a_read_token_answers_the_hub_that_sends_it(tmp_path: Path) -> None:
+    token = tmp_path / "read-token"
+    token.write_text("vs-f-read-0123456789abcdef\n")
+    os.chmod(token, 0o600)
+    with agent(tmp_path, "guarded", HOSTS["h3"], "--read-token-file", str(token)) as a:
+        inv = tmp_path / "inventory.yaml"
+        hosts = [{"name": "with", "url": a.url, "token_file": str(token)}, {"name": "without", "url": a.url}]
+        inv.write_text(json.dumps({"hosts": hosts}))
+        rc, doc, _ = hub(inv, "doctor")
+        assert _get(a.url + "healthz")[0] in (200, 503)  # open: liveness probes carry no token
+    [(host, error)] = [(e["host"], e["error"]) for e in doc["host_errors"]]
+    assert host == "without" and error.endswith(": HTTP 401: this server's reads need a bearer token"), error
+    assert {f["host"] for f in doc["findings"] if not f["check"].startswith("fleet.")} == {"with"}
+    assert rc == 1

@@ -3,12 +3,15 @@ on real agents: tests/integration/test_fleet_agents.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.unit.ipjson import bridge, snapshot, tap
@@ -16,10 +19,12 @@ from tests.unit.test_topology import vif
 from vifscope.bind.join import bind
 from vifscope.model import SourceError
 from vifscope.report import documents as report
+from vifscope.serve.app import create_app
+from vifscope.serve.backend import Backend
 from vifscope.serve.config import ServeConfigError, parse_serve_config, tls_context
 from vifscope.serve.etag import _matches, content_tag
 from vifscope.serve.host import Identity, host_document
-from vifscope.serve.state import View
+from vifscope.serve.state import Snapshots, View
 from vifscope.sources.hostid import read_host_uptime, read_machine_id
 
 
@@ -101,3 +106,29 @@ def test_tls_wants_both_files_and_usable_ones(tmp_path: Path) -> None:
         tls_context(junk, junk)
     cfg = parse_serve_config('[serve]\ntls_cert = "/etc/c.pem"\ntls_key = "/etc/k.pem"\n', tmp_path / "v.toml")
     assert (cfg.tls_cert, cfg.tls_key) == (Path("/etc/c.pem"), Path("/etc/k.pem"))
+
+
+def _read(app: Any, path: str, token: str | None = None) -> int:
+    async def go() -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.ASGITransport(app=app)  # no lifespan: the live feed is not started
+        async with httpx.AsyncClient(transport=transport, base_url="http://vs-f-serve") as client:
+            return (await client.get(path, headers=headers)).status_code
+
+    return asyncio.run(go())
+
+
+def test_a_read_token_guards_every_read_but_healthz() -> None:
+    snap = snapshot([vif("web", "bridge", "br0", "vnet0")], [bridge("br0"), tap("vnet0", master="br0")])
+    snaps = Snapshots(lambda: snap)
+    reader, writer = "r" * 20, "w" * 20
+    guarded = create_app(Backend("test:///default", snaps, snaps, token=writer, read_token=reader))
+    for path in ("/api/v1/vifs", "/api/v1/host", "/api/v1/info", "/api/v1/topology"):
+        assert _read(guarded, path) == 401, path
+        assert _read(guarded, path, "x" * 20) == 401, path
+        assert _read(guarded, path, reader) == 200, path
+        assert _read(guarded, path, writer) == 200, path  # the API token may read too
+    assert _read(guarded, "/healthz") == 200  # liveness probes need no token
+    assert _read(guarded, "/api/v1/nope", reader) == 404
+    open_app = create_app(Backend("test:///default", snaps, snaps, token=writer))
+    assert _read(open_app, "/api/v1/vifs") == 200  # no read token: reads are open, as before

@@ -32,9 +32,10 @@ class Backend:
     findings_max_age: float = 5.0  # a deep snapshot costs more: reuse it a little longer
     max_body: int = 65536
     identity: Identity = field(default_factory=lambda: Identity.resolve(None))  # GET /api/v1/host
+    read_token: str | None = None  # set: the read endpoints want it (or the API token); serve.readauth
 
     @classmethod
-    def for_host(cls, uri: str, config: ServeConfig, token: str | None) -> Backend:
+    def for_host(cls, uri: str, config: ServeConfig, token: str | None, read_token: str | None = None) -> Backend:
         fast = DeadlineSnapshotter(uri, config.timeout)
         deep = DeadlineSnapshotter(uri, config.timeout, deep=True)
         exporter = Exporter(
@@ -50,4 +51,5 @@ class Backend:
             interval=config.interval,
             max_body=config.max_body,
             identity=Identity.resolve(config.host_id),
+            read_token=read_token,
         )

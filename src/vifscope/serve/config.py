@@ -10,6 +10,7 @@ is optional:
     timeout = 3.0               # deadline per source (libvirt, links, OVSDB) for one snapshot
     max_body = 65536            # bytes; a larger request body gets 413
     host_id = "kvm-rack3-07"    # this host's name for a fleet hub (default: /etc/machine-id)
+    read_token_file = "/etc/vifscope/read-token"   # reads need it (or the API token); mode 0600
     tls_cert = "/etc/vifscope/tls/cert.pem"   # both set: HTTPS (PEM; the key unencrypted)
     tls_key = "/etc/vifscope/tls/key.pem"
 
@@ -51,6 +52,7 @@ class ServeConfig:
     timeout: float = 3.0
     max_body: int = 65536
     host_id: str | None = None  # None: the machine-id (serve.host.Identity)
+    read_token_file: Path | None = None  # None: reads are open (serve.readauth)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     doctor: DoctorConfig = field(default_factory=DoctorConfig)  # thresholds for /api/v1/findings
@@ -64,10 +66,11 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "max_body": int,
     "host_id": str,
+    "read_token_file": str,
     "tls_cert": str,
     "tls_key": str,
 }
-_PATHS = ("token_file", "audit_log", "tls_cert", "tls_key")
+_PATHS = ("token_file", "audit_log", "read_token_file", "tls_cert", "tls_key")
 
 
 def _value(key: str, raw: Any, path: Path) -> Any:
