@@ -50,7 +50,6 @@ class AgentReply:
 @dataclass(frozen=True)
 class Asking:
     timeout: float  # seconds per agent, for all its answers
-    limit: int  # agents in flight
     optional: frozenset[str] = frozenset()  # paths an older agent may not have: 404 → None
 
 
@@ -137,7 +136,7 @@ async def ask_all(
 ) -> list[AgentReply]:
     """Every target's reply, in the targets' order. One client per CA file (a client has one
     TLS setting); they share the ``limit``."""
-    ask = Asking(timeout, limit, frozenset(optional))
+    ask = Asking(timeout, frozenset(optional))
     gate = asyncio.Semaphore(max(1, limit))
     # httpx's own timeout backs up the deadline (it also bounds the connect of a queued request)
     limits = httpx.Limits(max_connections=max(1, limit) * max(1, len(paths)))
