@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vifscope.bind.addresses import vif_addresses
 from vifscope.bind.resolve import resolve
 from vifscope.model import (
     DeclaredVif,
@@ -185,15 +186,14 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
     """The verdict for one vif."""
     exp = resolve(vif, snap)
     if not vif.domain_state.has_taps:
-        return VifBinding(
-            vif, exp, VifStatus.INACTIVE, (Problem.DOMAIN_INACTIVE,), f"domain is {vif.domain_state.value}"
-        )
+        status, detail = VifStatus.INACTIVE, f"domain is {vif.domain_state.value}"
+        return VifBinding(vif, exp, status, (Problem.DOMAIN_INACTIVE,), detail, addresses=vif_addresses(vif, exp))
     if exp.attach == "unverifiable":
-        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason)
+        found = vif_addresses(vif, exp, snap=snap)  # a hostdev vif's lease is still its address
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason, addresses=found)
     if snap.failed("netlink"):
-        return VifBinding(
-            vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), "kernel links could not be read"
-        )
+        detail, found = "kernel links could not be read", vif_addresses(vif, exp, snap=snap)
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), detail, addresses=found)
     out, link = _observe(vif, exp, snap)
     problems = tuple(dict.fromkeys(out.problems))
     detail = "; ".join(out.notes) if out.notes else _bound_detail(exp, out)
@@ -207,6 +207,7 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
         ovs=out.ovs,
         actual_bridge=out.actual,
         uplinks=out.uplinks,
+        addresses=vif_addresses(vif, exp, link, out.actual, snap),
     )
 
 

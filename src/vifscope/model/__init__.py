@@ -20,6 +20,7 @@ from vifscope.model.core import (
 )
 from vifscope.model.finding import Evidence, Finding, Severity
 from vifscope.model.host import (
+    AddressFacts,
     AddressSource,
     DeviceNode,
     DeviceNodes,
@@ -39,9 +40,11 @@ from vifscope.model.host import (
     Qdisc,
     Shaping,
     Sysctls,
+    VifAddress,
 )
 
 __all__ = [
+    "AddressFacts",
     "AddressSource",
     "Chain",
     "Command",
@@ -78,6 +81,7 @@ __all__ = [
     "Shaping",
     "SourceError",
     "Sysctls",
+    "VifAddress",
     "VifBinding",
     "VifStatus",
 ]

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
-from vifscope.model.host import HostFacts
+from vifscope.model.host import AddressFacts, HostFacts, VifAddress
 
 
 class DomainState(StrEnum):
@@ -239,6 +239,7 @@ class HostSnapshot:
     networks: tuple[LibvirtNetwork, ...] = ()
     errors: tuple[SourceError, ...] = ()
     facts: HostFacts | None = None  # deep snapshots only (doctor): sysctls, leases, filters...
+    addresses: AddressFacts = field(default_factory=AddressFacts)  # leases, neighbours, agent: guest addresses
 
     @cached_property
     def links_by_name(self) -> dict[str, ObservedLink]:
@@ -331,3 +332,4 @@ class VifBinding:
     ovs: OvsPort | None = None
     actual_bridge: str | None = None  # the bridge / OVS bridge the link sits on now
     uplinks: tuple[str, ...] = field(default_factory=tuple)
+    addresses: tuple[VifAddress, ...] = ()  # the guest's addresses, best source first

@@ -1,0 +1,138 @@
+"""Each vif's guest addresses: what the guest agent, the DHCP leases of the vif's network and the
+host's neighbour table on the vif's bridge say, plus the IPv6 link-local address its MAC implies.
+
+Pure. An address several sources know is listed once, under the best (agent > lease > ARP >
+EUI-64): the agent asks the guest itself, a lease is what the DHCP server handed out (the guest
+may have dropped it), an ARP entry is what the host last saw on the wire.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from vifscope.model import (
+    AddressFacts,
+    AddressSource,
+    DeclaredVif,
+    Expectation,
+    HostSnapshot,
+    ObservedLink,
+    VifAddress,
+)
+
+RANK = {source: i for i, source in enumerate(AddressSource)}  # enum order is precedence order
+# Neighbour states that are not a sighting: a failed or unanswered resolution, a NOARP entry.
+_NOT_SEEN = frozenset({"FAILED", "INCOMPLETE", "NOARP", "NONE"})
+
+
+def eui64_link_local(mac: str | None) -> str | None:
+    """fe80::/64 with the modified EUI-64 interface id (RFC 4291 app. A): the MAC split in
+    two, ff:fe inserted, the universal/local bit (0x02 of the first octet) flipped.
+
+    Spelled by hand (RFC 5952 form, as ``ipaddress`` prints it) because status derives one per
+    vif: only the first group can be zero next to the prefix's zeros, and two of the four never
+    are (they hold ff and fe).
+    """
+    octets = _octets(mac)
+    if octets is None:
+        return None
+    o = octets
+    g1, g2, g3, g4 = (o[0] ^ 0x02) << 8 | o[1], o[2] << 8 | 0xFF, 0xFE00 | o[3], o[4] << 8 | o[5]
+    if g1 == 0:  # joins the zeros after fe80: "fe80::ff:fe00:1", not "fe80::0:ff:fe00:1"
+        return f"fe80::{g2:x}:{g3:x}:{g4:x}"
+    return f"fe80::{g1:x}:{g2:x}:{g3:x}:{g4:x}"
+
+
+def _octets(mac: str | None) -> list[int] | None:
+    parts = (mac or "").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+        return None
+    try:
+        octets = [int(p, 16) for p in parts]
+    except ValueError:
+        return None
+    if octets[0] & 1 or not any(octets):  # multicast or all-zero: no interface has it
+        return None
+    return octets
+
+
+def _canonical(ip: str) -> tuple[str, str] | None:
+    """(compressed address, family) of a unicast address; None for what names no guest."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return None
+    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
+        return None
+    return addr.compressed, f"ipv{addr.version}"
+
+
+def _host_devices(exp: Expectation, link: ObservedLink | None, actual: str | None) -> frozenset[str]:
+    """Host links on which the host can have seen the guest: its bridge (declared, and the one
+    the tap sits on now: an OVS bridge's internal port bears the bridge's name) or its lower."""
+    devs = {exp.bridge, exp.lower, *exp.lower_pool, actual.removeprefix("ovs:") if actual else None}
+    if link is not None:
+        devs.add(link.lower)
+    return frozenset(d for d in devs if d)
+
+
+def _networks(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> frozenset[str]:
+    """libvirt networks whose leases are this vif's: its own, or the one owning its bridge (a
+    type='bridge' vif on virbr0 gets its lease from that network's dnsmasq)."""
+    names = {n.name for n in snap.networks if exp.bridge and n.bridge == exp.bridge}
+    if exp.network is not None:
+        names.add(exp.network.name)
+    return frozenset(names)
+
+
+def _sightings(
+    vif: DeclaredVif, exp: Expectation, link: ObservedLink | None, actual: str | None, snap: HostSnapshot
+) -> Iterator[tuple[str, int | None, AddressSource]]:
+    mac, facts = vif.mac or "", snap.addresses
+    for a in facts.agent_by_mac.get(mac, ()):
+        if a.where == vif.domain:
+            yield a.ip, a.prefix, AddressSource.AGENT
+    nets = _networks(vif, exp, snap)
+    for le in facts.leases_by_mac.get(mac, ()):
+        if le.network in nets:
+            yield le.ip, le.prefix, AddressSource.LEASE
+    devs = _host_devices(exp, link, actual)
+    for n in facts.neighbors_by_mac.get(mac, ()):
+        if n.dev in devs and n.state not in _NOT_SEEN:
+            yield n.ip, None, AddressSource.ARP
+
+
+def vif_addresses(
+    vif: DeclaredVif,
+    exp: Expectation,
+    link: ObservedLink | None = None,
+    actual: str | None = None,
+    snap: HostSnapshot | None = None,
+) -> tuple[VifAddress, ...]:
+    """The vif's addresses, best source first, then IPv4 before IPv6, then by address. Only a
+    domain with a QEMU process has observed addresses (a shut-off guest's lease is history);
+    the EUI-64 link-local is listed for every vif with a unicast MAC."""
+    best: dict[str, VifAddress] = {}
+    if snap is not None and vif.mac and vif.domain_state.has_taps and _any(snap.addresses):
+        for ip, prefix, source in _sightings(vif, exp, link, actual, snap):
+            canon = _canonical(ip)
+            if canon is None:
+                continue
+            seen = best.get(canon[0])
+            if seen is None or RANK[source] < RANK[seen.source]:
+                best[canon[0]] = VifAddress(canon[0], prefix, canon[1], source)
+    local = eui64_link_local(vif.mac.lower() if vif.mac else None)
+    if local is not None and local not in best:
+        best[local] = VifAddress(local, 64, "ipv6", AddressSource.EUI64)
+    if len(best) < 2:  # the common case at scale: nothing observed, only the link-local
+        return tuple(best.values())
+    return tuple(sorted(best.values(), key=_order))
+
+
+def _any(facts: AddressFacts) -> bool:
+    return bool(facts.agent or facts.leases or facts.neighbors)
+
+
+def _order(a: VifAddress) -> tuple[int, str, int]:
+    return RANK[a.source], a.family, int(ipaddress.ip_address(a.address))
