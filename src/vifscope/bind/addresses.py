@@ -89,7 +89,7 @@ def _networks(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> frozens
 def _sightings(
     vif: DeclaredVif, exp: Expectation, link: ObservedLink | None, actual: str | None, snap: HostSnapshot
 ) -> Iterator[tuple[str, int | None, AddressSource]]:
-    mac, facts = vif.mac or "", snap.addresses
+    mac, facts = (vif.mac or "").lower(), snap.addresses
     for a in facts.agent_by_mac.get(mac, ()):
         if a.where == vif.domain:
             yield a.ip, a.prefix, AddressSource.AGENT

@@ -47,7 +47,7 @@ def addresses_cell(addresses: Sequence[dict[str, Any]], wide: bool = False) -> s
         return "-"
     first = next((a for a in addresses if a["family"] == "ipv4"), addresses[0])
     more = len(addresses) - 1
-    return first["address"] + (f" +{more}" if more else "")
+    return str(first["address"]) + (f" +{more}" if more else "")
 
 
 def _address_line(a: dict[str, Any]) -> str:
