@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -67,7 +68,10 @@ def test_eui64_agrees_with_the_reference_on_random_macs() -> None:
         octets[0] &= 0xFE  # unicast
         octets[0] |= rng.choice((0, 2))
         mac = ":".join(f"{o:02x}" for o in octets)
-        assert eui64_link_local(mac) == _reference_eui64(mac), mac
+        got = eui64_link_local(mac)
+        assert got == _reference_eui64(mac), mac
+        # and spelled as inet_ntop spells what the kernel, libvirt and the agent report
+        assert got == socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, got))
 
 
 # --- the join -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ may have dropped it), an ARP entry is what the host last saw on the wire.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from collections.abc import Iterator
 
 from vifscope.model import (
@@ -34,47 +34,54 @@ def eui64_link_local(mac: str | None) -> str | None:
     vif: only the first group can be zero next to the prefix's zeros, and two of the four never
     are (they hold ff and fe).
     """
-    octets = _octets(mac)
-    if octets is None:
+    o = _octets(mac)
+    if o is None:
         return None
-    o = octets
     g1, g2, g3, g4 = (o[0] ^ 0x02) << 8 | o[1], o[2] << 8 | 0xFF, 0xFE00 | o[3], o[4] << 8 | o[5]
     if g1 == 0:  # joins the zeros after fe80: "fe80::ff:fe00:1", not "fe80::0:ff:fe00:1"
         return f"fe80::{g2:x}:{g3:x}:{g4:x}"
     return f"fe80::{g1:x}:{g2:x}:{g3:x}:{g4:x}"
 
 
-def _octets(mac: str | None) -> list[int] | None:
-    parts = (mac or "").split(":")
-    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+def _octets(mac: str | None) -> bytes | None:
+    if not mac or len(mac) != 17 or mac[2::3] != ":::::":
         return None
     try:
-        octets = [int(p, 16) for p in parts]
+        octets = bytes.fromhex(mac.replace(":", ""))
     except ValueError:
         return None
-    if octets[0] & 1 or not any(octets):  # multicast or all-zero: no interface has it
+    if len(octets) != 6 or octets[0] & 1 or not any(octets):  # multicast or all-zero: no NIC has it
         return None
     return octets
 
 
-def _canonical(ip: str) -> tuple[str, str] | None:
-    """(compressed address, family) of a unicast address; None for what names no guest."""
+_V4_NOT_GUEST = frozenset({0, 127}) | frozenset(range(224, 256))  # this-network, loopback, multicast+
+_V6_UNSPECIFIED, _V6_LOOPBACK = bytes(16), bytes(15) + b"\x01"
+
+
+def _canonical(ip: str) -> tuple[str, bytes] | None:
+    """(address as inet_ntop spells it, packed) of a guest's unicast address; None for what
+    names no guest (loopback, multicast, unspecified, not an address). inet_pton / inet_ntop,
+    not ``ipaddress``: status canonicalises every observed address, ~10x faster this way."""
+    text = ip.split("%")[0]
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
     try:
-        addr = ipaddress.ip_address(ip.split("%")[0])
-    except ValueError:
+        packed = socket.inet_pton(family, text)
+    except OSError:
         return None
-    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
+    if family == socket.AF_INET6:
+        if packed[0] == 0xFF or packed in (_V6_UNSPECIFIED, _V6_LOOPBACK):
+            return None
+    elif packed[0] in _V4_NOT_GUEST:
         return None
-    return addr.compressed, f"ipv{addr.version}"
+    return socket.inet_ntop(family, packed), packed
 
 
-def _host_devices(exp: Expectation, link: ObservedLink | None, actual: str | None) -> frozenset[str]:
+def _host_devices(exp: Expectation, link: ObservedLink | None, actual: str | None) -> tuple[str | None, ...]:
     """Host links on which the host can have seen the guest: its bridge (declared, and the one
     the tap sits on now: an OVS bridge's internal port bears the bridge's name) or its lower."""
-    devs = {exp.bridge, exp.lower, *exp.lower_pool, actual.removeprefix("ovs:") if actual else None}
-    if link is not None:
-        devs.add(link.lower)
-    return frozenset(d for d in devs if d)
+    here = actual[4:] if actual and actual.startswith("ovs:") else actual
+    return (exp.bridge, here, exp.lower, link.lower if link else None, *exp.lower_pool)
 
 
 def _networks(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> frozenset[str]:
@@ -93,14 +100,14 @@ def _sightings(
     for a in facts.agent_by_mac.get(mac, ()):
         if a.where == vif.domain:
             yield a.ip, a.prefix, AddressSource.AGENT
-    nets = _networks(vif, exp, snap)
-    for le in facts.leases_by_mac.get(mac, ()):
-        if le.network in nets:
-            yield le.ip, le.prefix, AddressSource.LEASE
-    devs = _host_devices(exp, link, actual)
-    for n in facts.neighbors_by_mac.get(mac, ()):
-        if n.dev in devs and n.state not in _NOT_SEEN:
-            yield n.ip, None, AddressSource.ARP
+    leases = facts.leases_by_mac.get(mac)
+    if leases:  # most MACs have none: the vif's networks are worked out only for those that do
+        nets = _networks(vif, exp, snap)
+        yield from ((le.ip, le.prefix, AddressSource.LEASE) for le in leases if le.network in nets)
+    neighbors = facts.neighbors_by_mac.get(mac)
+    if neighbors:
+        devs = _host_devices(exp, link, actual)
+        yield from ((n.ip, None, AddressSource.ARP) for n in neighbors if n.dev in devs and n.state not in _NOT_SEEN)
 
 
 def vif_addresses(
@@ -113,26 +120,24 @@ def vif_addresses(
     """The vif's addresses, best source first, then IPv4 before IPv6, then by address. Only a
     domain with a QEMU process has observed addresses (a shut-off guest's lease is history);
     the EUI-64 link-local is listed for every vif with a unicast MAC."""
-    best: dict[str, VifAddress] = {}
+    best: dict[str, tuple[tuple[int, int, bytes], VifAddress]] = {}
     if snap is not None and vif.mac and vif.domain_state.has_taps and _any(snap.addresses):
         for ip, prefix, source in _sightings(vif, exp, link, actual, snap):
             canon = _canonical(ip)
             if canon is None:
                 continue
-            seen = best.get(canon[0])
-            if seen is None or RANK[source] < RANK[seen.source]:
-                best[canon[0]] = VifAddress(canon[0], prefix, canon[1], source)
+            text, packed = canon
+            key = (RANK[source], len(packed), packed)
+            seen = best.get(text)
+            if seen is None or key < seen[0]:
+                best[text] = (key, VifAddress(text, prefix, "ipv4" if len(packed) == 4 else "ipv6", source))
     local = eui64_link_local(vif.mac.lower() if vif.mac else None)
     if local is not None and local not in best:
-        best[local] = VifAddress(local, 64, "ipv6", AddressSource.EUI64)
+        best[local] = ((RANK[AddressSource.EUI64], 16, b""), VifAddress(local, 64, "ipv6", AddressSource.EUI64))
     if len(best) < 2:  # the common case at scale: nothing observed, only the link-local
-        return tuple(best.values())
-    return tuple(sorted(best.values(), key=_order))
+        return tuple([entry[1] for entry in best.values()])
+    return tuple([entry[1] for entry in sorted(best.values())])  # keys differ: addresses never compared
 
 
 def _any(facts: AddressFacts) -> bool:
     return bool(facts.agent or facts.leases or facts.neighbors)
-
-
-def _order(a: VifAddress) -> tuple[int, str, int]:
-    return RANK[a.source], a.family, int(ipaddress.ip_address(a.address))
