@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import sh, vif_of, vifscope, wait_for
+from tests.e2e.serve_helpers import call, serve
 from vifscope.lab.topology import LabSpec
 from vifscope.sources.libvirt.agent import NOT_ASKED
 
@@ -95,3 +97,22 @@ def test_agent_flag_on_guests_without_an_agent_is_no_error(lab: LabSpec) -> None
     assert doc["source_errors"] == []
     assert any(n.startswith("guest agent answered for 0 of ") for n in doc["notes"]), doc["notes"]
     assert status()["notes"] == [NOT_ASKED]
+
+
+def test_the_api_carries_the_same_addresses(lab: LabSpec, tmp_path: Path) -> None:
+    """/api/v1/vifs (serve's deadline snapshots, with their own neighbour dump) says what status says."""
+    db1, mac = lab.name("db1"), lab.guest("db1").nics[0].mac
+    assert mac
+    assert wait_for(lambda: bool(libvirt_leases(lab.network, mac)), 90), "db1 got no DHCP lease"
+    (leased,) = libvirt_leases(lab.network, mac)
+    static = f"{lab.subnet(2)}.12"
+    assert wait_for(lambda: host_ping(lab.network_bridge, static), 30)
+    with serve(tmp_path, token=False) as srv:
+        ans = call(srv.url + "api/v1/vifs")
+    assert ans.status == 200, ans.body[:300]
+    api = ans.doc
+    assert addresses(api, db1)[leased]["source"] == "lease"
+    assert addresses(api, lab.name("multi"), 1)[static]["source"] == "arp"
+    assert api["notes"] == [NOT_ASKED]
+    for domain, index in ((db1, 0), (lab.name("web1"), 0)):
+        assert vif_of(api, domain, index)["addresses"] == vif_of(status(), domain, index)["addresses"]

@@ -247,3 +247,18 @@ def test_the_table_has_an_addresses_column() -> None:
         text = console.export_text()
         assert "ADDRESSES" in text.splitlines()[1]
         assert shown in text
+
+
+def test_an_unreadable_neighbour_table_costs_only_the_arp_source() -> None:
+    """A failed neighbour dump is a "neigh" source error: no ARP addresses, the verdicts and the
+    exit code stand (status needs libvirt and the links, not the neighbours)."""
+    from vifscope.model import SourceError
+
+    snap = replace(
+        _snap([_vif()], AddressFacts(leases=(_lease("10.0.0.5"),))),
+        errors=(SourceError("neigh", "rtnetlink neighbour dump failed: boom"),),
+    )
+    bindings = bind(snap)
+    assert [b.status.value for b in bindings] == ["bound"]
+    assert report.exit_code(snap, bindings) == 0
+    assert _pairs(bindings[0]) == [("10.0.0.5", "lease"), (LL, "eui64")]
