@@ -1,0 +1,118 @@
+"""What guest addresses cost ``status --json`` at 5,000 vifs: this tree against a revision
+without them, side by side on one synthetic host.
+
+The host is bench/scale.py's layout (vifscope.lab.synth) under its own names (netns vs-g-scale,
+prefix vs-g-s) in node-file mode, so it never touches libvirtd's shared test driver; plus one
+permanent neighbour entry per running, unbroken vif's MAC on its bridge (what a host routing for
+its guests holds), so the ARP join has real work: the worst case, where nearly every vif has an
+observed address. Timed, interleaved round after round: ``status --json`` on both trees; then in
+one process (best of 15): the neighbour dump, bind(), the report dict and its JSON encoding.
+Run as root: ``.venv/bin/python bench/addresses.py --baseline REV [--vifs 5000] [--runs 9]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import checkout, precompile, publish, run_timed, short_rev
+from scale import NICS
+
+from vifscope.lab.synth import SynthHost, SynthPlan, plan
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = "vs-g-scale"
+LAUNCH = "import sys, runpy; sys.argv[0] = 'vifscope'; runpy.run_module('vifscope', run_name='__main__')"
+# In-process costs, the same code on both trees (only names both have).
+PARTS = r"""
+import json, sys, time
+from vifscope.bind.join import bind
+from vifscope.report import documents as report
+from vifscope.sources.snapshot import take_snapshot
+snap = take_snapshot(sys.argv[1])
+def best(f, n=15):
+    out = 1e9
+    for _ in range(n):
+        t = time.perf_counter(); f(); out = min(out, time.perf_counter() - t)
+    return out
+b = bind(snap)
+doc = report.status_report(snap, b)
+print(json.dumps({"bind": best(lambda: bind(snap)), "report": best(lambda: report.status_report(snap, b)),
+                  "json": best(lambda: json.dumps(doc, ensure_ascii=False))}))
+"""
+
+
+def in_ns(src: Path, *cmd: str) -> list[str]:
+    return ["ip", "netns", "exec", NS, "env", f"PYTHONPATH={src}", sys.executable, *cmd]
+
+
+def neighbour_batch(p: SynthPlan) -> str:
+    """``ip -batch`` lines: each running, unbroken vif's MAC seen at a unique address on its bridge."""
+    lines, index = [], {d: i for i, d in enumerate(p.domains)}
+    for n, v in enumerate(p.vifs):
+        if v.fault:
+            continue
+        i = index[v.domain]  # synth's MAC scheme (domain_xmls)
+        mac = f"52:54:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:{v.index:02x}"
+        lines.append(f"neigh add 10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255} lladdr {mac} dev {v.bridge} nud permanent")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--vifs", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    precompile()
+    rev, head = short_rev(args.baseline), short_rev("HEAD")
+    p = plan(domains=args.vifs // NICS, nics=NICS, prefix="vs-g-s")
+    load_before = os.getloadavg()[0]
+    with checkout(rev) as old, SynthHost(p, NS) as host:
+        batch = host.dir / "neigh.batch"
+        batch.write_text(neighbour_batch(p))
+        subprocess.run(["ip", "-n", NS, "-batch", str(batch)], check=True)
+        new = ROOT / "src"
+        doc = json.loads(run_timed(in_ns(new, "-c", LAUNCH, "-c", host.uri, "status", "--json")).stdout)
+        seen = sum(1 for v in doc["vifs"] if any(a["source"] == "arp" for a in v["addresses"]))
+        cmds = {rev: in_ns(old, "-c", LAUNCH, "-c", host.uri, "status", "--json")}
+        cmds[head] = in_ns(new, "-c", LAUNCH, "-c", host.uri, "status", "--json")
+        times: dict[str, list[float]] = {name: [] for name in cmds}
+        for cmd in cmds.values():
+            run_timed(cmd)  # warm
+        for _ in range(args.runs):
+            for name, cmd in cmds.items():
+                times[name].append(run_timed(cmd).seconds)
+        parts = {name: json.loads(subprocess.run(in_ns(src, "-c", PARTS, host.uri), capture_output=True,
+                                                 check=True).stdout)
+                 for name, src in ((rev, old), (head, new))}  # fmt: skip
+    lines = [
+        "| tree | status --json median s | min s | max s | bind ms | report ms | JSON ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, ts in times.items():
+        pt = parts[name]
+        lines.append(
+            f"| {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | {pt['bind'] * 1e3:.0f} "
+            f"| {pt['report'] * 1e3:.0f} | {pt['json'] * 1e3:.0f} |"
+        )
+    text = (
+        f"## Guest addresses: status --json at {len(p.vifs):,} vifs, {head} against {rev} (bench/addresses.py)\n\n"
+        f"The synthetic host in node-file mode with {seen:,} vifs' MACs in the neighbour table on their bridges "
+        f"(each then lists an `arp` address besides its `eui64` one). {args.runs} interleaved rounds; bind / "
+        f"report / JSON: best of 15 in one process. 1-minute load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after.\n\n" + "\n".join(lines) + "\n"
+    )
+    publish("guest-addresses", text, write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
