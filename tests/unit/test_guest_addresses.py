@@ -262,3 +262,11 @@ def test_an_unreadable_neighbour_table_costs_only_the_arp_source() -> None:
     assert [b.status.value for b in bindings] == ["bound"]
     assert report.exit_code(snap, bindings) == 0
     assert _pairs(bindings[0]) == [("10.0.0.5", "lease"), (LL, "eui64")]
+
+
+def test_bind_without_addresses_leaves_them_out_and_the_verdicts_alone() -> None:
+    snap = _snap([_vif(), _vif(state=DomainState.SHUTOFF, target=None)], AddressFacts(leases=(_lease("10.0.0.5"),)))
+    with_addresses, without = bind(snap), bind(snap, addresses=False)
+    assert [b.addresses for b in without] == [(), ()]
+    assert [replace(b, addresses=()) for b in with_addresses] == list(without)
+    assert all(b.addresses for b in with_addresses)

@@ -12,7 +12,6 @@ import socket
 from collections.abc import Iterator
 
 from vifscope.model import (
-    AddressFacts,
     AddressSource,
     DeclaredVif,
     Expectation,
@@ -94,9 +93,9 @@ def _networks(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> frozens
 
 
 def _sightings(
-    vif: DeclaredVif, exp: Expectation, link: ObservedLink | None, actual: str | None, snap: HostSnapshot
+    mac: str, vif: DeclaredVif, exp: Expectation, link: ObservedLink | None, actual: str | None, snap: HostSnapshot
 ) -> Iterator[tuple[str, int | None, AddressSource]]:
-    mac, facts = (vif.mac or "").lower(), snap.addresses
+    facts = snap.addresses
     for a in facts.agent_by_mac.get(mac, ()):
         if a.where == vif.domain:
             yield a.ip, a.prefix, AddressSource.AGENT
@@ -110,6 +109,24 @@ def _sightings(
         yield from ((n.ip, None, AddressSource.ARP) for n in neighbors if n.dev in devs and n.state not in _NOT_SEEN)
 
 
+Ranked = dict[str, tuple[tuple[int, int, bytes], VifAddress]]  # address -> (sort key, the address)
+
+
+def _observed(sightings: Iterator[tuple[str, int | None, AddressSource]]) -> Ranked:
+    """Each address once, under its best source; the key orders by source, family, address."""
+    best: Ranked = {}
+    for ip, prefix, source in sightings:
+        canon = _canonical(ip)
+        if canon is None:
+            continue
+        text, packed = canon
+        key = (RANK[source], len(packed), packed)
+        seen = best.get(text)
+        if seen is None or key < seen[0]:
+            best[text] = (key, VifAddress(text, prefix, "ipv4" if len(packed) == 4 else "ipv6", source))
+    return best
+
+
 def vif_addresses(
     vif: DeclaredVif,
     exp: Expectation,
@@ -120,24 +137,12 @@ def vif_addresses(
     """The vif's addresses, best source first, then IPv4 before IPv6, then by address. Only a
     domain with a QEMU process has observed addresses (a shut-off guest's lease is history);
     the EUI-64 link-local is listed for every vif with a unicast MAC."""
-    best: dict[str, tuple[tuple[int, int, bytes], VifAddress]] = {}
-    if snap is not None and vif.mac and vif.domain_state.has_taps and _any(snap.addresses):
-        for ip, prefix, source in _sightings(vif, exp, link, actual, snap):
-            canon = _canonical(ip)
-            if canon is None:
-                continue
-            text, packed = canon
-            key = (RANK[source], len(packed), packed)
-            seen = best.get(text)
-            if seen is None or key < seen[0]:
-                best[text] = (key, VifAddress(text, prefix, "ipv4" if len(packed) == 4 else "ipv6", source))
-    local = eui64_link_local(vif.mac.lower() if vif.mac else None)
-    if local is not None and local not in best:
-        best[local] = ((RANK[AddressSource.EUI64], 16, b""), VifAddress(local, 64, "ipv6", AddressSource.EUI64))
-    if len(best) < 2:  # the common case at scale: nothing observed, only the link-local
-        return tuple([entry[1] for entry in best.values()])
-    return tuple([entry[1] for entry in sorted(best.values())])  # keys differ: addresses never compared
-
-
-def _any(facts: AddressFacts) -> bool:
-    return bool(facts.agent or facts.leases or facts.neighbors)
+    mac = vif.mac.lower() if vif.mac else ""
+    best: Ranked = {}
+    if snap is not None and mac and vif.domain_state.has_taps:
+        best = _observed(_sightings(mac, vif, exp, link, actual, snap))
+    ordered = tuple([entry[1] for entry in sorted(best.values())])  # keys differ: addresses never compared
+    local = eui64_link_local(mac)
+    if local is None or local in best:
+        return ordered
+    return (*ordered, VifAddress(local, 64, "ipv6", AddressSource.EUI64))  # derived: always last

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from vifscope.bind.addresses import vif_addresses
 from vifscope.bind.resolve import resolve
@@ -182,18 +183,18 @@ def _observe(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> tuple[Fi
     return out, link
 
 
-def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
-    """The verdict for one vif."""
+def bind_one(vif: DeclaredVif, snap: HostSnapshot, addresses: bool = True) -> VifBinding:
+    """The verdict for one vif (``addresses``: with the guest's addresses)."""
     exp = resolve(vif, snap)
+    found = partial(vif_addresses, vif, exp, snap=snap) if addresses else tuple
     if not vif.domain_state.has_taps:
         status, detail = VifStatus.INACTIVE, f"domain is {vif.domain_state.value}"
-        return VifBinding(vif, exp, status, (Problem.DOMAIN_INACTIVE,), detail, addresses=vif_addresses(vif, exp))
-    if exp.attach == "unverifiable":
-        found = vif_addresses(vif, exp, snap=snap)  # a hostdev vif's lease is still its address
-        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason, addresses=found)
+        return VifBinding(vif, exp, status, (Problem.DOMAIN_INACTIVE,), detail, addresses=found())
+    if exp.attach == "unverifiable":  # a hostdev vif's lease is still its address
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason, addresses=found())
     if snap.failed("netlink"):
-        detail, found = "kernel links could not be read", vif_addresses(vif, exp, snap=snap)
-        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), detail, addresses=found)
+        detail = "kernel links could not be read"
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), detail, addresses=found())
     out, link = _observe(vif, exp, snap)
     problems = tuple(dict.fromkeys(out.problems))
     detail = "; ".join(out.notes) if out.notes else _bound_detail(exp, out)
@@ -207,7 +208,7 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
         ovs=out.ovs,
         actual_bridge=out.actual,
         uplinks=out.uplinks,
-        addresses=vif_addresses(vif, exp, link, out.actual, snap),
+        addresses=vif_addresses(vif, exp, link, out.actual, snap) if addresses else (),
     )
 
 
@@ -221,7 +222,8 @@ def _bound_detail(exp: Expectation, out: Finding) -> str:
     return where + uplinks
 
 
-def bind(snap: HostSnapshot) -> tuple[VifBinding, ...]:
-    """Every vif of the snapshot, sorted by domain name then interface index."""
+def bind(snap: HostSnapshot, *, addresses: bool = True) -> tuple[VifBinding, ...]:
+    """Every vif of the snapshot, sorted by domain name then interface index. ``addresses=False``
+    leaves out the guest addresses (the exporter's metrics carry none: ~7 us a vif saved)."""
     ordered = sorted(snap.vifs, key=lambda v: (v.domain, v.index))
-    return tuple(bind_one(vif, snap) for vif in ordered)
+    return tuple(bind_one(vif, snap, addresses) for vif in ordered)
