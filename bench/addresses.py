@@ -2,11 +2,12 @@
 without them, side by side on one synthetic host.
 
 The host is bench/scale.py's layout (vifscope.lab.synth) under its own names (netns vs-g-scale,
-prefix vs-g-s) in node-file mode, so it never touches libvirtd's shared test driver; plus one
-permanent neighbour entry per running, unbroken vif's MAC on its bridge (what a host routing for
-its guests holds), so the ARP join has real work: the worst case, where nearly every vif has an
-observed address. Timed, interleaved round after round: ``status --json`` on both trees; then in
-one process (best of 15): the neighbour dump, bind(), the report dict and its JSON encoding.
+prefix vs-g-s) in node-file mode, so it never touches libvirtd's shared test driver: first as
+built (no neighbour entries: each vif lists only its EUI-64 link-local), then with one permanent
+neighbour entry per running, unbroken vif's MAC on its bridge (what a host routing for its guests
+holds): the worst case, where nearly every vif has an observed address. Timed, interleaved round
+after round: ``status --json`` on both trees; then in one process (best of 15): bind(), the
+report dict and its JSON encoding.
 Run as root: ``.venv/bin/python bench/addresses.py --baseline REV [--vifs 5000] [--runs 9]``.
 """
 
@@ -64,6 +65,26 @@ def neighbour_batch(p: SynthPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scenario(label: str, uri: str, trees: dict[str, Path], runs: int) -> list[str]:
+    """Table rows: each tree's status --json (interleaved rounds) and in-process costs."""
+    cmds = {name: in_ns(src, "-c", LAUNCH, "-c", uri, "status", "--json") for name, src in trees.items()}
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for cmd in cmds.values():
+        run_timed(cmd)  # warm
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            times[name].append(run_timed(cmd).seconds)
+    rows = []
+    for name, src in trees.items():
+        pt = json.loads(subprocess.run(in_ns(src, "-c", PARTS, uri), capture_output=True, check=True).stdout)
+        ts = times[name]
+        rows.append(
+            f"| {label} | {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} "
+            f"| {pt['bind'] * 1e3:.0f} | {pt['report'] * 1e3:.0f} | {pt['json'] * 1e3:.0f} |"
+        )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", required=True)
@@ -75,40 +96,25 @@ def main() -> int:
     rev, head = short_rev(args.baseline), short_rev("HEAD")
     p = plan(domains=args.vifs // NICS, nics=NICS, prefix="vs-g-s")
     load_before = os.getloadavg()[0]
+    rows: list[str] = []
     with checkout(rev) as old, SynthHost(p, NS) as host:
+        new = ROOT / "src"
+        rows += scenario("no neighbour entries", host.uri, {rev: old, head: new}, args.runs)
         batch = host.dir / "neigh.batch"
         batch.write_text(neighbour_batch(p))
         subprocess.run(["ip", "-n", NS, "-batch", str(batch)], check=True)
-        new = ROOT / "src"
         doc = json.loads(run_timed(in_ns(new, "-c", LAUNCH, "-c", host.uri, "status", "--json")).stdout)
         seen = sum(1 for v in doc["vifs"] if any(a["source"] == "arp" for a in v["addresses"]))
-        cmds = {rev: in_ns(old, "-c", LAUNCH, "-c", host.uri, "status", "--json")}
-        cmds[head] = in_ns(new, "-c", LAUNCH, "-c", host.uri, "status", "--json")
-        times: dict[str, list[float]] = {name: [] for name in cmds}
-        for cmd in cmds.values():
-            run_timed(cmd)  # warm
-        for _ in range(args.runs):
-            for name, cmd in cmds.items():
-                times[name].append(run_timed(cmd).seconds)
-        parts = {name: json.loads(subprocess.run(in_ns(src, "-c", PARTS, host.uri), capture_output=True,
-                                                 check=True).stdout)
-                 for name, src in ((rev, old), (head, new))}  # fmt: skip
-    lines = [
-        "| tree | status --json median s | min s | max s | bind ms | report ms | JSON ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, ts in times.items():
-        pt = parts[name]
-        lines.append(
-            f"| {name} | {statistics.median(ts):.3f} | {min(ts):.3f} | {max(ts):.3f} | {pt['bind'] * 1e3:.0f} "
-            f"| {pt['report'] * 1e3:.0f} | {pt['json'] * 1e3:.0f} |"
-        )
+        rows += scenario(f"{seen:,} vifs' MACs in the neighbour table", host.uri, {rev: old, head: new}, args.runs)
+    head_row = "| neighbours | tree | status --json median s | min s | max s | bind ms | report ms | JSON ms |"
     text = (
         f"## Guest addresses: status --json at {len(p.vifs):,} vifs, {head} against {rev} (bench/addresses.py)\n\n"
-        f"The synthetic host in node-file mode with {seen:,} vifs' MACs in the neighbour table on their bridges "
-        f"(each then lists an `arp` address besides its `eui64` one). {args.runs} interleaved rounds; bind / "
-        f"report / JSON: best of 15 in one process. 1-minute load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after.\n\n" + "\n".join(lines) + "\n"
+        f"The synthetic host in node-file mode, first as built, then with each running, unbroken vif's MAC in "
+        f"the neighbour table on its bridge (each vif then lists an `arp` address besides its `eui64` one: the "
+        f"worst case). {args.runs} interleaved rounds; bind / report / JSON: best of 15 in one process. "
+        f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n"
+        + "\n".join([head_row, "|---|---|---:|---:|---:|---:|---:|---:|", *rows])
+        + "\n"
     )
     publish("guest-addresses", text, write=not args.no_write)
     return 0
