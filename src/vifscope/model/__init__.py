@@ -19,8 +19,8 @@ from vifscope.model.core import (
     VifStatus,
 )
 from vifscope.model.finding import Evidence, Finding, Severity
+from vifscope.model.guestaddr import AddressFacts, VifAddress
 from vifscope.model.host import (
-    AddressFacts,
     AddressSource,
     DeviceNode,
     DeviceNodes,
@@ -40,7 +40,6 @@ from vifscope.model.host import (
     Qdisc,
     Shaping,
     Sysctls,
-    VifAddress,
 )
 
 __all__ = [

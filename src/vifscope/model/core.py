@@ -11,7 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
-from vifscope.model.host import AddressFacts, HostFacts, VifAddress
+from vifscope.model.guestaddr import AddressFacts, VifAddress
+from vifscope.model.host import HostFacts
 
 
 class DomainState(StrEnum):
