@@ -8,10 +8,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from vifscope.sources.libvirt.agent import NOT_ASKED, ask_agents, read_agent_addresses
+from vifscope.sources.libvirt.agent import NOT_ASKED, ask_agents, ask_all, read_agent_addresses
 
 IFACE = "<interface type='bridge'><mac address='{mac}'/><source bridge='vs-g-nobr'/>{target}</interface>"
 
@@ -83,3 +84,32 @@ def test_a_connection_that_cannot_open_is_an_agent_source_error(tmp_path: Path) 
     assert got.addresses is None
     assert [e.source for e in got.errors] == ["agent"]
     assert "read-write" in got.errors[0].error
+
+
+class _Guest:
+    """A domain whose agent answers like libvirt's dict, or (``hang``) never answers."""
+
+    def __init__(self, name: str, mac: str, hang: threading.Event | None = None) -> None:
+        self._name, self.mac, self.hang = name, mac, hang
+
+    def name(self) -> str:
+        return self._name
+
+    def interfaceAddresses(self, source: int) -> dict[str, Any]:
+        if self.hang is not None:
+            self.hang.wait()
+        return {"eth0": {"hwaddr": self.mac, "addrs": [{"type": 0, "addr": "10.82.9.9", "prefix": 24}]}}
+
+
+def test_a_hung_agent_costs_its_answer_not_the_others() -> None:
+    """libvirt waits for an agent's reply without limit: status must answer anyway."""
+    release = threading.Event()
+    try:
+        guests = [_Guest("vs-g-a", "52:54:00:00:00:0a"), _Guest("vs-g-b", "52:54:00:00:00:0b", release)]
+        guests.append(_Guest("vs-g-c", "52:54:00:00:00:0c"))
+        answers = ask_all(guests, deadline=0.5)
+    finally:
+        release.set()
+    assert answers[1] is None
+    got = [[(a.mac, a.ip, a.where) for a in ans] for ans in (answers[0], answers[2]) if isinstance(ans, tuple)]
+    assert got == [[("52:54:00:00:00:0a", "10.82.9.9", "vs-g-a")], [("52:54:00:00:00:0c", "10.82.9.9", "vs-g-c")]]

@@ -9,8 +9,10 @@ agent (not configured, not running) is no error: its addresses come from leases 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,12 @@ AGENT_HINT = "the guest agent needs a read-write libvirt connection: run as root
 NOT_ASKED = "guest agent not asked: vifscope's libvirt connection is read-only (status --agent asks it)"
 # Agent calls in flight at once: each is a round trip to libvirtd and on to the guest.
 AGENT_CALLS = 8
+# libvirt gives the agent's guest-sync 5 s, then waits for the command itself without limit
+# (unless someone set virDomainAgentSetResponseTimeout): a guest whose agent hangs must not hang
+# status. Agents that have not answered by then are left behind (daemon threads) and counted.
+AGENT_DEADLINE = 10.0
+
+Answer = tuple[GuestAddress, ...] | Exception
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class AgentRead:
     errors: tuple[SourceError, ...] = ()
 
 
-def _ask(dom: Any) -> tuple[GuestAddress, ...] | Exception:
+def _ask(dom: Any) -> Answer:
     import libvirt
 
     try:
@@ -50,26 +58,54 @@ def _denied(exc: Exception) -> bool:
     return isinstance(exc, libvirt.libvirtError) and exc.get_error_code() == libvirt.VIR_ERR_OPERATION_DENIED
 
 
-def ask_agents(conn: Any) -> AgentRead:
-    """Every running domain's agent, a few calls in flight at once."""
+def ask_all(doms: Sequence[Any], deadline: float = AGENT_DEADLINE) -> list[Answer | None]:
+    """Each domain's answer (None: none within ``deadline`` seconds), AGENT_CALLS at a time."""
+    jobs: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(doms)):
+        jobs.put(i)
+    answers: list[Answer | None] = [None] * len(doms)
+    finished = threading.Semaphore(0)
+
+    def work() -> None:
+        while True:
+            try:
+                i = jobs.get_nowait()
+            except queue.Empty:
+                return
+            answers[i] = _ask(doms[i])
+            finished.release()
+
+    for _ in range(min(AGENT_CALLS, len(doms))):
+        threading.Thread(target=work, name="vifscope-agent", daemon=True).start()
+    end = time.monotonic() + deadline
+    for _ in doms:
+        if not finished.acquire(timeout=max(0.0, end - time.monotonic())):
+            break
+    return list(answers)
+
+
+def ask_agents(conn: Any, deadline: float = AGENT_DEADLINE) -> AgentRead:
+    """Every running domain's agent, a few calls in flight at once, within ``deadline``."""
     doms = [dom for dom, state in domains_with_state(conn) if state in ACTIVE_STATES]
-    with ThreadPoolExecutor(max_workers=AGENT_CALLS, thread_name_prefix="vifscope-agent") as pool:
-        answers = list(pool.map(_ask, doms))
+    answers = ask_all(doms, deadline)
     if any(isinstance(a, Exception) and _denied(a) for a in answers):
         return AgentRead(None, ("guest agent refused: the libvirt connection is read-only",))
-    found = [a for a in answers if not isinstance(a, Exception)]
-    note = f"guest agent answered for {len(found)} of {len(doms)} running domains"
-    return AgentRead(tuple(addr for got in found for addr in got), (note,))
+    found = [a for a in answers if a is not None and not isinstance(a, Exception)]
+    notes = [f"guest agent answered for {len(found)} of {len(doms)} running domains"]
+    late = sum(a is None for a in answers)
+    if late:
+        notes.append(f"{late} guest agent(s) did not answer within {deadline:g} s")
+    return AgentRead(tuple(addr for got in found for addr in got), tuple(notes))
 
 
-def read_agent_addresses(uri: str, opener: Callable[[str], Any] | None = None) -> AgentRead:
+def read_agent_addresses(uri: str) -> AgentRead:
     """Open a read-write connection to ``uri`` and ask every running guest's agent. Never
     raises for libvirt: a connection that cannot be opened is an ``agent`` source error."""
     import libvirt
 
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are reported as data
     try:
-        conn = (opener or libvirt.open)(uri)
+        conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         msg = f"cannot open a read-write connection to {uri}: {str(exc).strip()}"
         return AgentRead(None, errors=(SourceError("agent", msg, AGENT_HINT),))
