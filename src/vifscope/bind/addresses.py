@@ -138,11 +138,10 @@ def vif_addresses(
     domain with a QEMU process has observed addresses (a shut-off guest's lease is history);
     the EUI-64 link-local is listed for every vif with a unicast MAC."""
     mac = vif.mac.lower() if vif.mac else ""
-    best: Ranked = {}
-    if snap is not None and mac and vif.domain_state.has_taps:
-        best = _observed(_sightings(mac, vif, exp, link, actual, snap))
-    ordered = tuple([entry[1] for entry in sorted(best.values())])  # keys differ: addresses never compared
     local = eui64_link_local(mac)
-    if local is None or local in best:
-        return ordered
-    return (*ordered, VifAddress(local, 64, "ipv6", AddressSource.EUI64))  # derived: always last
+    derived = (VifAddress(local, 64, "ipv6", AddressSource.EUI64),) if local else ()
+    if snap is None or not mac or mac not in snap.addresses.macs or not vif.domain_state.has_taps:
+        return derived
+    best = _observed(_sightings(mac, vif, exp, link, actual, snap))
+    ordered = tuple([entry[1] for entry in sorted(best.values())])  # keys differ: addresses never compared
+    return ordered if local is None or local in best else (*ordered, *derived)  # derived: always last

@@ -45,6 +45,11 @@ class AddressFacts:
     def agent_by_mac(self) -> dict[str, tuple[GuestAddress, ...]]:
         return _group(self.agent or (), lambda a: a.mac)
 
+    @cached_property
+    def macs(self) -> frozenset[str]:
+        """Every MAC some source saw: most vifs at scale are not among them, and skip the join."""
+        return frozenset(self.leases_by_mac) | frozenset(self.neighbors_by_mac) | frozenset(self.agent_by_mac)
+
 
 def _group(items: Iterable[T], key: Callable[[T], str]) -> dict[str, tuple[T, ...]]:
     grouped: dict[str, list[T]] = {}
