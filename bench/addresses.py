@@ -111,7 +111,9 @@ def main() -> int:
         f"## Guest addresses: status --json at {len(p.vifs):,} vifs, {head} against {rev} (bench/addresses.py)\n\n"
         f"The synthetic host in node-file mode, first as built, then with each running, unbroken vif's MAC in "
         f"the neighbour table on its bridge (each vif then lists an `arp` address besides its `eui64` one: the "
-        f"worst case). {args.runs} interleaved rounds; bind / report / JSON: best of 15 in one process. "
+        f"worst case). {args.runs} interleaved rounds; bind / report / JSON: best of 15 in one process: what "
+        f"the addresses cost, the rest of a status being the same code on both trees (with other work on the "
+        f"machine the whole command's spread exceeds that). "
         f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after.\n\n"
         + "\n".join([head_row, "|---|---|---:|---:|---:|---:|---:|---:|", *rows])
         + "\n"
