@@ -113,3 +113,16 @@ def test_a_hung_agent_costs_its_answer_not_the_others() -> None:
     assert answers[1] is None
     got = [[(a.mac, a.ip, a.where) for a in ans] for ans in (answers[0], answers[2]) if isinstance(ans, tuple)]
     assert got == [[("52:54:00:00:00:0a", "10.82.9.9", "vs-g-a")], [("52:54:00:00:00:0c", "10.82.9.9", "vs-g-c")]]
+
+
+def test_status_wide_shows_every_address_and_the_notes_plain_status_neither(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    env = {**os.environ, "COLUMNS": "250"}
+    base = [sys.executable, "-m", "vifscope", "-c", f"test://{node}", "status"]
+    wide = subprocess.run([*base, "--wide", "--agent"], capture_output=True, text=True, timeout=60, env=env)
+    plain = subprocess.run(base, capture_output=True, text=True, timeout=60, env=env)
+    assert (wide.returncode, plain.returncode) == (1, 1), wide.stderr + plain.stderr
+    assert "192.168.0.1/24 agent" in wide.stdout and "fe80::5054:ff:fe12:3456/64 eui64" in wide.stdout
+    assert "note: guest agent answered for 1 of 1 running domains" in wide.stdout
+    assert "ADDRESSES" in plain.stdout and "note:" not in plain.stdout
+    assert "fe80::5054:ff:fe12:3458" in plain.stdout  # the shut-off one: its link-local only, no "+N"
