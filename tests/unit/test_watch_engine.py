@@ -124,7 +124,7 @@ class ScriptedWatch(daemon.Watch):
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     w = World()
     monkeypatch.setattr(daemon, "LibvirtWatcher", lambda _uri, _post: FakeLibvirt(w))
-    monkeypatch.setattr(daemon, "full_read", lambda _uri, _prev: FullRead(w.snap(), None))
+    monkeypatch.setattr(daemon, "full_read", lambda _uri, _prev, _worker=None: FullRead(w.snap(), None))
     monkeypatch.setattr(daemon, "links_or_error", w.read_links)
     monkeypatch.setattr(daemon, "ovs_or_error", lambda: (None, None))
     for name in ("LinkWatch", "OvsMonitor", "EventLoop"):
@@ -172,7 +172,7 @@ def test_no_heal_while_libvirt_is_down(world: World) -> None:
 
     lost = SourceDown("libvirt", "libvirt connection closed: end of file")
     burst = LinkBatch((LinkEvent("new", 7, "vnet0"),))
-    lines = run(world, [lost, detach, burst, 0.05, 0.3, 0.3])
+    lines = run(world, [lost, detach, burst, 0.05, 0.2, 0.2])  # past the grace, short of the reconnect (0.5 s)
     assert said(lines) == [
         ("start",),
         ("source", "libvirt", "down"),

@@ -22,6 +22,7 @@ from typing import Any
 
 from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.report import documents as report
+from vifscope.sources.deadline import SourceWorker
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
 from vifscope.sources.libvirt.eventloop import EventLoop
 from vifscope.watch import effects as fx
@@ -70,7 +71,10 @@ class Watch:
         self.libvirt = LibvirtWatcher(options.uri, self.events.put)
         self.timers = fx.Timers()
         self.up: dict[str, bool] = {}
-        self.reconnect_backoff = Backoff(initial=1.0, maximum=30.0)
+        # Capped low: a connect attempt to a local socket is cheap, and the cap is how long a
+        # libvirtd that is back may wait for watch to notice (bench/outage.py measures it).
+        self.reconnect_backoff = Backoff(initial=0.5, maximum=5.0)
+        self.libvirt_reader = SourceWorker("libvirt")  # full reads, with a deadline (watch.live)
         self.pending = fx.PendingLinks()
         self.scope = fx.Scope(options.domains)
         self.scheduler = HealScheduler(self.scope.policy(options.config))
@@ -84,7 +88,7 @@ class Watch:
         """Connect and take the first full snapshot. Raises LibvirtUnavailable (exit 3)."""
         EventLoop.ensure()
         self.libvirt.connect()
-        first = full_read(self.opt.uri, None)
+        first = full_read(self.opt.uri, None, self.libvirt_reader)
         self.table = VifTable(first.snapshot)
         for source in ("netlink", "ovs"):  # libvirt answered; its per-domain errors are not an outage
             self._source(source, next((e for e in first.snapshot.errors if e.source == source), None))
@@ -196,7 +200,7 @@ class Watch:
         self.apply(snap, on_ovs(snap), cause)
 
     def resync(self, cause: str = "resync") -> None:
-        full = full_read(self.opt.uri, self.table.snap)
+        full = full_read(self.opt.uri, self.table.snap, self.libvirt_reader)
         for source in ("netlink", "ovs"):
             self._source(source, next((e for e in full.snapshot.errors if e.source == source), None))
         if full.libvirt_error is not None:
