@@ -46,6 +46,7 @@ NS = "vs-o-out"
 PREFIX = "vs-o-"
 PROBE = Path(__file__).resolve().parent / "outage_probe.py"
 DEADLINE = 10.0  # the scrape deadline the probe sends (Prometheus' default scrape_timeout)
+LOG_DIR = Path("/tmp")  # watch's lines of the last run: /tmp/vs-o-outage-watch.jsonl
 RECOVERY_LIMIT = 120.0  # a daemon not healthy this long after its source returned has not recovered
 
 
@@ -59,11 +60,16 @@ class Lines:
     def __post_init__(self) -> None:
         threading.Thread(target=self._read, daemon=True).start()
 
+    log: Path | None = None  # every line also goes here, stamped (to read a run afterwards)
+
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.items.append((time.monotonic(), json.loads(line)))
+        with self.log.open("w") if self.log else open("/dev/null", "w") as log:
+            for line in self.proc.stdout:
+                if line.startswith("{"):
+                    self.items.append((time.monotonic(), json.loads(line)))
+                    log.write(f"{time.monotonic():.3f} {line}")
+                    log.flush()
 
     def since(self, t: float) -> list[tuple[float, dict[str, Any]]]:
         return [(at, d) for at, d in list(self.items) if at >= t]
@@ -144,8 +150,10 @@ def watch_after(lines: Lines, t: float, ok: Any) -> float | None:
     return next((at - t for at, d in lines.since(t) if ok(d)), None)
 
 
-def recovery(rig: Rig, source: str, t_up: float, tap: str | None) -> dict[str, float | None]:
-    """Per daemon: seconds from the source's return to its first healthy answer (None: never)."""
+def recovery(rig: Rig, source: str, t_up: float, tap: str | None, t_detach: float) -> dict[str, float | None]:
+    """Per daemon: seconds from the source's return to its first healthy answer (None: never).
+    The heal of the tap detached meanwhile counts from the return too, 0 when it came before
+    (a hung libvirtd is only known hung once keepalive gives up: heal may run before that)."""
     got: dict[str, float | None] = {}
 
     def done() -> bool:
@@ -155,9 +163,10 @@ def recovery(rig: Rig, source: str, t_up: float, tap: str | None) -> dict[str, f
             rig.watch, t_up, lambda d: d.get("event") == "source" and d["source"] == source and d["state"] == "up"
         )
         if tap is not None:
-            got["heal"] = watch_after(
-                rig.watch, t_up, lambda d: d.get("event") == "heal" and d.get("target") == tap and d["result"] == "ok"
+            healed = watch_after(
+                rig.watch, t_detach, lambda d: d.get("event") == "heal" and d["target"] == tap and d["result"] == "ok"
             )
+            got["heal"] = None if healed is None else max(0.0, t_detach + healed - t_up)
         return all(v is not None for v in got.values())
 
     wait_until(done, RECOVERY_LIMIT, step=0.05)
@@ -185,13 +194,13 @@ def outage(rig: Rig, source: str, how: str, seconds: float, tap: str | None) -> 
     daemon = rig.libvirtd if source == "libvirt" else rig.ovsdb
     t_down = time.monotonic()
     daemon.kill() if how == "kill" else daemon.signal(signal.SIGSTOP)
+    t_detach = time.monotonic()
     if tap is not None:
-        t_detach = time.monotonic()
         ip("link", "set", tap, "nomaster")
     time.sleep(seconds)
     t_up = time.monotonic()
     daemon.start() if how == "kill" else daemon.signal(signal.SIGCONT)
-    rec = recovery(rig, source, t_up, tap)
+    rec = recovery(rig, source, t_up, tap, t_detach)
     out = {"source": source, "how": how, "seconds": t_up - t_down, "recovery": rec, "alive": rig.alive()}
     out |= during(rig, source, t_down, t_up)
     if tap is not None:  # watch must see the detach while libvirt is away (netlink is not)
@@ -248,7 +257,8 @@ def run(domains: int, kills: int, down: float, hang: float, storm: int, period: 
         probe = stack.enter_context(started(in_ns(sys.executable, str(PROBE), *urls, str(period), str(DEADLINE)),
                                             env, stdin=True))  # fmt: skip
         procs = {"exporter": exporter, "serve": serve, "watch": watch}
-        rig = Rig(libvirtd, ovsdb, uri, env, procs, Lines(probe), Lines(watch), {v.tap: v.bridge for v in p.vifs})
+        watch_lines = Lines(watch, log=LOG_DIR / "vs-o-outage-watch.jsonl")
+        rig = Rig(libvirtd, ovsdb, uri, env, procs, Lines(probe), watch_lines, {v.tap: v.bridge for v in p.vifs})
         wait_healthy(rig, "at the start")
         runs = scenarios(rig, kills, down, hang)
         alive = rig.alive()

@@ -37,8 +37,9 @@ DOMAIN_LIFECYCLE = (
     "crashed",
 )
 NETWORK_LIFECYCLE = ("defined", "undefined", "started", "stopped")
-# A hung libvirtd accepts the connection and never answers: opening it gets this long, then the
-# engine carries on (reconnecting later) and the open left behind closes itself if it ever ends.
+# A hung libvirtd accepts the connection and never answers: opening it (or one read on it) gets
+# this long, then the engine carries on (reconnecting later); an open left behind closes itself
+# if it ever ends.
 CONNECT_TIMEOUT = 5.0
 Opened = tuple[Any, list[int], str]  # connection, its domain callback ids, hostname
 
@@ -79,6 +80,7 @@ class LibvirtWatcher:
         self._generation = 0  # bumped per connection (see _on_close)
         self._timeout = connect_timeout
         self._opener = SourceWorker("libvirt-connect")  # at most one open in flight, even a stuck one
+        self._reader = SourceWorker("libvirt-read")  # likewise for the engine's narrow reads
 
     @property
     def connected(self) -> bool:
@@ -179,12 +181,19 @@ class LibvirtWatcher:
         self.drop()
 
     def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        """``fn`` on the reader's thread, given up after the read timeout: a hung libvirtd
+        answers nothing, and keepalive alone would hold the engine ~20 s before closing."""
         import libvirt
 
         if self._conn is None:
             raise LibvirtReadError(f"{what}: not connected", lost=True)
+        fut = self._reader.submit(fn)
         try:
-            return fn()
+            return fut.result(timeout=self._timeout)
+        except TimeoutError as exc:
+            raise LibvirtReadError(f"{what}: no answer within {self._timeout:.0f} s", lost=True) from exc
+        except SourceStuck as exc:
+            raise LibvirtReadError(f"{what}: {exc}", lost=True) from exc
         except libvirt.libvirtError as exc:
             raise LibvirtReadError(f"{what}: {str(exc).strip()}", lost=self._lost()) from exc
 
