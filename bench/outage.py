@@ -48,6 +48,7 @@ PROBE = Path(__file__).resolve().parent / "outage_probe.py"
 DEADLINE = 10.0  # the scrape deadline the probe sends (Prometheus' default scrape_timeout)
 LOG_DIR = Path("/tmp")  # watch's lines of the last run: /tmp/vs-o-outage-watch.jsonl
 RECOVERY_LIMIT = 120.0  # a daemon not healthy this long after its source returned has not recovered
+VIEW_AGE = 1.0  # serve answers from a snapshot up to this old (its default interval)
 
 
 @dataclass
@@ -185,6 +186,9 @@ def during(rig: Rig, source: str, t0: float, t1: float) -> dict[str, Any]:
         "scrape_failures": [d.get("error") or d.get("status") for d in metrics if d.get("status") != 200],
         "api": len(api),
         "api_source_errors": sum(1 for d in api if source in d.get("down", ())),
+        # Past serve's view age every answer comes from a snapshot taken during the outage.
+        "api_late": sum(1 for d in api if d["start"] >= t0 + VIEW_AGE),
+        "api_late_source_errors": sum(1 for d in api if d["start"] >= t0 + VIEW_AGE and source in d.get("down", ())),
         "api_failures": [d.get("error") or d.get("status") for d in api if d.get("status") not in (200, 503)],
         "slowest_s": max((d["end"] - d["start"] for d in answers), default=0.0),
     }
@@ -202,6 +206,9 @@ def outage(rig: Rig, source: str, how: str, seconds: float, tap: str | None) -> 
     daemon.start() if how == "kill" else daemon.signal(signal.SIGCONT)
     rec = recovery(rig, source, t_up, tap, t_detach)
     out = {"source": source, "how": how, "seconds": t_up - t_down, "recovery": rec, "alive": rig.alive()}
+    out["watch_saw_down_s"] = watch_after(
+        rig.watch, t_down, lambda d: d.get("event") == "source" and d["source"] == source and d["state"] == "down"
+    )
     out |= during(rig, source, t_down, t_up)
     if tap is not None:  # watch must see the detach while libvirt is away (netlink is not)
         seen = watch_after(
