@@ -3,7 +3,9 @@ network callbacks, and the two narrow reads the engine needs between full resync
 
 The only module of the watcher that touches libvirt-python. Callbacks run on the event
 loop thread and do nothing but post an event to the engine's queue (calling libvirt from
-inside a callback can deadlock the loop). Reads happen on the engine's thread.
+inside a callback can deadlock the loop). The engine asks for reads and waits for them, but
+each runs on a worker thread with a deadline (as does opening the connection): a hung libvirtd
+(socket open, nothing answers) costs the engine seconds, not the length of the hang.
 """
 
 from __future__ import annotations
