@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.conftest import SPEC
 from vifscope.lab.private import PrivateLibvirtd, PrivateOvsdb, ovs_env
 from vifscope.lab.synth import SynthHost, SynthPlan, plan
 
-NS = "vs-o-e2e"
+# Named with the lab's prefix (VIFSCOPE_TEST_LAB_PREFIX), so two checkouts' suites do not clash.
+NS = f"{SPEC.prefix}down"
+STORM_BRIDGE = f"{SPEC.prefix}storm"
 UP = re.compile(r'^vifscope_source_up\{source="([^"]+)"\} (\S+)$', re.M)
 
 
@@ -127,7 +130,7 @@ def api_down(base: str) -> set[str]:
 
 @contextmanager
 def outage_host(domains: int = 2, nics: int = 2) -> Iterator[OutageHost]:
-    p = plan(domains=domains, nics=nics, bridges=2, fault_every=10**9, shutoff_every=10**9, prefix="vs-o-e")
+    p = plan(domains=domains, nics=nics, bridges=2, fault_every=10**9, shutoff_every=10**9, prefix=f"{SPEC.prefix}e")
     with ExitStack() as stack:
         host = stack.enter_context(SynthHost(p, NS))
         host_ip = ["ip", "-n", NS, "link", "set", "lo", "up"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import sh, vif_of, vifscope, wait_for
-from tests.e2e.outage_helpers import NS, OutageHost, api_down, line, outage_host, sources_up
+from tests.e2e.outage_helpers import NS, STORM_BRIDGE, OutageHost, api_down, line, outage_host, sources_up
 from vifscope.lab.host import LIBVIRT_SOCK, OVS_CTL, ensure_libvirtd, ovs_running
 from vifscope.lab.topology import LabSpec
 
@@ -156,9 +156,9 @@ def test_a_netlink_overflow_is_reported_and_nothing_is_missed(outage: OutageHost
     watch = outage.daemon("watch", "--json")
     try:
         watch.wait(line("start"))
-        outage.ip("link", "add", "vs-o-estorm", "type", "bridge")
+        outage.ip("link", "add", STORM_BRIDGE, "type", "bridge")
         detached, down = outage.plan.vifs[0].tap, outage.plan.vifs[1].tap
-        flips = "link set vs-o-estorm up\nlink set vs-o-estorm down\n" * 2500
+        flips = f"link set {STORM_BRIDGE} up\nlink set {STORM_BRIDGE} down\n" * 2500
         storm = flips + f"link set {detached} nomaster\n" + flips + f"link set {down} down\n" + flips * 2
         watch.proc.send_signal(signal.SIGSTOP)
         try:

@@ -108,7 +108,7 @@ class PrivateLibvirtd(_Private):
     """``libvirtd`` with its own sockets, config, state and network namespace."""
 
     def __init__(self) -> None:
-        super().__init__("vs-o-libvirtd-")
+        super().__init__("vifscope-libvirtd-")
         self.sock_dir = self.dir / "sock"
         self.sock_dir.mkdir()
         self.socket = self.sock_dir / "libvirt-sock"
@@ -119,7 +119,7 @@ class PrivateLibvirtd(_Private):
         return f"test+unix://{node_file}?socket={self.socket}"
 
     def argv(self) -> list[str]:
-        mounts = "; ".join(f"mount -t tmpfs vs-o-private {d}" for d in HIDDEN)
+        mounts = "; ".join(f"mount -t tmpfs vifscope-private {d}" for d in HIDDEN)
         script = f"set -e; {mounts}; exec /usr/sbin/libvirtd --config {self.conf} --pid-file {self.dir}/libvirtd.pid"
         return ["unshare", "--mount", "--net", "--propagation", "private", "sh", "-c", script]
 
@@ -137,7 +137,7 @@ class PrivateOvsdb(_Private):
     """``ovsdb-server`` with its own database; ``rundir`` is what OVS_RUNDIR must be."""
 
     def __init__(self) -> None:
-        super().__init__("vs-o-ovsdb-")
+        super().__init__("vifscope-ovsdb-")
         self.rundir = self.dir
         self.db, self.socket = self.dir / "conf.db", self.dir / "db.sock"
         subprocess.run(["ovsdb-tool", "create", str(self.db), str(OVS_SCHEMA)], check=True, capture_output=True)
