@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,8 +45,16 @@ def test_connect_and_reads_give_up_on_a_hung_libvirtd(libvirtd: tuple[PrivateLib
     watcher = LibvirtWatcher(uri, events.put, connect_timeout=1.0)
     watcher.connect()
     assert watcher.domain_vifs(UUID)  # answers while the daemon runs
+    leaving = LibvirtWatcher(uri, events.put, connect_timeout=1.0)
+    leaving.connect()
     daemon.signal(signal.SIGSTOP)
     try:
+        # SIGTERM during the hang: watch's clean close must return (it asks the daemon to
+        # deregister; the asking is given up on, the process can exit).
+        closing = threading.Thread(target=leaving.close, daemon=True)
+        closing.start()
+        closing.join(30)
+        assert not closing.is_alive(), "close() hung with libvirtd"
         with pytest.raises(LibvirtReadError) as read:
             watcher.domain_vifs(UUID)
         assert read.value.lost and "no answer within" in str(read.value)

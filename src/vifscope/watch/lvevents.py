@@ -65,6 +65,16 @@ def _close_quietly(conn: Any) -> None:
         conn.close()
 
 
+def _deregister_and_close(conn: Any, callbacks: list[int]) -> None:
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):  # already broken: closing still releases it
+        conn.unregisterCloseCallback()
+        for cb in callbacks:
+            conn.domainEventDeregisterAny(cb)
+    _close_quietly(conn)
+
+
 def _close_late(fut: Future[Opened]) -> None:
     """A connection that opened after its caller gave up on it: nobody will use it."""
     if not fut.cancelled() and fut.exception() is None:
@@ -172,15 +182,15 @@ class LibvirtWatcher:
             threading.Thread(target=_close_quietly, args=(conn,), name="vifscope-libvirt-close", daemon=True).start()
 
     def close(self) -> None:
-        """Deregister callbacks and close (clean shutdown)."""
-        import libvirt
-
-        if self._conn is not None:
-            with contextlib.suppress(libvirt.libvirtError):  # already broken: drop() still releases it
-                self._conn.unregisterCloseCallback()
-                for cb in self._callbacks:
-                    self._conn.domainEventDeregisterAny(cb)
-        self.drop()
+        """Deregister callbacks and close (clean shutdown), waiting at most the connect timeout:
+        deregistering asks the daemon, and SIGTERM during a libvirtd hang must still exit."""
+        conn, callbacks = self._conn, self._callbacks
+        self._conn = None
+        self._generation += 1
+        if conn is not None:
+            closing = threading.Thread(target=_deregister_and_close, args=(conn, callbacks), daemon=True)
+            closing.start()
+            closing.join(self._timeout)
 
     def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
         """``fn`` on the reader's thread, given up after the read timeout: a hung libvirtd
