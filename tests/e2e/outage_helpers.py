@@ -1,8 +1,8 @@
 """A small synthetic host served by a PRIVATE libvirtd and ovsdb-server (vifscope.lab.private),
 with vifscope's daemons running in its namespace: what the dying-and-hung-sources tests kill.
 
-The host's own libvirtd and Open vSwitch are never signalled. Requests to the daemons go through
-``curl`` inside the namespace (the daemons listen on its loopback).
+The host's own libvirtd and Open vSwitch are never signalled. Requests to the daemons are made
+from inside the namespace (the daemons listen on its loopback).
 """
 
 from __future__ import annotations
@@ -105,12 +105,23 @@ def line(event: str, **fields: object) -> Callable[[dict[str, Any]], bool]:
     return lambda d: d.get("event") == event and all(d.get(k) == v for k, v in fields.items())
 
 
+FETCH = r"""
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as resp:
+        status, body = resp.status, resp.read()
+except urllib.error.HTTPError as exc:
+    status, body = exc.code, exc.read()
+sys.stdout.write(f"{status}\n"); sys.stdout.flush(); sys.stdout.buffer.write(body)
+"""
+
+
 def fetch(url: str, max_time: float = 60.0) -> tuple[int, str]:
     """(HTTP status, body) from inside the namespace; a failed request is an AssertionError."""
-    cmd = ["ip", "netns", "exec", NS, "curl", "-sS", "--max-time", str(max_time), "-w", "\n%{http_code}", url]
+    cmd = ["ip", "netns", "exec", NS, sys.executable, "-c", FETCH, url, str(max_time)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"GET {url} failed: {proc.stderr.strip()}"
-    body, _, status = proc.stdout.rpartition("\n")
+    assert proc.returncode == 0, f"GET {url} failed: {proc.stderr.strip()[-300:]}"
+    status, _, body = proc.stdout.partition("\n")
     return int(status), body
 
 
