@@ -25,6 +25,7 @@ from vifscope.report import documents as report
 from vifscope.sources.deadline import SourceWorker
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
 from vifscope.sources.libvirt.eventloop import EventLoop
+from vifscope.sources.snapshot import OVS_HINT
 from vifscope.watch import effects as fx
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe, load_config
@@ -192,8 +193,8 @@ class Watch:
         snap = with_error(self.table.snap, "netlink", error)
         self.apply(with_links(snap, links if links is not None else (), datetime.now(UTC)), affects, cause)
 
-    def refresh_ovs(self, cause: str) -> None:
-        ovs, error = ovs_or_error()
+    def refresh_ovs(self, cause: str, lost: str | None = None) -> None:
+        ovs, error = (None, SourceError("ovs", lost, OVS_HINT)) if lost else ovs_or_error()
         self._source("ovs", error)
         snap = with_error(self.table.snap, "ovs", error)
         snap = with_ovs(snap, ovs.ports, ovs.bridges, True) if ovs else with_ovs(snap, (), (), False)
@@ -288,7 +289,7 @@ APPLY: dict[type, Callable[[Watch, Any], None]] = {
     fx.Arm: lambda w, e: w.arm(e.timer, e.at),
     fx.SetPending: _set_pending,
     fx.RefreshLinks: lambda w, e: w.refresh_links(e.affects, e.cause),
-    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause),
+    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause, e.lost),
     fx.ReadDomain: lambda w, e: w.apply_all(read_domain(e.uuid, e.cause, w.libvirt.domain_vifs)),
     fx.UseDomain: lambda w, e: w.apply(with_domain(w.table.snap, e.uuid, e.vifs), OfDomain(e.uuid), e.cause),
     fx.UseNetworks: _use_networks,

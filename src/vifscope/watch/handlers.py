@@ -118,7 +118,7 @@ def on_ovs(ctx: Context, _ev: OvsChanged) -> list[Effect]:
 
 SOURCE_DOWN: dict[str, Callable[[Context, str], list[Effect]]] = {
     "libvirt": lambda _ctx, error: [LibvirtDown(error)],
-    "ovs": lambda _ctx, _error: [RefreshOvs("ovsdb-lost")],
+    "ovs": lambda _ctx, error: [RefreshOvs("ovsdb-lost", lost=error)],
     "netlink": lambda ctx, _error: every_link_now(ctx),
 }
 
