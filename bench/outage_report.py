@@ -20,7 +20,9 @@ What the first runs found, and what happens now:
   off the engine's thread.
 - `watch` and a hung ovsdb-server: never noticed (its OVSDB monitor waited on the socket; only
   the 60 s resync would have asked). Now the monitor sends an echo after 5 s of silence and
-  reports the source down if that goes unanswered for 5 s more, as OVS' own clients do.
+  reports the source down if that goes unanswered for 5 s more, as OVS' own clients do. The
+  engine then took ~5 s more, re-asking through `ovs-vsctl` until its timeout (14 s in all, and
+  the engine held meanwhile); it takes the monitor's word now.
 - A heal pass whose check had just found libvirtd hung went on to heal in the same pass; now
   its heal stage also waits for libvirt.
 - `watch` reconnected with a back-off growing to 30 s: 4 s after a 3 s outage. Capped at 5 s
