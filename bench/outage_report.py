@@ -9,6 +9,10 @@ from typing import Any
 
 RELIABILITY = Path(__file__).resolve().parent.parent / "RELIABILITY.md"
 DAEMONS = ("exporter", "serve", "watch", "heal")
+NOTE = """\
+The odd answer during an outage that still says the source is up is, as far as we can tell, one
+that shared a collection or snapshot begun before the signal (single-flight: a request arriving
+while one runs gets its answer); not proven answer by answer."""
 # What the first runs of this benchmark found, and what the daemons do since (kept with the figures).
 FOUND = """\
 What the first runs found, and what happens now:
@@ -144,6 +148,8 @@ def section(result: dict[str, Any]) -> str:
         "second may carry the snapshot from before it, so the column after counts the later ones.",
         "",
         *table,
+        "",
+        NOTE,
         "",
         f"Detaches made while libvirtd was away: {with_tap}; watch reported each after "
         f"p50 {quantile(detach, 50)} s / max {max(detach, default=0):.2f} s (netlink was up), and healed "
