@@ -129,6 +129,8 @@ _DAEMON_GONE = (
 
 
 def hint_for(uri: str, message: str) -> str:
+    if "no answer within" in message:  # our own deadline: the socket accepted, nothing answered
+        return f"is libvirtd hung or overloaded? 'virsh -c {uri} list' should answer within a second"
     # Socket missing / refused (daemon not running), or the connection dropped (daemon
     # stopped or restarted under us: libvirt reports EOF / reset on the open connection).
     if any(sign in message.lower() for sign in _DAEMON_GONE):
