@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "attach": "vifscope.cli.attach",
     "detach": "vifscope.cli.detach",
     "fleet": "vifscope.cli.fleet",
+    "qos": "vifscope.cli.qos",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"
