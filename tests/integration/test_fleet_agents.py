@@ -120,6 +120,9 @@ def test_doctor_finds_the_shared_mac_and_exactly_the_unreachable_hosts(fleet: tu
     gone = sorted(f["host"] for f in fleet_level if f["check"] == "fleet.host_unreachable")
     assert gone == ["down", "hung"]
     assert not [f for f in fleet_level if f["check"] == "fleet.version_skew"]
+    # the agents report addresses; the shared MAC's EUI-64 address is the MAC's finding, not an IP's
+    assert any(v.get("addresses") for v in hub(inv, "status")[1]["vifs"])
+    assert not [f for f in fleet_level if f["check"] == "fleet.ip_duplicate"]
     per_host = {f["host"] for f in doc["findings"] if not f["check"].startswith("fleet.")}
     assert per_host == {"h1", "h2", "h3"}  # each agent's own findings, with its host
     assert elapsed < TIMEOUT + 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.unit.fleetdocs import answer, down, guest
 from vifscope.fleet.checks import fleet_findings
-from vifscope.fleet.model import HostAnswer
+from vifscope.fleet.model import HostAnswer, parse_vif
 from vifscope.model import Severity
 
 MAC = "52:54:00:ab:cd:01"
@@ -46,8 +46,10 @@ def test_an_address_on_two_hosts() -> None:
     b = answer("b", [guest("y", m2)], segment="s", addresses={m2: ["10.1.0.5/24", "fe80::1"]})
     found = [f for f in fleet_findings([a, b]) if f.finding.check == "fleet.ip_duplicate"]
     assert [(f.hosts, f.finding.evidence_dict()["address"]) for f in found] == [(("a", "b"), "10.1.0.5")]
+    shared = [answer(h, [guest(h, m1)], segment="s") for h in ("a", "b")]  # agents list EUI-64 addresses
+    assert any(v.raw["addresses"] for v in shared[0].vifs) and _only("fleet.ip_duplicate", shared) == []
     older = [answer("a", [guest("x", m1)], segment="s"), answer("b", [guest("y", m2)], segment="s")]
-    assert _only("fleet.ip_duplicate", older) == []  # agents without "addresses": nothing to compare
+    assert _only("fleet.ip_duplicate", older) == []  # distinct MACs, no shared address
 
 
 def test_version_skew_names_the_hosts_off_the_common_version() -> None:
@@ -67,3 +69,9 @@ def test_every_host_that_did_not_answer_is_one_error() -> None:
     ]
     fix = found[0].finding.fix
     assert fix is not None and fix.argvs == (("curl", "-sS", "--max-time", "5", "http://b.example:8777/healthz"),)
+
+
+def test_a_vif_from_an_agent_without_addresses_has_none() -> None:
+    raw = dict(answer("a", [guest("x", MAC)]).vifs[0].raw)
+    del raw["addresses"]  # agents before the addresses work
+    assert parse_vif("a", raw).addresses == ()

@@ -83,10 +83,12 @@ def _list(doc: Mapping[str, Any], key: str, what: str) -> list[Any]:
 
 
 def _addresses(raw: Mapping[str, Any]) -> tuple[str, ...]:
-    """``addresses`` is newer than some agents: absent means none reported."""
+    """``addresses`` is newer than some agents: absent means none reported. Addresses derived
+    from the MAC (EUI-64) are left out: they repeat exactly when the MAC does, which
+    fleet.mac_duplicate already says."""
     out = []
     for a in raw.get("addresses") or ():
-        if isinstance(a, Mapping) and isinstance(a.get("address"), str):
+        if isinstance(a, Mapping) and isinstance(a.get("address"), str) and a.get("source") != "eui64":
             out.append(a["address"])
     return tuple(out)
 
