@@ -1,0 +1,139 @@
+"""Read what ``vifscope apply`` / ``export`` plan against: the host's bridges (Linux and
+OVS), every libvirt network's persistent and live XML, and which links are whose ports.
+
+One snapshot (links, OVSDB ports, vifs) plus what it lacks: network XMLs (``--inactive``
+and live), OVS bridges' stp_enable / datapath_type. Raises StateUnavailable when libvirt or
+the kernel could not be read: apply must not plan against half a host.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vifscope.model import HostSnapshot
+from vifscope.model.desired import BridgeKind, BridgeState, HostState, NetworkState
+from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect
+from vifscope.sources.snapshot import take_snapshot
+
+_REQUIRED = ("libvirt", "netlink", "ovs")
+
+
+class StateUnavailable(RuntimeError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class OvsBridgeRow:
+    name: str
+    stp: bool
+    datapath: str | None
+
+
+@dataclass(frozen=True)
+class NetworkXmls:
+    name: str
+    xml: str
+    active: bool
+    autostart: bool
+
+
+def _read_networks(uri: str) -> tuple[NetworkXmls, ...]:
+    import libvirt
+
+    out: list[NetworkXmls] = []
+    try:
+        with connect(uri) as conn:
+            for net in sorted(conn.listAllNetworks(0), key=lambda n: n.name()):
+                active = bool(net.isActive())
+                persistent = bool(net.isPersistent())
+                xml = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE if persistent else 0)
+                out.append(NetworkXmls(str(net.name()), str(xml), active, bool(net.autostart())))
+    except libvirt.libvirtError as exc:
+        raise StateUnavailable(f"libvirt at {uri}: {str(exc).strip()}", "is libvirtd running?") from exc
+    except LibvirtUnavailable as exc:
+        raise StateUnavailable(str(exc), exc.hint) from exc
+    return tuple(out)
+
+
+def parse_bridge_rows(stdout: str) -> tuple[OvsBridgeRow, ...]:
+    """``ovs-vsctl --format=json --columns=name,stp_enable,datapath_type list Bridge``."""
+    table = json.loads(stdout)
+    rows = [dict(zip(table["headings"], row, strict=False)) for row in table["data"]]
+    return tuple(
+        OvsBridgeRow(str(r["name"]), r.get("stp_enable") is True, r.get("datapath_type") or None) for r in rows
+    )
+
+
+def _read_ovs_bridges() -> tuple[OvsBridgeRow, ...]:
+    exe = shutil.which("ovs-vsctl")
+    if exe is None:
+        return ()
+    argv = [exe, "--timeout=5", "--format=json", "--columns=name,stp_enable,datapath_type", "list", "Bridge"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=7, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise StateUnavailable("ovs-vsctl timed out", "is ovsdb-server running?") from exc
+    if proc.returncode != 0:
+        raise StateUnavailable(f"ovs-vsctl: {proc.stderr.strip()}", "is ovsdb-server running?")
+    try:
+        return parse_bridge_rows(proc.stdout)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StateUnavailable(f"unexpected ovs-vsctl output: {exc}", "check the Open vSwitch install") from exc
+
+
+def _guest_taps(snap: HostSnapshot) -> set[str]:
+    return {v.target for v in snap.vifs if v.target and v.domain_state.has_taps}
+
+
+def _bridges(snap: HostSnapshot, ovs: Sequence[OvsBridgeRow]) -> tuple[BridgeState, ...]:
+    taps = _guest_taps(snap)
+    out: list[BridgeState] = []
+    for link in snap.links:
+        if link.kind == "bridge":
+            ports = tuple(sorted(p.name for p in snap.links if p.master == link.name and p.name not in taps))
+            out.append(BridgeState(link.name, BridgeKind.LINUX, link.mtu, bool(link.stp_state), link.admin_up, ports))
+    for row in ovs:
+        own = snap.links_by_name.get(row.name)
+        ports = tuple(
+            sorted(p.name for p in snap.ovs_ports if p.bridge == row.name and p.name not in taps and p.name != row.name)
+        )
+        mtu, up = (own.mtu, own.admin_up) if own else (None, False)
+        out.append(BridgeState(row.name, BridgeKind.OVS, mtu, row.stp, up, ports, row.datapath))
+    return tuple(sorted(out, key=lambda b: b.name))
+
+
+def _network_taps(snap: HostSnapshot, name: str) -> tuple[tuple[str, str | None], ...]:
+    found = {
+        v.target
+        for v in snap.vifs
+        if v.type == "network" and v.network == name and v.target and v.domain_state.has_taps and v.virtualport is None
+    }
+    return tuple((t, snap.links_by_name[t].master) for t in sorted(found) if t in snap.links_by_name)
+
+
+def build_state(snap: HostSnapshot, nets: Sequence[NetworkXmls], ovs: Sequence[OvsBridgeRow]) -> HostState:
+    """Pure: the HostState of a snapshot plus the network XMLs and OVS bridge rows."""
+    networks = tuple(NetworkState(n.name, n.xml, n.active, n.autostart, _network_taps(snap, n.name)) for n in nets)
+    return HostState(
+        uri=snap.uri,
+        bridges=_bridges(snap, ovs),
+        networks=networks,
+        link_masters=tuple((link.name, link.master) for link in snap.links),
+        ovs_members=tuple((p.name, p.bridge) for p in snap.ovs_ports),
+        ovs_available=snap.ovs_available,
+    )
+
+
+def read_state(uri: str) -> HostState:
+    """The host as apply sees it now. Raises StateUnavailable."""
+    snap = take_snapshot(uri)
+    for err in snap.errors:
+        if err.source in _REQUIRED:
+            raise StateUnavailable(err.error, err.hint or "fix that source first")
+    return build_state(snap, _read_networks(uri), _read_ovs_bridges())
