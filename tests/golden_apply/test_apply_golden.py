@@ -31,16 +31,24 @@ def load_state(case: Path) -> HostState:
     raw: dict[str, Any] = yaml.safe_load((case / "state.yaml").read_text()) or {}
     bridges = tuple(
         BridgeState(
-            b["name"], BridgeKind(b["kind"]), b.get("mtu"), b.get("stp", False), b.get("up", True),
-            tuple(b.get("ports", ())), b.get("datapath"),
-        )  # fmt: skip
+            b["name"],
+            BridgeKind(b["kind"]),
+            b.get("mtu"),
+            b.get("stp", False),
+            b.get("up", True),
+            tuple(b.get("ports", ())),
+            b.get("datapath"),
+        )
         for b in raw.get("bridges", ())
     )
     networks = tuple(
         NetworkState(
-            n["name"], (case / "networks" / n["xml"]).read_text(), n["active"], n["autostart"],
+            n["name"],
+            (case / "networks" / n["xml"]).read_text(),
+            n["active"],
+            n["autostart"],
             tuple((t, m) for t, m in n.get("taps", {}).items()),
-        )  # fmt: skip
+        )
         for n in raw.get("networks", ())
     )
     return HostState(
