@@ -74,7 +74,7 @@ def plan_lines(plan: DeclPlan) -> list[str]:
 def outcome_lines(outcome: Outcome) -> list[str]:
     n = len(outcome.applied)
     if outcome.status == "verified":
-        return [f"applied {n} change{'s' * (n != 1)} and verified them on a fresh look at the host"]
+        return [f"applied {n} change{'s' * (n != 1)}, verified on a fresh look at the host"]
     if outcome.status == "nothing-to-do":
         return ["no change: the host is as the file says"]
     if outcome.status == "refused":
