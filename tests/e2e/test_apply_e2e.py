@@ -179,3 +179,35 @@ def test_changing_a_network_a_running_guest_uses_keeps_its_tap_plugged(bare: Pat
     assert link(N.tap)["master"] == N.netbr  # libvirt alone leaves it off the new bridge
     status = vifscope("status", "-d", N.vm, "--json")
     assert [v["status"] for v in status.doc["vifs"]] == ["bound"]
+
+
+def test_a_bridge_deleted_between_apply_and_verify_is_rolled_back_to_the_checkpoint(bare: Path) -> None:
+    """Another hand deletes the bridge right after apply changed it: verification fails and
+    rollback re-creates it as the checkpoint had it (mtu, stp, uplink), the network as well."""
+    from vifscope.actions.audit import AuditLog
+    from vifscope.actions.declare.load import parse_desired
+    from vifscope.actions.declare.run import run_apply
+    from vifscope.model.desired import HostState
+    from vifscope.sources.hoststate import read_state
+
+    assert apply(bare, file_text()).rc == 0
+    names = bare / "host.yaml"
+    before = export(names)
+    reads: list[int] = []
+
+    def read_then_delete(uri: str) -> HostState:
+        reads.append(1)
+        if len(reads) == 2:  # the first look after applying: the bridge is gone
+            sh("ip", "link", "del", "dev", N.br)
+        return read_state(uri)
+
+    desired = parse_desired(file_text(mtu=1300, dhcp=(150, 160)))
+    out = run_apply(
+        desired, "qemu:///system", read=read_then_delete, audit=AuditLog(bare / "audit.jsonl"), settle=1.0,
+        xml_dir=str(bare),
+    )  # fmt: skip
+    assert out.status == "rolled-back", out
+    assert f"bridge {N.br}" in (out.error or "")
+    assert [(c.name, c.op) for c in out.rollback][:1] == [(N.br, "create")]
+    assert export(names) == before
+    assert link(N.up)["master"] == N.br and link(N.br)["mtu"] == 1400
