@@ -35,7 +35,19 @@ CASES = Path(__file__).resolve().parents[1] / "golden_apply" / "cases"
         ("networks:\n  - {name: n, ipv4: {address: 10.0.0.300/24}}\n", "networks[0].ipv4:"),
         ("bridges:\n  - {name: a}\n  - {name: a}\n", "bridges[1].name: 'a' is declared twice"),
         ("bridges:\n  - {name: 'has space'}\n", "bridges[0].name: 'has space' does not match"),
-        ("domains:\n  web1: {}\n", "domains: guest vifs are not applied by this version yet"),
+        (
+            "domains:\n  web1:\n    interfaces:\n      - {mac: auto, network: n}\n",
+            "domains.web1.interfaces[0].mac: MAC pools (mac: auto) are not applied by this version yet",
+        ),
+        (
+            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 1}}\n",
+            "domains.web1.interfaces[0].qos: QoS is not applied by this version yet",
+        ),
+        (
+            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, bridge: b}\n",
+            "domains.web1.interfaces[0]: give exactly one of network, bridge, ovs",
+        ),
+        ("domains:\n  web1:\n    interfaces:\n      - {mac: '53:54:00:00:00:01', bridge: b}\n", "multicast"),
         ("bridges: [\n", "line 2: not valid YAML"),
         ("- 1\n", "(top): [1] is not of type 'object'"),
     ],

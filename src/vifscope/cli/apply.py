@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +22,11 @@ from vifscope.actions.declare.docs import change_lines, outcome_doc, outcome_lin
 from vifscope.actions.declare.load import LoadError, parse_desired, schema_text
 from vifscope.actions.declare.plan import DEFAULT_XML_DIR, plan_changes
 from vifscope.actions.declare.run import run_apply
+from vifscope.actions.declare.vifs import read_host
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model.desired import Desired
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, EXIT_USAGE
-from vifscope.sources.hoststate import StateUnavailable, read_state
+from vifscope.sources.hoststate import StateUnavailable
 from vifscope.sources.libvirt.conn import resolve_uri
 
 DEFAULT_SETTLE = 10.0
@@ -92,7 +94,7 @@ def _print(lines: list[str]) -> None:
 
 
 def _plan(args: argparse.Namespace, desired: Desired, uri: str) -> int:
-    plan = plan_changes(desired, read_state(uri), args.xml_dir)
+    plan = plan_changes(desired, read_host(uri, desired.domain_names), args.xml_dir)
     if args.json:
         emit_json(plan_doc(plan))
     else:
@@ -105,7 +107,8 @@ def _apply(args: argparse.Namespace, desired: Desired, uri: str) -> int:
     audit_path = Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT_LOG
     audit = AuditLog(audit_path)
     audit.check_writable()
-    kwargs: dict[str, Any] = {"read": read_state, "audit": audit, "settle": args.settle, "xml_dir": args.xml_dir}
+    read = partial(read_host, domains=desired.domain_names)
+    kwargs: dict[str, Any] = {"read": read, "audit": audit, "settle": args.settle, "xml_dir": args.xml_dir}
     if args.json:
         outcome = run_apply(desired, uri, **kwargs)
         emit_json(outcome_doc(outcome, str(audit_path)))

@@ -1,6 +1,7 @@
 """``vifscope export``: the host's bridges and libvirt networks as a ``vifscope apply`` file
 (YAML; ``--json`` for JSON). ``--names-from FILE``: only the objects FILE names (what apply's
-checkpoint holds). Round trip: applying the export plans no change.
+checkpoint holds; guests' NICs are exported only for guests FILE names). Round trip:
+applying the export plans no change.
 
 Exit codes: 0 written, 2 usage / invalid FILE, 3 libvirt, the kernel or OVSDB is unavailable.
 """
@@ -15,10 +16,11 @@ from typing import Any
 import yaml
 
 from vifscope.actions.declare.export import export_doc
+from vifscope.actions.declare.vifs import read_host
 from vifscope.cli.apply import Usage, read_file
 from vifscope.cli.common import emit_json, make_console
 from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE
-from vifscope.sources.hoststate import StateUnavailable, read_state
+from vifscope.sources.hoststate import StateUnavailable
 from vifscope.sources.libvirt.conn import resolve_uri
 
 
@@ -37,7 +39,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     err = make_console(stderr=True)
     try:
         names = read_file(args.names_from) if args.names_from else None
-        doc, skipped = export_doc(read_state(resolve_uri(args.connect)), names)
+        state = read_host(resolve_uri(args.connect), names.domain_names if names else ())
+        doc, skipped = export_doc(state, names)
     except (Usage, StateUnavailable) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         err.print(f"  hint: {exc.hint}", highlight=False)

@@ -74,14 +74,46 @@ class NetworkSpec:
     xml: str | None = None
 
 
+class VifKind(StrEnum):
+    """What a guest NIC plugs into (``<interface type=>``; OVS is a bridge with a virtualport)."""
+
+    NETWORK = "network"
+    BRIDGE = "bridge"
+    OVS = "ovs"
+
+
+@dataclass(frozen=True)
+class VifSpec:
+    """One NIC of a guest, by MAC: plugged into ``source`` (present) or not there (absent)."""
+
+    mac: str
+    kind: VifKind | None = None  # None: absent
+    source: str | None = None
+    model: str = "virtio"
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """A guest (defined already) and the NICs the file declares; its other NICs stay."""
+
+    name: str
+    interfaces: tuple[VifSpec, ...] = ()
+
+
 @dataclass(frozen=True)
 class Desired:
     bridges: tuple[BridgeSpec, ...] = ()
     networks: tuple[NetworkSpec, ...] = ()
+    domains: tuple[DomainSpec, ...] = ()
 
     @property
     def names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return tuple(b.name for b in self.bridges), tuple(n.name for n in self.networks)
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.domains)
 
 
 # --- what the host holds ---------------------------------------------------------------------
@@ -113,6 +145,29 @@ class NetworkState:
 
 
 @dataclass(frozen=True)
+class VifState:
+    """A guest NIC as found. ``kind`` None: a type apply does not manage (direct, hostdev…).
+    ``status``: the binding verdict (live NICs of running guests; None otherwise)."""
+
+    mac: str
+    kind: VifKind | None
+    source: str | None
+    model: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """A defined guest: whether it runs / is persistent, its live and persistent NICs."""
+
+    name: str
+    running: bool
+    persistent: bool
+    live: tuple[VifState, ...] = ()
+    config: tuple[VifState, ...] = ()
+
+
+@dataclass(frozen=True)
 class HostState:
     """What apply plans against: bridges and networks by name, every link's master (for
     uplinks), whether OVSDB answered."""
@@ -123,6 +178,10 @@ class HostState:
     link_masters: tuple[tuple[str, str | None], ...] = ()
     ovs_members: tuple[tuple[str, str], ...] = ()  # (interface, OVS bridge): netdev ports have no kernel master
     ovs_available: bool = False
+    guests: tuple[GuestState, ...] = ()
+
+    def guest(self, name: str) -> GuestState | None:
+        return next((g for g in self.guests if g.name == name), None)
 
     def bridge(self, name: str) -> BridgeState | None:
         return next((b for b in self.bridges if b.name == name), None)
@@ -150,4 +209,5 @@ class HostState:
             self.link_masters,
             self.ovs_members,
             self.ovs_available,
+            tuple(g for g in self.guests if g.name in {d.name for d in desired.domains}),
         )

@@ -12,11 +12,12 @@ import json
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from vifscope.model import HostSnapshot
-from vifscope.model.desired import BridgeKind, BridgeState, HostState, NetworkState
+from vifscope.model import DeclaredVif, HostSnapshot
+from vifscope.model.desired import BridgeKind, BridgeState, GuestState, HostState, NetworkState, VifKind, VifState
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect
+from vifscope.sources.libvirt.devices import NoSuchDomain, read_domain
 from vifscope.sources.snapshot import take_snapshot
 
 _REQUIRED = ("libvirt", "netlink", "ovs")
@@ -130,10 +131,39 @@ def build_state(snap: HostSnapshot, nets: Sequence[NetworkXmls], ovs: Sequence[O
     )
 
 
-def read_state(uri: str) -> HostState:
-    """The host as apply sees it now. Raises StateUnavailable."""
+def vif_state(vif: DeclaredVif) -> VifState:
+    if vif.type == "bridge" and vif.virtualport == "openvswitch":
+        kind: VifKind | None = VifKind.OVS
+    else:
+        kind = VifKind(vif.type) if vif.type in ("network", "bridge") else None
+    source = vif.network if vif.type == "network" else vif.source
+    return VifState((vif.mac or "").lower(), kind, source, vif.model)
+
+
+def _read_guest(uri: str, name: str) -> GuestState | None:
+    try:
+        view = read_domain(uri, name)
+    except NoSuchDomain:
+        return None
+    except LibvirtUnavailable as exc:
+        raise StateUnavailable(str(exc), exc.hint) from exc
+    live = tuple(vif_state(v) for v in view.live) if view.running else ()
+    config = tuple(vif_state(v) for v in view.config)
+    return GuestState(view.name, view.running, view.persistent, live, config)
+
+
+def read_with_snapshot(uri: str, domains: Sequence[str] = ()) -> tuple[HostState, HostSnapshot]:
+    """The host as apply sees it now (guests: only ``domains``), and the snapshot it came
+    from (for the binding verdicts). Raises StateUnavailable."""
     snap = take_snapshot(uri)
     for err in snap.errors:
         if err.source in _REQUIRED:
             raise StateUnavailable(err.error, err.hint or "fix that source first")
-    return build_state(snap, _read_networks(uri), _read_ovs_bridges())
+    state = build_state(snap, _read_networks(uri), _read_ovs_bridges())
+    guests = tuple(g for g in (_read_guest(uri, name) for name in domains) if g is not None)
+    return replace(state, guests=guests), snap
+
+
+def read_state(uri: str) -> HostState:
+    """The host's bridges and networks (no guests). Raises StateUnavailable."""
+    return read_with_snapshot(uri)[0]

@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from vifscope.actions.declare.netxml import NetworkXmlUnsupported, spec_of
-from vifscope.model.desired import BridgeSpec, BridgeState, Desired, HostState, NetworkSpec
+from vifscope.model.desired import (
+    BridgeSpec,
+    BridgeState,
+    Desired,
+    DomainSpec,
+    GuestState,
+    HostState,
+    NetworkSpec,
+    VifSpec,
+)
 
 
 def _network_bridges(state: HostState) -> set[str]:
@@ -77,7 +86,18 @@ def export_doc(state: HostState, names: Desired | None = None) -> tuple[dict[str
         doc["bridges"] = bridges
     if networks:
         doc["networks"] = networks
+    if state.guests:
+        doc["domains"] = {g.name: {"interfaces": _vifs_doc(g)} for g in state.guests}
     return doc, tuple(skipped)
+
+
+def _vifs_doc(guest: GuestState) -> list[dict[str, Any]]:
+    """The NICs apply manages (network / bridge / OVS) of a guest: live if it runs."""
+    return [
+        {"mac": v.mac, v.kind.value: v.source, "model": v.model or "virtio"}
+        for v in (guest.live if guest.running else guest.config)
+        if v.kind is not None and v.source
+    ]
 
 
 def restore_target(checkpoint: HostState, desired: Desired) -> Desired:
@@ -97,4 +117,16 @@ def restore_target(checkpoint: HostState, desired: Desired) -> Desired:
             networks.append(NetworkSpec(nspec.name, present=False))
         else:
             networks.append(NetworkSpec(n.name, autostart=n.autostart, active=n.active, xml=n.xml))
-    return Desired(tuple(bridges), tuple(networks))
+    domains = []
+    for dspec in desired.domains:
+        guest = checkpoint.guest(dspec.name)
+        if guest is not None:
+            domains.append(DomainSpec(dspec.name, tuple(_vif_as_was(guest, v.mac) for v in dspec.interfaces)))
+    return Desired(tuple(bridges), tuple(networks), tuple(domains))
+
+
+def _vif_as_was(guest: GuestState, mac: str) -> VifSpec:
+    found = next((v for v in (guest.live if guest.running else guest.config) if v.mac == mac), None)
+    if found is None or found.kind is None:
+        return VifSpec(mac, present=False)
+    return VifSpec(mac, found.kind, found.source, found.model or "virtio")

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from vifscope.actions.declare.netxml import NetworkXmlUnsupported, canonical, render, same_ipv4, spec_of
+from vifscope.actions.declare.vifs import VifRefused, guest_of, plan_vif
 from vifscope.actions.model import WriteFile
 from vifscope.model import Command
-from vifscope.model.desired import BridgeKind, BridgeSpec, BridgeState, Desired, HostState, NetworkSpec
+from vifscope.model.desired import BridgeKind, BridgeSpec, BridgeState, Desired, DomainSpec, HostState, NetworkSpec
 
 DEFAULT_XML_DIR = "/run/vifscope/apply"
 Step = Command | WriteFile
@@ -231,22 +232,41 @@ def plan_network(spec: NetworkSpec, state: HostState, xml_dir: str) -> Change | 
     return Change("network", spec.name, "create" if cur is None else "change", tuple(what), tuple(steps))
 
 
+def plan_vifs(spec: DomainSpec, state: HostState, xml_dir: str, present: bool) -> list[Change]:
+    """The declared NICs of one guest (only those to plug/move, or only those to unplug)."""
+    guest = guest_of(spec, state)
+    changes = []
+    for vif in spec.interfaces:
+        if vif.present != present:
+            continue
+        what, steps = plan_vif(guest, vif, state.uri, xml_dir)
+        if steps:
+            op = "remove" if not present else ("create" if what[0].startswith("plug") else "change")
+            changes.append(Change("vif", f"{spec.name} {vif.mac}", op, what, steps))
+    return changes
+
+
+def _one(make: Callable[[], Change | None]) -> Callable[[], list[Change]]:
+    return lambda: [c for c in (make(),) if c is not None]
+
+
 def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_DIR) -> DeclPlan:
-    """Every change that makes ``state`` what ``desired`` says, in apply order."""
+    """Every change that makes ``state`` what ``desired`` says, in apply order: NICs to
+    unplug, networks then bridges to remove, bridges, networks, NICs to plug or move."""
     changes: list[Change] = []
     refused: list[str] = []
-    order: list[Callable[[], Change | None]] = [
-        *(partial(plan_network, n, state, xml_dir) for n in desired.networks if not n.present),
-        *(partial(plan_bridge, b, state) for b in desired.bridges if not b.present),
-        *(partial(plan_bridge, b, state) for b in desired.bridges if b.present),
-        *(partial(plan_network, n, state, xml_dir) for n in desired.networks if n.present),
+    order: list[Callable[[], list[Change]]] = [
+        *(partial(plan_vifs, d, state, xml_dir, False) for d in desired.domains),
+        *(_one(partial(plan_network, n, state, xml_dir)) for n in desired.networks if not n.present),
+        *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if not b.present),
+        *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if b.present),
+        *(_one(partial(plan_network, n, state, xml_dir)) for n in desired.networks if n.present),
+        *(partial(plan_vifs, d, state, xml_dir, True) for d in desired.domains),
     ]
     for make in order:
         try:
-            change = make()
-        except Refuse as exc:
-            refused.append(str(exc))
-            continue
-        if change is not None:
-            changes.append(change)
+            changes += make()
+        except (Refuse, VifRefused) as exc:
+            if str(exc) not in refused:  # a missing guest is said once, not per pass
+                refused.append(str(exc))
     return DeclPlan(state.uri, tuple(changes), tuple(refused))
