@@ -6,6 +6,7 @@ refused).
 A case directory: ``file.yaml`` (the apply file, through the real loader and schema),
 ``state.yaml`` (the HostState: bridges, networks with their ``virsh net-dumpxml --inactive``
 in ``networks/*.xml`` as captured from libvirt 9.0, link masters, OVS members),
+``guests`` (each one's live and persistent NICs, with the verdict of live ones),
 ``expected.txt`` (first line ``exit: N``, then the plan as ``apply --plan`` prints it).
 """
 
@@ -20,7 +21,7 @@ import yaml
 from vifscope.actions.declare.docs import plan_lines
 from vifscope.actions.declare.load import parse_desired
 from vifscope.actions.declare.plan import plan_changes
-from vifscope.model.desired import BridgeKind, BridgeState, HostState, NetworkState
+from vifscope.model.desired import BridgeKind, BridgeState, GuestState, HostState, NetworkState, VifKind, VifState
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 CASES = sorted(p for p in CASES_DIR.iterdir() if p.is_dir())
@@ -51,13 +52,27 @@ def load_state(case: Path) -> HostState:
         )
         for n in raw.get("networks", ())
     )
+    guests = tuple(
+        GuestState(g["name"], g["running"], g["persistent"], _vifs(g.get("live", ())), _vifs(g.get("config", ())))
+        for g in raw.get("guests", ())
+    )
     return HostState(
+        guests=guests,
         uri=raw.get("uri", "qemu:///system"),
         bridges=bridges,
         networks=networks,
         link_masters=tuple(raw.get("links", {}).items()),
         ovs_members=tuple(raw.get("ovs_members", {}).items()),
         ovs_available=raw.get("ovs_available", True),
+    )
+
+
+def _vifs(raw: list[dict[str, Any]]) -> tuple[VifState, ...]:
+    return tuple(
+        VifState(
+            v["mac"], VifKind(v["kind"]) if v.get("kind") else None, v.get("source"), v.get("model"), v.get("status")
+        )
+        for v in raw
     )
 
 

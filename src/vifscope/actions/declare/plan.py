@@ -234,11 +234,12 @@ def plan_network(spec: NetworkSpec, state: HostState, xml_dir: str) -> Change | 
 
 def plan_vifs(spec: DomainSpec, state: HostState, xml_dir: str, present: bool) -> list[Change]:
     """The declared NICs of one guest (only those to plug/move, or only those to unplug)."""
+    vifs = [v for v in spec.interfaces if v.present == present]
+    if not vifs:
+        return []
     guest = guest_of(spec, state)
     changes = []
-    for vif in spec.interfaces:
-        if vif.present != present:
-            continue
+    for vif in vifs:
         what, steps = plan_vif(guest, vif, state.uri, xml_dir)
         if steps:
             op = "remove" if not present else ("create" if what[0].startswith("plug") else "change")

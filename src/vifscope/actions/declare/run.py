@@ -99,7 +99,9 @@ def converge_check(
     deadline = time.monotonic() + budget
     while True:
         state = read(uri)
-        left = plan_changes(desired, state, xml_dir).changes
+        plan = plan_changes(desired, state, xml_dir)
+        # a refusal now (a plugged NIC whose verdict is not bound) is a promise not kept
+        left = plan.changes + tuple(Change("check", "", "refused", (why,), ()) for why in plan.refused)
         if not left or time.monotonic() >= deadline:
             return state, left
         time.sleep(RETRY_EVERY_S)
