@@ -211,3 +211,44 @@ def test_a_bridge_deleted_between_apply_and_verify_is_rolled_back_to_the_checkpo
     assert [(c.name, c.op) for c in out.rollback][:1] == [(N.br, "create")]
     assert export(names) == before
     assert link(N.up)["master"] == N.br and link(N.br)["mtu"] == 1400
+
+
+def _guest_file(second: str, third: str = "") -> str:
+    """file_text plus the guest's NICs: its first one as defined, a second plugged by apply."""
+    nics = f"      - {{network: {N.net}, mac: '52:54:00:88:40:01'}}\n      - {{{second}, mac: '52:54:00:88:40:02'}}\n"
+    if third:
+        nics += f"      - {{{third}, mac: '52:54:00:88:40:03'}}\n"
+    return file_text() + f"domains:\n  {N.vm}:\n    interfaces:\n{nics}"
+
+
+def test_guest_nics_are_plugged_moved_and_a_failed_plug_rolls_the_move_back(bare: Path) -> None:
+    assert apply(bare, file_text()).rc == 0
+    (bare / "vm.xml").write_text(_guest_xml())
+    sh("virsh", "define", str(bare / "vm.xml"))
+    sh("virsh", "start", "--paused", N.vm)
+
+    plug = apply(bare, _guest_file(f"bridge: {N.br}"), "--json")
+    assert (plug.rc, plug.doc["status"]) == (0, "verified"), plug.out + plug.err
+    assert [(c["kind"], c["op"]) for c in plug.doc["changes"]] == [("vif", "create")]
+    vifs = vifscope("status", "-d", N.vm, "--json").doc["vifs"]
+    assert [(v["mac"], v["bridge"], v["status"]) for v in vifs] == [
+        ("52:54:00:88:40:01", N.netbr, "bound"),
+        ("52:54:00:88:40:02", N.br, "bound"),
+    ]
+    assert "52:54:00:88:40:02" in sh("virsh", "dumpxml", "--inactive", N.vm)  # --config too
+    assert apply(bare, _guest_file(f"bridge: {N.br}"), "--json").doc["status"] == "nothing-to-do"
+
+    move = apply(bare, _guest_file(f"network: {N.net}"), "--plan", "--json")
+    assert [(c["name"], c["what"]) for c in move.doc["changes"]] == [
+        (f"{N.vm} 52:54:00:88:40:02", [f"move bridge {N.br} → network {N.net}"])
+    ]
+    names = bare / "names.yaml"
+    names.write_text(_guest_file(f"network: {N.net}", f"bridge: {N.br}"))
+    before = export(names)
+    # the move works, then the third NIC's bridge does not exist: libvirt refuses the plug
+    bad = apply(bare, _guest_file(f"network: {N.net}", f"bridge: {SPEC.name('apnobr')}"), "--json")
+    assert (bad.rc, bad.doc["status"]) == (1, "rolled-back"), bad.out + bad.err
+    assert [c["name"] for c in bad.doc["rollback"]] == [f"{N.vm} 52:54:00:88:40:02"]
+    assert export(names) == before
+    vifs = vifscope("status", "-d", N.vm, "--json").doc["vifs"]
+    assert [(v["mac"], v["bridge"], v["status"]) for v in vifs][1] == ("52:54:00:88:40:02", N.br, "bound")
