@@ -1,4 +1,4 @@
-"""``vifscope apply FILE``: make the host's bridges and libvirt networks what FILE declares
+"""``vifscope apply FILE``: make the host's bridges, libvirt networks and guest NICs what FILE declares
 (checkpoint → apply → verify → roll back on failure). ``--plan`` (``--check``) only shows the
 changes; ``--schema`` prints the file format's JSON Schema.
 
@@ -35,7 +35,7 @@ DEFAULT_SETTLE = 10.0
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
         "apply",
-        help="make host bridges and libvirt networks what a YAML file declares (plan, apply, verify, roll back)",
+        help="make bridges, libvirt networks and guest NICs what a YAML file says (plan, apply, verify, roll back)",
         epilog="exit codes: 0 nothing to change / applied and verified, 1 changes planned (--plan) or "
         "refused / rolled back, 2 usage or invalid file, 3 a source or the audit log is unavailable",
     )
