@@ -145,26 +145,33 @@ def run_apply(
         return Outcome(txn.run, "nothing-to-do", plan)
     target = restore_target(before.only(desired), desired)
     applied: list[Change] = []
-    error: str | None = None
     try:
-        for change in plan.changes:
-            applied.append(change)
-            if (error := txn.carry_out(change, "apply")) is not None:
-                break
-        left: tuple[Change, ...] = ()
-        if error is None:
-            txn.progress("verifying on a fresh look at the host")
-            _state, left = converge_check(desired, uri, read, settle, xml_dir)
-            for change in left:
-                txn.log("verify", change, "not-verified", (), "still to do: " + "; ".join(change.what))
-            if not left:
-                for change in plan.changes:
-                    txn.log("verify", change, "verified", ())
-                return Outcome(txn.run, "verified", plan, tuple(applied), audit_errors=tuple(txn.audit_errors))
-            error = "not verified: " + "; ".join(f"{c.kind} {c.name}: {', '.join(c.what)}" for c in left)
+        error = _apply_and_verify(txn, plan, applied, lambda: converge_check(desired, uri, read, settle, xml_dir)[1])
     except BaseException:
         _rollback(txn, target, uri, read, settle, xml_dir)  # interrupted half-way: put the host back
         raise
+    if error is None:
+        return Outcome(txn.run, "verified", plan, tuple(applied), audit_errors=tuple(txn.audit_errors))
     rolled, still = _rollback(txn, target, uri, read, settle, xml_dir)
     status = "rolled-back" if not still else "rollback-failed"
     return Outcome(txn.run, status, plan, tuple(applied), error, still, rolled, tuple(txn.audit_errors))
+
+
+def _apply_and_verify(
+    txn: _Txn, plan: DeclPlan, applied: list[Change], verify: Callable[[], tuple[Change, ...]]
+) -> str | None:
+    """Run the plan's changes in order (each appended to ``applied`` as it starts), then
+    ``verify``; None when everything holds, else why not."""
+    for change in plan.changes:
+        applied.append(change)
+        if (error := txn.carry_out(change, "apply")) is not None:
+            return error
+    txn.progress("verifying on a fresh look at the host")
+    left = verify()
+    for change in left:
+        txn.log("verify", change, "not-verified", (), "still to do: " + "; ".join(change.what))
+    if left:
+        return "not verified: " + "; ".join(f"{c.kind} {c.name}: {', '.join(c.what)}" for c in left)
+    for change in plan.changes:
+        txn.log("verify", change, "verified", ())
+    return None
