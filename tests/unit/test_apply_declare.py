@@ -132,3 +132,30 @@ def test_rollback_restores_exactly_the_checkpoint() -> None:
     ]
     # and once restored, rollback's own verification finds nothing left
     assert plan_changes(target, before).changes == ()
+
+
+def test_export_writes_every_guests_managed_nics_from_the_snapshot() -> None:
+    from datetime import UTC, datetime
+
+    from vifscope.model import DeclaredVif, DomainState, HostSnapshot
+    from vifscope.sources.hoststate import guests_in
+
+    run, off = DomainState.RUNNING, DomainState.SHUTOFF
+    vifs = (
+        DeclaredVif("web1", "u1", run, 0, "network", "52:54:00:00:00:01", "virtio", "n1", network="n1"),
+        DeclaredVif("web1", "u1", run, 1, "bridge", "52:54:00:00:00:02", "e1000", "ovs0", virtualport="openvswitch"),
+        DeclaredVif("web1", "u1", run, 2, "direct", "52:54:00:00:00:03", "virtio", "eth1"),  # not managed
+        DeclaredVif("db1", "u2", off, 0, "bridge", "52:54:00:00:00:04", None, "br0"),
+    )
+    snap = HostSnapshot("h", "qemu:///system", datetime.now(UTC), vifs=vifs)
+    doc, _ = export_doc(HostState("qemu:///system", guests=guests_in(snap)))
+    assert doc["domains"] == {
+        "db1": {"interfaces": [{"mac": "52:54:00:00:00:04", "bridge": "br0", "model": "virtio"}]},
+        "web1": {
+            "interfaces": [
+                {"mac": "52:54:00:00:00:01", "network": "n1", "model": "virtio"},
+                {"mac": "52:54:00:00:00:02", "ovs": "ovs0", "model": "e1000"},
+            ]
+        },
+    }
+    assert parse_desired(yaml.safe_dump(doc)).domain_names == ("db1", "web1")

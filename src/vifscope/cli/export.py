@@ -1,7 +1,7 @@
 """``vifscope export``: the host's bridges and libvirt networks as a ``vifscope apply`` file
 (YAML; ``--json`` for JSON). ``--names-from FILE``: only the objects FILE names (what apply's
-checkpoint holds; guests' NICs are exported only for guests FILE names). Round trip:
-applying the export plans no change.
+checkpoint holds). Guests' NICs of the types apply manages (network, bridge, OVS) are
+exported for every guest. Round trip: applying the export plans no change.
 
 Exit codes: 0 written, 2 usage / invalid FILE, 3 libvirt, the kernel or OVSDB is unavailable.
 """
@@ -39,7 +39,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     err = make_console(stderr=True)
     try:
         names = read_file(args.names_from) if args.names_from else None
-        state = read_host(resolve_uri(args.connect), names.domain_names if names else ())
+        uri = resolve_uri(args.connect)
+        state = read_host(uri, names.domain_names) if names else read_host(uri, all_guests=True)
         doc, skipped = export_doc(state, names)
     except (Usage, StateUnavailable) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)

@@ -152,16 +152,32 @@ def _read_guest(uri: str, name: str) -> GuestState | None:
     return GuestState(view.name, view.running, view.persistent, live, config)
 
 
-def read_with_snapshot(uri: str, domains: Sequence[str] = ()) -> tuple[HostState, HostSnapshot]:
-    """The host as apply sees it now (guests: only ``domains``), and the snapshot it came
-    from (for the binding verdicts). Raises StateUnavailable."""
+def guests_in(snap: HostSnapshot) -> tuple[GuestState, ...]:
+    """Every guest with NICs, as the snapshot has them (the live XML of running guests, the
+    persistent one of others): what ``export`` writes, without one more read per domain."""
+    by_name: dict[str, list[DeclaredVif]] = {}
+    for vif in snap.vifs:
+        by_name.setdefault(vif.domain, []).append(vif)
+    out = []
+    for name, vifs in sorted(by_name.items()):
+        running = vifs[0].domain_state.has_taps
+        nics = tuple(vif_state(v) for v in vifs)
+        out.append(GuestState(name, running, not running, nics if running else (), () if running else nics))
+    return tuple(out)
+
+
+def read_with_snapshot(
+    uri: str, domains: Sequence[str] = (), *, all_guests: bool = False
+) -> tuple[HostState, HostSnapshot]:
+    """The host as apply sees it now (guests: only ``domains``, or ``all_guests`` from the
+    snapshot alone), and the snapshot it came from (for the verdicts). Raises StateUnavailable."""
     snap = take_snapshot(uri)
     for err in snap.errors:
         if err.source in _REQUIRED:
             raise StateUnavailable(err.error, err.hint or "fix that source first")
     state = build_state(snap, _read_networks(uri), _read_ovs_bridges())
     guests = tuple(g for g in (_read_guest(uri, name) for name in domains) if g is not None)
-    return replace(state, guests=guests), snap
+    return replace(state, guests=guests_in(snap) if all_guests else guests), snap
 
 
 def read_state(uri: str) -> HostState:

@@ -27,9 +27,9 @@ class VifRefused(Exception):
     """A declared NIC apply cannot converge safely (one line)."""
 
 
-def read_host(uri: str, domains: Sequence[str] = ()) -> HostState:
+def read_host(uri: str, domains: Sequence[str] = (), *, all_guests: bool = False) -> HostState:
     """The host as apply plans against it, guests' live NICs carrying their verdicts."""
-    state, snap = read_with_snapshot(uri, domains)
+    state, snap = read_with_snapshot(uri, domains, all_guests=all_guests)
     verdicts = {(b.vif.domain, (b.vif.mac or "").lower()): b.status.value for b in bind(snap)}
     guests = tuple(
         GuestState(
