@@ -252,3 +252,12 @@ def test_guest_nics_are_plugged_moved_and_a_failed_plug_rolls_the_move_back(bare
     assert export(names) == before
     vifs = vifscope("status", "-d", N.vm, "--json").doc["vifs"]
     assert [(v["mac"], v["bridge"], v["status"]) for v in vifs][1] == ("52:54:00:88:40:02", N.br, "bound")
+
+    # port isolation and an nwfilter on the first NIC: a live update that keeps its network
+    iso = apply(
+        bare, _guest_file(f"bridge: {N.br}").replace("40:01'}", "40:01', isolated: true, nwfilter: clean-traffic}")
+    )
+    assert iso.rc == 0, iso.out + iso.err
+    live = sh("virsh", "dumpxml", N.vm)
+    assert "<port isolated='yes'/>" in live and "<filterref filter='clean-traffic'/>" in live
+    assert "isolated: true" in vifscope("export", "--names-from", str(bare / "host.yaml")).out

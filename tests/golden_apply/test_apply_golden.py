@@ -70,7 +70,13 @@ def load_state(case: Path) -> HostState:
 def _vifs(raw: list[dict[str, Any]]) -> tuple[VifState, ...]:
     return tuple(
         VifState(
-            v["mac"], VifKind(v["kind"]) if v.get("kind") else None, v.get("source"), v.get("model"), v.get("status")
+            v["mac"],
+            VifKind(v["kind"]) if v.get("kind") else None,
+            v.get("source"),
+            v.get("model"),
+            v.get("status"),
+            v.get("isolated", False),
+            v.get("nwfilter"),
         )
         for v in raw
     )

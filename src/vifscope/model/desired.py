@@ -91,6 +91,8 @@ class VifSpec:
     source: str | None = None
     model: str = "virtio"
     present: bool = True
+    isolated: bool | None = None  # <port isolated='yes'/>; None: not managed
+    nwfilter: str | None = None  # <filterref filter=…/>; "": none; None: not managed
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ class VifState:
     source: str | None
     model: str | None = None
     status: str | None = None
+    isolated: bool = False
+    nwfilter: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -131,13 +132,38 @@ def build_state(snap: HostSnapshot, nets: Sequence[NetworkXmls], ovs: Sequence[O
     )
 
 
-def vif_state(vif: DeclaredVif) -> VifState:
+def isolated_macs(xml: str | None) -> frozenset[str]:
+    """MACs of a domain XML's interfaces with ``<port isolated='yes'/>`` (not in DeclaredVif)."""
+    out: set[str] = set()
+    for iface in ET.fromstring(xml).findall("devices/interface") if xml else ():
+        mac, port = iface.find("mac"), iface.find("port")
+        if mac is not None and port is not None and port.get("isolated") == "yes":
+            out.add(mac.get("address", "").lower())
+    return frozenset(out)
+
+
+def _domain_xmls(uri: str, name: str, running: bool, persistent: bool) -> tuple[str | None, str | None]:
+    """(live, persistent) XML of a domain, for what DomainView does not carry."""
+    import libvirt
+
+    try:
+        with connect(uri) as conn:
+            dom = conn.lookupByName(name)
+            live = str(dom.XMLDesc(0)) if running else None
+            config = str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) if persistent else None
+            return live, config
+    except libvirt.libvirtError as exc:
+        raise StateUnavailable(f"libvirt at {uri}: {str(exc).strip()}", "is libvirtd running?") from exc
+
+
+def vif_state(vif: DeclaredVif, isolated: frozenset[str] = frozenset()) -> VifState:
     if vif.type == "bridge" and vif.virtualport == "openvswitch":
         kind: VifKind | None = VifKind.OVS
     else:
         kind = VifKind(vif.type) if vif.type in ("network", "bridge") else None
     source = vif.network if vif.type == "network" else vif.source
-    return VifState((vif.mac or "").lower(), kind, source, vif.model)
+    mac = (vif.mac or "").lower()
+    return VifState(mac, kind, source, vif.model, None, mac in isolated, vif.filterref)
 
 
 def _read_guest(uri: str, name: str) -> GuestState | None:
@@ -147,8 +173,9 @@ def _read_guest(uri: str, name: str) -> GuestState | None:
         return None
     except LibvirtUnavailable as exc:
         raise StateUnavailable(str(exc), exc.hint) from exc
-    live = tuple(vif_state(v) for v in view.live) if view.running else ()
-    config = tuple(vif_state(v) for v in view.config)
+    live_xml, config_xml = _domain_xmls(uri, view.name, view.running, view.persistent)
+    live = tuple(vif_state(v, isolated_macs(live_xml)) for v in view.live) if view.running else ()
+    config = tuple(vif_state(v, isolated_macs(config_xml)) for v in view.config)
     return GuestState(view.name, view.running, view.persistent, live, config)
 
 

@@ -93,11 +93,14 @@ def export_doc(state: HostState, names: Desired | None = None) -> tuple[dict[str
 
 def _vifs_doc(guest: GuestState) -> list[dict[str, Any]]:
     """The NICs apply manages (network / bridge / OVS) of a guest: live if it runs."""
-    return [
-        {"mac": v.mac, v.kind.value: v.source, "model": v.model or "virtio"}
-        for v in (guest.live if guest.running else guest.config)
-        if v.kind is not None and v.source
-    ]
+    out: list[dict[str, Any]] = []
+    for v in guest.live if guest.running else guest.config:
+        if v.kind is not None and v.source:
+            doc: dict[str, Any] = {"mac": v.mac, v.kind.value: v.source, "model": v.model or "virtio"}
+            doc.update({"isolated": True} if v.isolated else {})
+            doc.update({"nwfilter": v.nwfilter} if v.nwfilter else {})
+            out.append(doc)
+    return out
 
 
 def restore_target(checkpoint: HostState, desired: Desired) -> Desired:
@@ -129,4 +132,4 @@ def _vif_as_was(guest: GuestState, mac: str) -> VifSpec:
     found = next((v for v in (guest.live if guest.running else guest.config) if v.mac == mac), None)
     if found is None or found.kind is None:
         return VifSpec(mac, present=False)
-    return VifSpec(mac, found.kind, found.source, found.model or "virtio")
+    return VifSpec(mac, found.kind, found.source, found.model or "virtio", True, found.isolated, found.nwfilter or "")

@@ -126,7 +126,9 @@ def _domain(name: str, raw: dict[str, Any]) -> DomainSpec:
         if int(mac[:2], 16) & 1:
             raise LoadError(f"{where}.mac: {mac} is a multicast MAC (first octet odd)")
         kind = VifKind(plugs[0]) if present else None
-        vifs.append(VifSpec(mac, kind, vif[plugs[0]] if present else None, vif.get("model", "virtio"), present))
+        source = vif[plugs[0]] if present else None
+        extra = (vif.get("isolated"), vif.get("nwfilter"))
+        vifs.append(VifSpec(mac, kind, source, vif.get("model", "virtio"), present, *extra))
     _unique([v.mac for v in vifs], f"domains.{name}.interfaces", "mac")
     return DomainSpec(name, tuple(vifs))
 
