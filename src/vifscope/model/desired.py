@@ -65,7 +65,7 @@ class NetworkSpec:
 
     name: str
     present: bool = True
-    mode: NetMode = NetMode.ISOLATED
+    mode: NetMode | None = None  # None: not managed (a new network is isolated)
     bridge: str | None = None
     ipv4: Ipv4 | None = None
     devices: tuple[str, ...] = ()  # macvtap: host devices

@@ -18,6 +18,7 @@ from vifscope.model.desired import (
     DomainSpec,
     GuestState,
     HostState,
+    NetMode,
     NetworkSpec,
     VifSpec,
 )
@@ -30,7 +31,7 @@ def _network_bridges(state: HostState) -> set[str]:
             spec = spec_of(net.xml, active=net.active, autostart=net.autostart)
         except NetworkXmlUnsupported:
             continue
-        if spec.mode.has_own_bridge and spec.bridge:
+        if (spec.mode or NetMode.ISOLATED).has_own_bridge and spec.bridge:
             owned.add(spec.bridge)
     return owned
 
@@ -49,12 +50,13 @@ def _bridge_doc(b: BridgeState) -> dict[str, Any]:
 
 
 def _network_doc(spec: NetworkSpec) -> dict[str, Any]:
-    doc: dict[str, Any] = {"name": spec.name, "mode": spec.mode.value}
+    mode = spec.mode or NetMode.ISOLATED
+    doc: dict[str, Any] = {"name": spec.name, "mode": mode.value}
     if spec.bridge:
         doc["bridge"] = spec.bridge
     if spec.devices:
         doc["devices"] = list(spec.devices)
-    if spec.ipv4 is not None and spec.mode.has_own_bridge:
+    if spec.ipv4 is not None and mode.has_own_bridge:
         doc["ipv4"] = {"address": spec.ipv4.address}
         if spec.ipv4.dhcp:
             doc["ipv4"]["dhcp"] = list(spec.ipv4.dhcp)

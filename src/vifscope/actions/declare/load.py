@@ -83,8 +83,8 @@ def _ipv4(raw: dict[str, Any] | None, where: str) -> Ipv4 | None:
 
 
 def _network(raw: dict[str, Any], where: str) -> NetworkSpec:
-    mode = NetMode(raw.get("mode", "isolated"))
-    if not mode.has_own_bridge and "ipv4" in raw:
+    mode = NetMode(raw["mode"]) if "mode" in raw else None  # left out: kept (isolated when created)
+    if mode is not None and not mode.has_own_bridge and "ipv4" in raw:
         raise LoadError(f"{where}.ipv4: a {mode.value}-mode network has no address of its own (libvirt refuses one)")
     if mode is NetMode.BRIDGE and "bridge" not in raw:
         raise LoadError(f"{where}: a bridge-mode network needs bridge: (the existing host bridge)")

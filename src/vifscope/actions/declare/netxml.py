@@ -81,28 +81,28 @@ def same_ipv4(a: Ipv4 | None, b: Ipv4 | None) -> bool:
     return ipaddress.ip_interface(a.address) == ipaddress.ip_interface(b.address) and a.dhcp == b.dhcp
 
 
-def _set_forward(root: ET.Element, spec: NetworkSpec, old: NetMode | None) -> None:
+def _set_forward(root: ET.Element, spec: NetworkSpec, mode: NetMode, old: NetMode | None) -> None:
     forward = root.find("forward")
-    if spec.mode is NetMode.ISOLATED or (forward is not None and old is not spec.mode):
+    if mode is NetMode.ISOLATED or (forward is not None and old is not mode):
         if forward is not None:
             root.remove(forward)
         forward = None
-    if spec.mode is NetMode.ISOLATED:
+    if mode is NetMode.ISOLATED:
         return
     if forward is None:
         forward = ET.Element("forward")
         root.insert(2, forward)
-    forward.set("mode", "bridge" if spec.mode is NetMode.MACVTAP else spec.mode.value)
-    if spec.mode is NetMode.MACVTAP:
+    forward.set("mode", "bridge" if mode is NetMode.MACVTAP else mode.value)
+    if mode is NetMode.MACVTAP and spec.devices:  # not named: the devices it has stay
         for child in forward.findall("interface"):
             forward.remove(child)
         for dev in spec.devices:
             ET.SubElement(forward, "interface", dev=dev)
 
 
-def _set_bridge(root: ET.Element, spec: NetworkSpec) -> None:
+def _set_bridge(root: ET.Element, spec: NetworkSpec, mode: NetMode) -> None:
     bridge = root.find("bridge")
-    if spec.mode is NetMode.MACVTAP:
+    if mode is NetMode.MACVTAP:
         if bridge is not None:
             root.remove(bridge)
         return
@@ -110,13 +110,13 @@ def _set_bridge(root: ET.Element, spec: NetworkSpec) -> None:
         return
     if bridge is None:
         bridge = ET.SubElement(root, "bridge")
-    if spec.mode is NetMode.BRIDGE:  # stp/delay describe a bridge libvirt owns, not a host one
+    if mode is NetMode.BRIDGE:  # stp/delay describe a bridge libvirt owns, not a host one
         bridge.attrib.clear()
     bridge.set("name", spec.bridge)
 
 
-def _set_ipv4(root: ET.Element, spec: NetworkSpec) -> None:
-    if not spec.mode.has_own_bridge:  # libvirt refuses <ip> on bridge / macvtap networks
+def _set_ipv4(root: ET.Element, spec: NetworkSpec, mode: NetMode) -> None:
+    if not mode.has_own_bridge:  # libvirt refuses <ip> on bridge / macvtap networks
         for extra in root.findall("ip"):
             root.remove(extra)
         return
@@ -164,9 +164,10 @@ def render(spec: NetworkSpec, base: str | None) -> str:
     else:
         root = _root(base)
         old = _mode_or_none(root)
-    _set_forward(root, spec, old)
-    _set_bridge(root, spec)
-    _set_ipv4(root, spec)
+    mode = spec.mode or old or NetMode.ISOLATED
+    _set_forward(root, spec, mode, old)
+    _set_bridge(root, spec, mode)
+    _set_ipv4(root, spec, mode)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode") + "\n"
 

@@ -16,7 +16,16 @@ from vifscope.actions.declare.netxml import NetworkXmlUnsupported, canonical, re
 from vifscope.actions.declare.vifs import VifRefused, guest_of, plan_vif
 from vifscope.actions.model import WriteFile
 from vifscope.model import Command
-from vifscope.model.desired import BridgeKind, BridgeSpec, BridgeState, Desired, DomainSpec, HostState, NetworkSpec
+from vifscope.model.desired import (
+    BridgeKind,
+    BridgeSpec,
+    BridgeState,
+    Desired,
+    DomainSpec,
+    HostState,
+    NetMode,
+    NetworkSpec,
+)
 
 DEFAULT_XML_DIR = "/run/vifscope/apply"
 Step = Command | WriteFile
@@ -163,15 +172,19 @@ def _definition_diff(spec: NetworkSpec, xml: str) -> list[str]:
     except NetworkXmlUnsupported as exc:
         raise Refuse(f"network {spec.name}: {exc}") from exc
     what: list[str] = []
-    if cur.mode is not spec.mode:
-        what.append(f"mode {cur.mode.value} → {spec.mode.value}")
+    if spec.mode is not None and cur.mode is not spec.mode:
+        what.append(f"mode {_mode_text(cur)} → {spec.mode.value}")
     if spec.bridge is not None and cur.bridge != spec.bridge:
         what.append(f"bridge {cur.bridge or '-'} → {spec.bridge}")
-    if spec.mode.has_own_bridge and spec.ipv4 is not None and not same_ipv4(cur.ipv4, spec.ipv4):
+    if (spec.mode or cur.mode or NetMode.ISOLATED).has_own_bridge and spec.ipv4 and not same_ipv4(cur.ipv4, spec.ipv4):
         what.append(f"ipv4 {_ipv4_text(cur)} → {_ipv4_text(spec)}")
     if spec.devices and tuple(spec.devices) != cur.devices:
         what.append(f"devices {','.join(cur.devices) or '-'} → {','.join(spec.devices)}")
     return what
+
+
+def _mode_text(spec: NetworkSpec) -> str:
+    return spec.mode.value if spec.mode else "-"
 
 
 def _ipv4_text(spec: NetworkSpec) -> str:
@@ -188,7 +201,7 @@ def _replug(spec: NetworkSpec, xml: str, taps: tuple[tuple[str, str | None], ...
         target = spec_of(xml, active=True, autostart=False)
     except NetworkXmlUnsupported:
         return []
-    if not target.mode.has_own_bridge or target.bridge is None or not spec.active:
+    if not (target.mode or NetMode.ISOLATED).has_own_bridge or target.bridge is None or not spec.active:
         return []
     return [
         _cmd("ip", "link", "set", "dev", tap, "master", target.bridge)
