@@ -14,6 +14,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from vifscope.model import DeclaredVif, HostSnapshot
 from vifscope.model.desired import BridgeKind, BridgeState, GuestState, HostState, NetworkState, VifKind, VifState
@@ -21,7 +22,8 @@ from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect
 from vifscope.sources.libvirt.devices import NoSuchDomain, read_domain
 from vifscope.sources.snapshot import take_snapshot
 
-_REQUIRED = ("libvirt", "netlink", "ovs")
+# OVSDB is not required: without it OVS bridges are refused (a host without OVS is common)
+_REQUIRED = ("libvirt", "netlink")
 
 
 class StateUnavailable(RuntimeError):
@@ -45,6 +47,18 @@ class NetworkXmls:
     autostart: bool
 
 
+def _persistent_xml(net: Any) -> str:
+    """``net-dumpxml --inactive``; drivers without the flag (the test driver) give the one XML."""
+    import libvirt
+
+    try:
+        return str(net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+            raise
+        return str(net.XMLDesc(0))
+
+
 def _read_networks(uri: str) -> tuple[NetworkXmls, ...]:
     import libvirt
 
@@ -54,7 +68,7 @@ def _read_networks(uri: str) -> tuple[NetworkXmls, ...]:
             for net in sorted(conn.listAllNetworks(0), key=lambda n: n.name()):
                 active = bool(net.isActive())
                 persistent = bool(net.isPersistent())
-                xml = net.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE if persistent else 0)
+                xml = _persistent_xml(net) if persistent else net.XMLDesc(0)
                 out.append(NetworkXmls(str(net.name()), str(xml), active, bool(net.autostart())))
     except libvirt.libvirtError as exc:
         raise StateUnavailable(f"libvirt at {uri}: {str(exc).strip()}", "is libvirtd running?") from exc
@@ -202,7 +216,7 @@ def read_with_snapshot(
     for err in snap.errors:
         if err.source in _REQUIRED:
             raise StateUnavailable(err.error, err.hint or "fix that source first")
-    state = build_state(snap, _read_networks(uri), _read_ovs_bridges())
+    state = build_state(snap, _read_networks(uri), _read_ovs_bridges() if snap.ovs_available else ())
     guests = tuple(g for g in (_read_guest(uri, name) for name in domains) if g is not None)
     return replace(state, guests=guests_in(snap) if all_guests else guests), snap
 
