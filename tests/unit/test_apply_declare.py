@@ -15,7 +15,7 @@ from vifscope.actions.declare.docs import plan_lines
 from vifscope.actions.declare.export import export_doc, restore_target
 from vifscope.actions.declare.load import LoadError, parse_desired, schema_text
 from vifscope.actions.declare.plan import plan_changes
-from vifscope.model.desired import BridgeKind, BridgeState, HostState, NetworkState
+from vifscope.model.desired import BridgeKind, BridgeState, GuestState, HostState, NetworkState, VifKind, VifState
 
 CASES = Path(__file__).resolve().parents[1] / "golden_apply" / "cases"
 
@@ -159,3 +159,24 @@ def test_export_writes_every_guests_managed_nics_from_the_snapshot() -> None:
         },
     }
     assert parse_desired(yaml.safe_dump(doc)).domain_names == ("db1", "web1")
+
+
+def test_a_tap_the_same_plan_unplugs_is_not_re_plugged_after_the_network_restart() -> None:
+    """Found on the lab: unplug web1's NIC and change its network in one file; the restart's
+    re-plug must not name the tap the unplug removed first (it is gone by then)."""
+    state = load_state(CASES / "network-dhcp-change")
+    net = state.networks[0]
+    state = HostState(
+        state.uri,
+        networks=(NetworkState(net.name, net.xml, True, True, net.taps, (("vnet1", "52:54:00:10:00:07"),)),),
+        link_masters=state.link_masters,
+        guests=(GuestState("web1", True, False, (VifState("52:54:00:10:00:07", VifKind.NETWORK, "tenant-a"),)),),
+    )
+    desired = parse_desired(
+        (CASES / "network-dhcp-change" / "file.yaml").read_text()
+        + "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:10:00:07', state: absent}\n"
+    )
+    lines = plan_lines(plan_changes(desired, state, "/x"))
+    assert lines[0] == "- vif web1 52:54:00:10:00:07 (remove): unplug (network tenant-a)"
+    assert "    ip link set dev vnet2 master virbr-a" in lines
+    assert "    ip link set dev vnet1 master virbr-a" not in lines

@@ -144,6 +144,7 @@ class NetworkState:
     active: bool
     autostart: bool
     taps: tuple[tuple[str, str | None], ...] = ()
+    tap_macs: tuple[tuple[str, str], ...] = ()  # (tap, the guest NIC's MAC)
 
 
 @dataclass(frozen=True)

@@ -133,9 +133,16 @@ def _network_taps(snap: HostSnapshot, name: str) -> tuple[tuple[str, str | None]
     return tuple((t, snap.links_by_name[t].master) for t in sorted(found) if t in snap.links_by_name)
 
 
+def _network_state(snap: HostSnapshot, net: NetworkXmls) -> NetworkState:
+    taps = _network_taps(snap, net.name)
+    on_it = {tap for tap, _ in taps}
+    macs = tuple((v.target, (v.mac or "").lower()) for v in snap.vifs if v.target in on_it)
+    return NetworkState(net.name, net.xml, net.active, net.autostart, taps, macs)
+
+
 def build_state(snap: HostSnapshot, nets: Sequence[NetworkXmls], ovs: Sequence[OvsBridgeRow]) -> HostState:
     """Pure: the HostState of a snapshot plus the network XMLs and OVS bridge rows."""
-    networks = tuple(NetworkState(n.name, n.xml, n.active, n.autostart, _network_taps(snap, n.name)) for n in nets)
+    networks = tuple(_network_state(snap, n) for n in nets)
     return HostState(
         uri=snap.uri,
         bridges=_bridges(snap, ovs),

@@ -8,7 +8,7 @@ file's order. Only objects the file names appear; only fields it sets are compar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -194,7 +194,7 @@ def _ipv4_text(spec: NetworkSpec) -> str:
     return spec.ipv4.address + dhcp
 
 
-def _replug(spec: NetworkSpec, xml: str, taps: tuple[tuple[str, str | None], ...], restart: bool) -> list[Step]:
+def _replug(spec: NetworkSpec, xml: str, taps: Sequence[tuple[str, str | None]], restart: bool) -> list[Step]:
     """Running guests' taps back on the network's bridge: libvirt leaves them out after a
     restart (the bridge is deleted and made anew)."""
     try:
@@ -210,7 +210,10 @@ def _replug(spec: NetworkSpec, xml: str, taps: tuple[tuple[str, str | None], ...
     ]
 
 
-def plan_network(spec: NetworkSpec, state: HostState, xml_dir: str) -> Change | None:
+def plan_network(
+    spec: NetworkSpec, state: HostState, xml_dir: str, gone: frozenset[str] = frozenset()
+) -> Change | None:
+    """``gone``: MACs of NICs this plan unplugs first (their taps are not re-plugged)."""
     cur = state.network(spec.name)
 
     def virsh(*argv: str) -> Command:
@@ -236,7 +239,11 @@ def plan_network(spec: NetworkSpec, state: HostState, xml_dir: str) -> Change | 
     if (cur is None and spec.autostart) or (cur is not None and cur.autostart != spec.autostart):
         what.append(f"autostart {_onoff(spec.autostart)}")
         steps.append(virsh("net-autostart", spec.name, *(() if spec.autostart else ("--disable",))))
-    replug = _replug(spec, target, cur.taps, restart) if cur is not None else []
+    if cur is not None:
+        unplugged = {tap for tap, mac in cur.tap_macs if mac in gone}
+        replug = _replug(spec, target, [t for t in cur.taps if t[0] not in unplugged], restart)
+    else:
+        replug = []
     if replug:
         what.append(f"re-plug {len(replug)} guest tap(s)")
     steps += replug
@@ -269,12 +276,13 @@ def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_
     unplug, networks then bridges to remove, bridges, networks, NICs to plug or move."""
     changes: list[Change] = []
     refused: list[str] = []
+    gone = frozenset(v.mac for d in desired.domains for v in d.interfaces if not v.present)
     order: list[Callable[[], list[Change]]] = [
         *(partial(plan_vifs, d, state, xml_dir, False) for d in desired.domains),
         *(_one(partial(plan_network, n, state, xml_dir)) for n in desired.networks if not n.present),
         *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if not b.present),
         *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if b.present),
-        *(_one(partial(plan_network, n, state, xml_dir)) for n in desired.networks if n.present),
+        *(_one(partial(plan_network, n, state, xml_dir, gone)) for n in desired.networks if n.present),
         *(partial(plan_vifs, d, state, xml_dir, True) for d in desired.domains),
     ]
     for make in order:
