@@ -33,6 +33,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "check-xml": "vifscope.cli.checkxml",
     "attach": "vifscope.cli.attach",
     "detach": "vifscope.cli.detach",
+    "qos": "vifscope.cli.qos",
     "apply": "vifscope.cli.apply",
     "export": "vifscope.cli.export",
 }

@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.qos import TcShaping
+
 
 @dataclass(frozen=True)
 class Sysctls:
@@ -100,11 +102,13 @@ class DhcpLease:
 
 
 class AddressSource(StrEnum):
-    """Where a guest address came from, best first: the guest agent, a DHCP lease, ARP."""
+    """Where a guest address came from, best first: the guest agent, a DHCP lease, ARP, and
+    last the IPv6 link-local address derived from the MAC (EUI-64), which needs no source."""
 
     AGENT = "agent"
     LEASE = "lease"
     ARP = "arp"
+    EUI64 = "eui64"
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ class GuestAddress:
     mac: str
     ip: str
     source: AddressSource
-    where: str = ""  # network name / host link the observation came from
+    where: str = ""  # network name / host link / domain the observation came from
+    prefix: int | None = None  # the agent's and leases' prefix length; ARP knows none
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,8 @@ class HostFacts:
     network_runtime: tuple[NetworkRuntime, ...] | None = None
     domain_runtime: tuple[DomainRuntime, ...] | None = None
     interface_extras: tuple[InterfaceExtras, ...] | None = None
+    tc_shaping: TcShaping | None = None  # htb classes and ingress police filters (qos.* checks)
+    kernel_shaping: Shaping | None = None  # sfq / police built in (/proc/config.gz); None: unknown
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "guest agent needs a read-write connection"
 
     @cached_property

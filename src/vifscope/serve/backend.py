@@ -33,7 +33,7 @@ class Backend:
 
     @classmethod
     def for_host(cls, uri: str, config: ServeConfig, token: str | None) -> Backend:
-        fast = DeadlineSnapshotter(uri, config.timeout)
+        fast = DeadlineSnapshotter(uri, config.timeout, addresses=True)
         deep = DeadlineSnapshotter(uri, config.timeout, deep=True)
         exporter = Exporter(
             uri, timeout=config.timeout, audit_log=config.audit_log, checks=doctor_checks(config.doctor)

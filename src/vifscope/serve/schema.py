@@ -55,6 +55,15 @@ class ObservedDoc(_Open):
     stats: StatsDoc | None
 
 
+class AddressDoc(_Open):
+    address: str
+    prefix: int | None
+    family: Literal["ipv4", "ipv6"]
+    source: Literal["agent", "lease", "arp", "eui64"] = Field(
+        description="the best source that knew it: guest agent > DHCP lease > ARP/NDP > derived from the MAC"
+    )
+
+
 class VifDoc(_Open):
     domain: str
     domain_uuid: str
@@ -76,6 +85,7 @@ class VifDoc(_Open):
     problems: list[str]
     detail: str
     observed: ObservedDoc
+    addresses: list[AddressDoc]
 
 
 class _Report(_Open):
@@ -90,6 +100,7 @@ class StatusDoc(_Report):
 
     summary: dict[str, int]
     vifs: list[VifDoc]
+    notes: list[str] = Field(description="which guest-address sources were not asked, and why")
 
 
 class NetworkDoc(_Open):

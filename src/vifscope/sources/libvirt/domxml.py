@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from vifscope.model import DeclaredVif, DomainState, InterfaceExtras
+from vifscope.sources.libvirt.bandwidth import parse_bandwidth
 from vifscope.sources.libvirt.factxml import interface_extras
 from vifscope.sources.libvirt.xmlroot import xml_root
 
@@ -139,6 +140,7 @@ def parse_interface(
         queues=_int_attr(driver, "queues"),
         filterref=_attr(kids.get("filterref"), "filter"),
         vcpus=vcpus,
+        bandwidth=parse_bandwidth(kids.get("bandwidth")),
         vlan_tags=vlan_tags(kids.get("vlan")),
     )
 
