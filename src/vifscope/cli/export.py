@@ -1,4 +1,4 @@
-"""``vifscope export``: the host's bridges and libvirt networks as a ``vifscope apply`` file
+"""``vifscope export``: the host's bridges, networks and guest NICs as a ``vifscope apply`` file
 (YAML; ``--json`` for JSON). ``--names-from FILE``: only the objects FILE names (what apply's
 checkpoint holds). Guests' NICs of the types apply manages (network, bridge, OVS) are
 exported for every guest. Round trip: applying the export plans no change.
@@ -27,7 +27,7 @@ from vifscope.sources.libvirt.conn import resolve_uri
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
         "export",
-        help="write the host's bridges and libvirt networks as a 'vifscope apply' file",
+        help="write the host's bridges, libvirt networks and guest NICs as a 'vifscope apply' file",
         epilog="exit codes: 0 ok, 2 usage, 3 a source is unavailable",
     )
     common(p)
