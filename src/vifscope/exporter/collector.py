@@ -238,7 +238,7 @@ class Exporter:
         start = time.monotonic()
         timed = self.snapshotter.take(timeout)
         snap = timed.snapshot
-        bindings = bind(snap)
+        bindings = bind(snap, addresses=False)  # metrics carry no guest addresses
         findings, known = self.checks(snap, bindings) if self.checks else ((), ())
         actions, audit_error = self._actions()
         qos, qos_error = read_qos(snap, max(0.1, (timeout or self.timeout) - (time.monotonic() - start)))

@@ -12,6 +12,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
+from vifscope.model.guestaddr import AddressFacts, VifAddress
 from vifscope.model.host import HostFacts
 from vifscope.model.qos import Bandwidth
 from vifscope.model.qospolicy import VifPolicy
@@ -259,6 +260,7 @@ class HostSnapshot:
     errors: tuple[SourceError, ...] = ()
     facts: HostFacts | None = None  # deep snapshots only (doctor): sysctls, leases, filters...
     backends: BackendFacts | None = None  # vhost-user sockets, SR-IOV VFs (None: not read)
+    addresses: AddressFacts = field(default_factory=AddressFacts)  # leases, neighbours, agent: guest addresses
 
     @cached_property
     def links_by_name(self) -> dict[str, ObservedLink]:
@@ -359,3 +361,4 @@ class VifBinding:
     uplinks: tuple[str, ...] = field(default_factory=tuple)
     socket: UnixSocketFact | None = None  # vhostuser: what the host shows at the socket path
     vf: VfConfig | None = None  # sriov-vf: the VF as its PF reports it
+    addresses: tuple[VifAddress, ...] = ()  # the guest's addresses, best source first

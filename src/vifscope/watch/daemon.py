@@ -23,8 +23,10 @@ from typing import Any
 from vifscope.actions.audit import AuditLog
 from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.report import documents as report
+from vifscope.sources.deadline import SourceWorker
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
 from vifscope.sources.libvirt.eventloop import EventLoop
+from vifscope.sources.snapshot import OVS_HINT
 from vifscope.watch import effects as fx
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe, load_config
@@ -73,7 +75,10 @@ class Watch:
         self.libvirt = LibvirtWatcher(options.uri, self.events.put)
         self.timers = fx.Timers()
         self.up: dict[str, bool] = {}
-        self.reconnect_backoff = Backoff(initial=1.0, maximum=30.0)
+        # Capped low: a connect attempt to a local socket is cheap, and the cap is how long a
+        # libvirtd that is back may wait for watch to notice (bench/outage.py measures it).
+        self.reconnect_backoff = Backoff(initial=0.5, maximum=5.0)
+        self.libvirt_reader = SourceWorker("libvirt")  # full reads, with a deadline (watch.live)
         self.pending = fx.PendingLinks()
         self.scope = fx.Scope(options.domains)
         self.scheduler = HealScheduler(self.scope.policy(options.config))
@@ -87,7 +92,7 @@ class Watch:
         """Connect and take the first full snapshot. Raises LibvirtUnavailable (exit 3)."""
         EventLoop.ensure()
         self.libvirt.connect()
-        first = full_read(self.opt.uri, None)
+        first = full_read(self.opt.uri, None, self.libvirt_reader)
         self.table = VifTable(first.snapshot)
         for source in ("netlink", "ovs"):  # libvirt answered; its per-domain errors are not an outage
             self._source(source, next((e for e in first.snapshot.errors if e.source == source), None))
@@ -196,15 +201,15 @@ class Watch:
         snap = with_error(self.table.snap, "netlink", error)
         self.apply(with_links(snap, links if links is not None else (), datetime.now(UTC)), affects, cause)
 
-    def refresh_ovs(self, cause: str) -> None:
-        ovs, error = ovs_or_error()
+    def refresh_ovs(self, cause: str, lost: str | None = None) -> None:
+        ovs, error = (None, SourceError("ovs", lost, OVS_HINT)) if lost else ovs_or_error()
         self._source("ovs", error)
         snap = with_error(self.table.snap, "ovs", error)
         snap = with_ovs(snap, ovs.ports, ovs.bridges, True) if ovs else with_ovs(snap, (), (), False)
         self.apply(snap, on_ovs(snap), cause)
 
     def resync(self, cause: str = "resync") -> None:
-        full = full_read(self.opt.uri, self.table.snap)
+        full = full_read(self.opt.uri, self.table.snap, self.libvirt_reader)
         for source in ("netlink", "ovs"):
             self._source(source, next((e for e in full.snapshot.errors if e.source == source), None))
         if full.libvirt_error is not None:
@@ -292,7 +297,7 @@ APPLY: dict[type, Callable[[Watch, Any], None]] = {
     fx.Arm: lambda w, e: w.arm(e.timer, e.at),
     fx.SetPending: _set_pending,
     fx.RefreshLinks: lambda w, e: w.refresh_links(e.affects, e.cause),
-    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause),
+    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause, e.lost),
     fx.ReadDomain: lambda w, e: w.apply_all(read_domain(e.uuid, e.cause, w.libvirt.domain_vifs)),
     fx.UseDomain: lambda w, e: w.apply(with_domain(w.table.snap, e.uuid, e.vifs), OfDomain(e.uuid), e.cause),
     fx.UseNetworks: _use_networks,
