@@ -73,9 +73,11 @@ cores, load average {load:.1f} while measuring (other sessions' work).
 |---|---|---:|---:|---:|
 {chr(10).join(rows)}
 
-An unchanged sync costs about what a first one does: the time goes to asking the agents and
-parsing their answers (doctor's findings included), not to the store. `fleet sync` does not
-yet send the agents' ETags (an unchanged host would then cost one 304).
+An unchanged sync costs about what a first one does: most of the time is asking the agents
+and parsing their answers (doctor's findings included). One look at 5 agents × 1,000 vifs
+(load ~1, single runs): `fleet doctor` 1.5 s, `fleet sync` 2.0 s into an empty SQLite file and
+2.5 s unchanged. `fleet sync` does not yet send the agents' ETags (an unchanged host would then
+cost one 304).
 """
     publish("fleet-sync", text, write=not args.no_write)
 
