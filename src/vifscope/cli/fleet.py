@@ -11,25 +11,24 @@ Exit codes: 0 all well; 1 a problem on some host, or a host that did not answer;
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifscope.cli.common import emit_json, make_console
-from vifscope.fleet.inventory import Inventory, InventoryError, load_inventory
+from vifscope.cli.fleet_ask import ask, load_or_say
 from vifscope.report.documents import EXIT_USAGE
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from vifscope.fleet.model import HostAnswer
 
 # The hub's HTTP client (httpx, httpcore: ~0.3 s of imports) is imported by the commands that
 # use it, not when `vifscope --help` builds every command's parser.
 
 # Seconds per host. doctor's answer needs the agent's deep snapshot (sysctls, leases, filters):
 # slower to take the first time than status's.
-DEFAULT_TIMEOUT = {"status": 5.0, "doctor": 10.0}
+DEFAULT_TIMEOUT = {"status": 5.0, "doctor": 10.0, "sync": 10.0}
 DEFAULT_CONCURRENCY = 32
 
 
@@ -51,7 +50,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     fleet = p.add_subparsers(dest="fleet_command", metavar="SUBCOMMAND", required=True)
     st = fleet.add_parser("status", help="every host's vifs with a HOST column")
     dr = fleet.add_parser("doctor", help="every host's findings plus the fleet checks (MAC/IP on two hosts...)")
-    for name, q in (("status", st), ("doctor", dr)):
+    sy = fleet.add_parser("sync", help="every host's vifs, addresses and finding counts into the store, with history")
+    for name, q in (("status", st), ("doctor", dr), ("sync", sy)):
         common(q)
         q.add_argument("--inventory", type=Path, required=True, metavar="FILE", help="YAML: hosts: [{name, url}]")
         wait = DEFAULT_TIMEOUT[name]
@@ -67,42 +67,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         )
     st.add_argument("--problems", action="store_true", help="only vifs that are not bound/inactive")
     st.set_defaults(func=cmd_fleet_status)
+    from vifscope.cli.fleet_sync import add_sync_options
+
+    add_sync_options(sy, _positive(float))
     dr.set_defaults(func=cmd_fleet_doctor)
-
-
-def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> list[HostAnswer]:
-    """Every host's answer in inventory order. A token file that cannot be read is that host's
-    error (the rest of the fleet is still asked)."""
-    from vifscope.fleet.merge import OPTIONAL_PATHS, host_answer
-    from vifscope.serve.config import ServeConfigError, load_token
-    from vifscope.sources.agents import AgentReply, AgentTarget, fetch_all
-
-    targets: list[AgentTarget] = []
-    early: dict[str, AgentReply] = {}
-    for h in inv.hosts:
-        try:
-            token = load_token(h.token_file) if h.token_file else None
-        except ServeConfigError as exc:
-            early[h.name] = AgentReply(h.name, (), f"token: {exc}", 0.0)
-            continue
-        targets.append(AgentTarget(h.name, h.url, token, h.ca_file))
-    replies = {
-        r.name: r for r in fetch_all(targets, paths, timeout=timeout, limit=limit, optional=OPTIONAL_PATHS)
-    } | early
-    return [host_answer(h, replies[h.name]) for h in inv.hosts]
-
-
-def _inventory(args: argparse.Namespace) -> Inventory | None:
-    try:
-        return load_inventory(args.inventory)
-    except InventoryError as exc:
-        from rich.text import Text
-
-        err = make_console(stderr=True)
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)))  # Text: YAML's "[...]" is not markup
-        if exc.hint:
-            err.print(Text(f"  hint: {exc.hint}"))
-        return None
 
 
 def _show(doc: dict[str, Any], code: int, as_json: bool, human: Callable[[Console], None]) -> int:
@@ -117,7 +85,7 @@ def _show(doc: dict[str, Any], code: int, as_json: bool, human: Callable[[Consol
 
 
 def cmd_fleet_status(args: argparse.Namespace) -> int:
-    inv = _inventory(args)
+    inv = load_or_say(args.inventory)
     if inv is None:
         return EXIT_USAGE
     from vifscope.fleet.merge import STATUS_PATHS, status_document, status_exit
@@ -137,7 +105,7 @@ def cmd_fleet_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet_doctor(args: argparse.Namespace) -> int:
-    inv = _inventory(args)
+    inv = load_or_say(args.inventory)
     if inv is None:
         return EXIT_USAGE
     from vifscope.fleet.checks import fleet_findings

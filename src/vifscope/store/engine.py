@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from vifscope.store.url import redacted
 
-HEAD = "0001"  # the newest migration; a unit test checks it against Alembic's script directory
+HEAD = "0002"  # the newest migration; a unit test checks it against Alembic's script directory
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_S = 60.0
 _MIGRATE_LOCK = 0x76696673  # "vifs": pg_advisory_xact_lock key serializing first-use migrations
@@ -88,7 +88,9 @@ def make_engine(url: str) -> Engine:
             return engine
         if parsed.get_backend_name() != "postgresql":
             raise ArgumentError(f"backend {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)")
-        return create_engine(url)
+        if parsed.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2: we ship psycopg 3
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreRefused(
             f"not a usable database URL: {redacted(url)}: {exc}",

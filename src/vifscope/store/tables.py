@@ -8,7 +8,7 @@ two transactions can never both hold a row for the same MAC.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 metadata = MetaData()
 
@@ -48,4 +48,63 @@ mac_events = Table(
     Column("domain", String(255), nullable=True),
     Column("host", String(255), nullable=True),
     Index("ix_mac_events_mac", "mac"),
+)
+
+# ``vifscope fleet sync``: each host as last asked, one row per state interval of each vif
+# (valid_to NULL: the current one), and every guest address seen on a vif.
+fleet_hosts = Table(
+    "fleet_hosts",
+    metadata,
+    Column("name", String(255), primary_key=True),  # the inventory's name
+    Column("host_id", String(255), nullable=True),
+    Column("version", String(64), nullable=True),
+    Column("status", String(16), nullable=True),  # the agent's: ok | degraded
+    Column("attempted_at", Float, nullable=False),
+    Column("synced_at", Float, nullable=True),  # the last sync that got its vifs
+    Column("error", Text, nullable=True),  # why the last attempt got nothing (None: it did)
+    Column("vifs", Integer, nullable=False, server_default="0"),
+    Column("findings_error", Integer, nullable=False, server_default="0"),
+    Column("findings_warning", Integer, nullable=False, server_default="0"),
+    Column("findings_info", Integer, nullable=False, server_default="0"),
+)
+
+fleet_vifs = Table(
+    "fleet_vifs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("host", String(255), nullable=False),
+    Column("domain_uuid", String(64), nullable=False),
+    Column("vif_index", Integer, nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("mac", String(17), nullable=True),
+    Column("type", String(32), nullable=False),
+    Column("source", String(255), nullable=True),
+    Column("target", String(255), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("problems", Text, nullable=False),  # space-separated, sorted
+    Column("valid_from", Float, nullable=False),
+    Column("valid_to", Float, nullable=True),
+    Index(
+        "ux_fleet_vifs_open",
+        "host",
+        "domain_uuid",
+        "vif_index",
+        unique=True,
+        sqlite_where=text("valid_to IS NULL"),
+        postgresql_where=text("valid_to IS NULL"),
+    ),
+    Index("ix_fleet_vifs_mac", "mac", "status"),
+)
+
+fleet_addresses = Table(
+    "fleet_addresses",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("domain_uuid", String(64), primary_key=True),
+    Column("vif_index", Integer, primary_key=True, autoincrement=False),
+    Column("address", String(64), primary_key=True),
+    Column("mac", String(17), nullable=True),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Index("ix_fleet_addresses_address", "address"),
 )
