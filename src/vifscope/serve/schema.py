@@ -220,4 +220,5 @@ class ActionReportDoc(_Open):
     after: list[dict[str, object]]
     audit_log: str | None
     audit_errors: list[str]
+    restored: bool | None = None
     source_errors: list[SourceErrorDoc]
