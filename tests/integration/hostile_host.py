@@ -80,13 +80,18 @@ class HostileHost:
         return f"test://{self.dir / 'node.xml'}"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+        # COLUMNS: rich tables wide enough that no name is folded over two lines
+        return {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT), "COLUMNS": "300"}
 
     def run(self, *argv: str, timeout: float = 120) -> Ran:
         """Any command inside the namespace, cwd in the test's directory."""
         cmd = ["ip", "netns", "exec", self.ns, *argv]
         p = subprocess.run(cmd, cwd=self.dir, env=self.env(), capture_output=True, text=True, timeout=timeout)
         return Ran(p.returncode, p.stdout, p.stderr)
+
+    def vifscope_argv(self, *argv: str) -> list[str]:
+        """The argv that runs vifscope inside the namespace (for a long-running one)."""
+        return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vifscope", "-c", self.uri, *argv]
 
     def vifscope(self, *argv: str, timeout: float = 120) -> Ran:
         return self.run(sys.executable, "-m", "vifscope", "-c", self.uri, *argv, timeout=timeout)
@@ -132,6 +137,7 @@ def hostile_host(tmp: Path, tag: str) -> Iterator[HostileHost]:
             env=host.env(),
         )
         assert holder.stdout is not None and holder.stdout.readline().startswith("ready"), "tapholder failed"
+        host.ip("link", "set", "dev", "lo", "up")  # for a server inside the namespace
         for br in (BR, BR2):
             host.ip("link", "add", "name", br, "type", "bridge")
             host.ip("link", "set", "dev", br, "up")
