@@ -54,3 +54,10 @@ clean:
 .PHONY: soak
 soak: setup
 	timeout 900 $(PY) bench/load.py --seconds 60
+
+# schemathesis at depth (negative data, stateful links) against serve on a host with hostile
+# names (a private netns): with and without the token; 5xx, check failures, unrefused POSTs
+# and a logged token all fail it. Writes RELIABILITY.md's api section; at most 15 min a run.
+.PHONY: api-fuzz
+api-fuzz: setup-test
+	timeout 2400 $(PY) bench/api_fuzz.py

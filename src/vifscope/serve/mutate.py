@@ -105,19 +105,19 @@ def write_router(b: Backend, feed: Feed) -> APIRouter:
     async def run(domain: str, mac: str, planner: Planner, dry_run: bool, local: bool = True) -> Response:
         return await run_in_threadpool(_act, b, feed, domain, mac, planner, dry_run, local)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/fix", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/fix", responses=RESPONSES, operation_id="fix_vif")
     async def fix(domain: str, mac: Mac, body: FixRequest | None = None) -> Response:
         """Plan and apply the safe fixes for this vif (``doctor --fix``): verify, roll back on failure."""
         req = body or FixRequest()
         return await run(domain, mac, lambda s, v: fix_plan(s, v, link_down=req.link_down), req.dry_run)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/heal", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/heal", responses=RESPONSES, operation_id="heal_vif")
     async def heal(domain: str, mac: Mac, body: HealRequest | None = None) -> Response:
         """Re-apply the binding only (``watch --heal``): plug into the declared bridge, OVS ids, tap up."""
         req = body or HealRequest()
         return await run(domain, mac, heal_only_plan, req.dry_run)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/link", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/link", responses=RESPONSES, operation_id="set_vif_link")
     async def link(domain: str, mac: Mac, body: LinkRequest) -> Response:
         """Set libvirt's ``<link state=>`` of this vif (``virsh domif-setlink``), verified."""
         return await run(domain, mac, lambda s, v: link_plan(s, v, body.state), body.dry_run, local=False)

@@ -21,7 +21,7 @@ from vifscope.report.topology import build_topology
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import ApiError, error_responses
 from vifscope.serve.live import Feed, event_text
-from vifscope.serve.schema import FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
+from vifscope.serve.schema import VIF_LINKS, FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
 from vifscope.serve.state import Rendered, View
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
@@ -102,12 +102,16 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     r = APIRouter(tags=["read"])
     age = b.interval
 
-    @r.get("/api/v1/vifs", responses={200: {"model": StatusDoc}})
+    @r.get("/api/v1/vifs", responses={200: {"model": StatusDoc, "links": VIF_LINKS}}, operation_id="vifs")
     async def vifs(domain: Domains = None, problems: Problems = False) -> Response:
         """Every vif and its binding verdict (``vifscope status --json``)."""
         return await run_in_threadpool(lambda: status_doc(b.snapshots.get(age), tuple(domain or ()), problems))
 
-    @r.get("/api/v1/vifs/{domain}", responses={200: {"model": StatusDoc}, **error_responses(404, 503)})
+    @r.get(
+        "/api/v1/vifs/{domain}",
+        responses={200: {"model": StatusDoc, "links": VIF_LINKS}, **error_responses(404, 503)},
+        operation_id="vifs_of_domain",
+    )
     async def vifs_of(domain: str) -> Response:
         """The vifs of one domain, by name or UUID (``vifscope status -d DOMAIN --json``)."""
         return await run_in_threadpool(lambda: domain_doc(b.snapshots.get(age), domain))

@@ -222,3 +222,17 @@ class ActionReportDoc(_Open):
     audit_errors: list[str]
     restored: bool | None = None
     source_errors: list[SourceErrorDoc]
+
+
+def _first_vif(operation: str, *params: str) -> dict[str, object]:
+    return {"operationId": operation, "parameters": {p: f"$response.body#/vifs/0/{p}" for p in params}}
+
+
+# OpenAPI links from a vif listing to what can be done to its first vif: a client (and
+# schemathesis' stateful phase) follows them with a real domain name and MAC.
+VIF_LINKS: dict[str, object] = {
+    "VifsOfItsDomain": _first_vif("vifs_of_domain", "domain"),
+    "FixIt": _first_vif("fix_vif", "domain", "mac"),
+    "HealIt": _first_vif("heal_vif", "domain", "mac"),
+    "SetItsLink": _first_vif("set_vif_link", "domain", "mac"),
+}
