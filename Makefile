@@ -61,3 +61,10 @@ soak: setup
 .PHONY: api-fuzz
 api-fuzz: setup-test
 	timeout 2400 $(PY) bench/api_fuzz.py
+
+# Hostile names through every report, and every failed-fix scenario 10 times on a fresh netns
+# host (tests/integration/test_failed_fixes.py's, for real): RELIABILITY.md's names and
+# failed-fixes sections. About 5 minutes; stops by itself.
+.PHONY: hostile
+hostile: setup-test
+	timeout 1800 $(PY) bench/hostile.py --rounds 10
