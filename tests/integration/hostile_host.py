@@ -38,6 +38,22 @@ MAC = {T1: "52:54:00:48:00:01", T2: "52:54:00:48:00:02", T3: "52:54:00:48:00:03"
 PWNED = "vs-h-pwned"
 
 
+# A client run inside the namespace: POST heal for DOMAIN (percent-encoded) and MAC with a
+# bearer token; prints [status, answer].
+API_HEAL = """
+import json, sys, urllib.parse, urllib.request, urllib.error
+url, token, domain, mac = sys.argv[1:5]
+path = f"api/v1/vifs/{urllib.parse.quote(domain, safe='')}/{mac}/heal"
+req = urllib.request.Request(url + path, data=b"{}", method="POST",
+    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=60) as r:
+        print(json.dumps([r.status, json.load(r)]))
+except urllib.error.HTTPError as e:
+    print(json.dumps([e.code, json.load(e)]))
+"""
+
+
 def node_xml() -> str:
     def iface(tap: str, source: str) -> str:
         kind, attr = ("network", "network") if source == NET else ("bridge", "bridge")

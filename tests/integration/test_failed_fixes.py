@@ -10,6 +10,7 @@ refuses to start; the exit code says which (cli/fix.py: 0 / 1 / 3 / 4).
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.hostile_host import BR, D1, T1, T2, T3, HostileHost, hostile_host
+from tests.integration.hostile_host import API_HEAL, BR, D1, MAC, T1, T2, T3, HostileHost, hostile_host
 from vifscope.actions import read_records
 
 pytestmark = pytest.mark.integration
@@ -242,4 +243,44 @@ def test_heal_with_a_full_audit_log_changes_nothing(host: HostileHost) -> None:
         ran = host.python(HEAL, host.uri, str(fs / "actions.jsonl"))
     assert ran.rc == 0, ran.err
     assert ran.doc[T1][0] == "refused" and "bytes free" in ran.doc[T1][1]
+    assert host.master(T1) is None
+
+
+@contextlib.contextmanager
+def api(host: HostileHost, audit: Path) -> Iterator[str]:
+    """``vifscope serve`` inside the namespace, with a token; yields its URL."""
+    token = host.dir / "token"
+    token.write_text(API_TOKEN)
+    token.chmod(0o600)
+    argv = host.vifscope_argv("serve", "--json", "--listen", "127.0.0.1:0", "--token-file", str(token))
+    proc = subprocess.Popen(
+        [*argv, "--audit-log", str(audit)], stdout=subprocess.PIPE, text=True, cwd=host.dir, env=host.env()
+    )
+    try:
+        assert proc.stdout is not None
+        yield str(json.loads(proc.stdout.readline())["url"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+API_TOKEN = "vs-h-" + "a11ce" * 5
+
+
+def test_the_api_heal_reports_a_rollback_and_a_full_log(host: HostileHost) -> None:
+    """Through the API (actor "api"): another process keeps T1 unplugged -> 409 with the
+    report (rolled back, restored); a full audit log -> 503, nothing changed."""
+    host.detach(T1)
+    audit = host.dir / "actions.jsonl"
+    with api(host, audit) as url, reverter(host, T1):
+        ran = host.python(API_HEAL, url, API_TOKEN, D1, MAC[T1])
+    status, doc = json.loads(ran.out)
+    assert status == 409 and doc["result"] == "rolled-back" and doc["restored"] is True, doc
+    assert host.master(T1) is None
+    with tmpfs("256k") as fs:
+        fill(fs)
+        with api(host, fs / "actions.jsonl") as url:
+            ran = host.python(API_HEAL, url, API_TOKEN, D1, MAC[T1])
+    status, doc = json.loads(ran.out)
+    assert status == 503 and "bytes free" in doc["error"] and doc["hint"], doc
     assert host.master(T1) is None

@@ -20,7 +20,7 @@ from xml.etree import ElementTree
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.hostile_host import BR, BR2, D1, D2, MAC, NET, T1, T2, T3, HostileHost, hostile_host
+from tests.integration.hostile_host import API_HEAL, BR, BR2, D1, D2, MAC, NET, T1, T2, T3, HostileHost, hostile_host
 from vifscope.actions import read_records
 
 pytestmark = pytest.mark.integration
@@ -85,20 +85,6 @@ def test_exporter_labels_are_the_names(host: HostileHost) -> None:
         if s.name == "vifscope_vif_bound"
     }
     assert bound == {(D1, T1, BR): 0.0, (D1, T2, BR): 1.0, (D2, T3, BR2): 1.0}
-
-
-API_HEAL = """
-import json, sys, urllib.parse, urllib.request, urllib.error
-url, token, domain, mac = sys.argv[1:5]
-path = f"api/v1/vifs/{urllib.parse.quote(domain, safe='')}/{mac}/heal"
-req = urllib.request.Request(url + path, data=b"{}", method="POST",
-    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-try:
-    with urllib.request.urlopen(req, timeout=60) as r:
-        print(json.dumps([r.status, json.load(r)]))
-except urllib.error.HTTPError as e:
-    print(json.dumps([e.code, json.load(e)]))
-"""
 
 
 def test_fix_and_the_api_heal_log_every_name_intact(host: HostileHost) -> None:
