@@ -143,3 +143,21 @@ def test_subjects_cover_every_promise_type_and_sysctls() -> None:
     was, now = seen("linux-bridge-bound", **{key: "128"}), seen("linux-bridge-bound", **{key: "4096"})
     assert differences(action, was, was) == ()
     assert differences(action, was, now) == (f"{key} = 4096: before apply 128, after rollback 4096",)
+
+
+def test_doctor_fix_exit_codes_say_how_the_host_ended(tmp_path: Path) -> None:
+    """0 fixed; 1 rolled back and checked; 3 the audit log (nothing kept); 4 maybe left changed."""
+    from vifscope.cli.fix import EXIT_NOT_RESTORED, _exit_code
+
+    plan = Plan(URI, (file_action(tmp_path / "a", "1", BOUND),))
+    _c, observe = looks("linux-bridge-bound")
+    assert _exit_code(plan, apply_plan(plan, actor="doctor-fix", audit=None, observe=observe)) == 0
+    failing = Plan(URI, (file_action(tmp_path / "b", "1", BOUND, Command(("false",))),))
+    _c, observe = looks("tap-detached")
+    assert _exit_code(failing, apply_plan(failing, actor="doctor-fix", audit=None, observe=observe)) == 1
+    _c, observe = looks("tap-detached", "linux-bridge-bound")
+    contradicted = apply_plan(failing, actor="doctor-fix", audit=None, observe=observe)
+    assert _exit_code(failing, contradicted) == EXIT_NOT_RESTORED == 4
+    _c, observe = looks("tap-detached")
+    full = apply_plan(plan, actor="doctor-fix", audit=AuditLog(Path("/dev/full")), observe=observe)
+    assert full.status is ApplyStatus.AUDIT_FAILED and _exit_code(plan, full) == 3
