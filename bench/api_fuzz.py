@@ -210,12 +210,12 @@ def main() -> int:
     p.add_argument("--examples", type=int, default=200, help="examples per operation and phase (default 200)")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--max-time", type=int, default=900, help="seconds per run at most (default 900)")
-    p.add_argument("--quick", action="store_true", help="10 examples, 90 s a run, no RELIABILITY.md")
+    p.add_argument("--quick", action="store_true", help="10 examples, 45 s a run, no RELIABILITY.md")
     p.add_argument("--no-write", action="store_true", help="print, do not write RELIABILITY.md")
     p.add_argument("--keep", type=Path, help="keep the HAR reports and logs in this directory")
     args = p.parse_args()
     if args.quick:
-        args.examples, args.max_time, args.no_write = 10, 90, True
+        args.examples, args.max_time, args.no_write = 10, 45, True
     # SIGTERM (timeout, make): unwind, so the namespace and the server go too
     signal.signal(signal.SIGTERM, lambda _n, _f: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="vs-h-api-") as tmp:
