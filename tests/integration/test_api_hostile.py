@@ -174,3 +174,17 @@ def test_schemathesis_quick_slice_on_the_hostile_host() -> None:
     )
     assert ran.returncode == 0, (ran.stdout[-4000:], ran.stderr[-2000:])
     assert "Token occurrences" in ran.stdout and "**0**" in ran.stdout
+
+
+def test_request_bodies_are_strict(tmp_path: Path) -> None:
+    """schemathesis found {"dry_run": 0} accepted as false: pydantic's lax mode coerced it, so
+    {"dry_run": "off"} would have changed the host. Now anything but true/false is a 422."""
+    auth = {**JSON, "Authorization": f"Bearer {TOKEN}"}
+    with serve(tmp_path) as srv:
+        for body in ({"dry_run": 0}, {"dry_run": "off"}, {"dry_run": "true"}, {"dry_run": None}):
+            status, _, raw = srv.request("POST", vif_path("heal"), json.dumps(body).encode(), auth)
+            assert status == 422, (body, raw[:200])
+        status, _, raw = srv.request("POST", vif_path("link"), json.dumps({"state": "up", "dry_run": 1}).encode(), auth)
+        assert status == 422, raw[:200]
+        status, _, raw = srv.request("POST", vif_path("heal"), b'{"dry_run": true}', auth)
+        assert status == 200, raw[:200]

@@ -192,19 +192,21 @@ class InfoDoc(_Open):
     interval: float
 
 
+# Request bodies are strict: {"dry_run": 0} or {"dry_run": "off"} is refused (422), not coerced
+# into a boolean by pydantic's lax mode: a request that changes the host says true or false.
 class FixRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     dry_run: bool = Field(default=False, description="plan only, change nothing")
     link_down: bool = Field(default=False, description="also set libvirt <link state='up'/> where it is down")
 
 
 class HealRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     dry_run: bool = Field(default=False, description="plan only, change nothing")
 
 
 class LinkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     state: Literal["up", "down"] = Field(description="libvirt <link state=> to set (virsh domif-setlink)")
     dry_run: bool = Field(default=False, description="plan only, change nothing")
 
