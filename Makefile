@@ -31,7 +31,7 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(PY) -m pytest -q tests/unit tests/golden tests/golden_checks tests/fuzz
+	$(PY) -m pytest -q tests/unit tests/golden tests/golden_checks tests/golden_qos tests/fuzz
 
 e2e: setup-test
 	$(PY) -m pytest -q -m "e2e or integration" tests

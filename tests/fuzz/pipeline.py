@@ -79,9 +79,13 @@ def flatten(case: Path) -> dict[str, str]:
         out[f"domains/{entry['file']}"] = files.text(f"domains/{entry['file']}")
     for entry in json.loads(out.get("networks.json", "[]")):
         out[f"networks/{entry['file']}"] = files.text(f"networks/{entry['file']}")
-    for rel in ("ovs.json", "facts/iptables-legacy.txt"):
+    for rel in ("ovs.json", "facts/iptables-legacy.txt", "facts/kconfig.txt", "facts/tc-shaping.txt"):
         if (found := files.find(rel)) is not None:
             out[rel] = found.read_text()
+    # vhost-user / SR-IOV facts: the loader replays only the case's own (no base), as files.
+    for p in sorted((case / "backends").rglob("*")) if (case / "backends").is_dir() else ():
+        if p.is_file():
+            out[str(p.relative_to(case))] = p.read_text()
     for rel in ("facts/nwfilters", "facts/nwfilter-bindings"):
         for p in sorted(found.glob("*.xml")) if (found := files.find(rel)) else ():
             out[f"{rel}/{p.name}"] = p.read_text()

@@ -19,13 +19,18 @@ from typing import Any
 from tests.fuzz import netlink
 from tests.fuzz.mutate import mutate_bytes, mutate_json, mutate_json_lines, mutate_lines, mutate_xml
 from tests.golden_checks.loader import CASES_DIR, Files
+from tests.golden_qos.tcbuild import Host
 from vifscope.model import DomainState
 from vifscope.sources.jsonshape import JsonShapeError
 from vifscope.sources.kernel.firewall import parse_iptables_save, parse_nft_ruleset
 from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
 from vifscope.sources.kernel.linkdump import parse_dump
 from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.kernel.sriov import vf_tables_from_dump
 from vifscope.sources.kernel.tcdump import parse_neigh_dump, parse_qdisc_dump
+from vifscope.sources.kernel.tcshaping import parse_classes, parse_police_filters
+from vifscope.sources.kernel.tcshaping import parse_qdiscs as parse_qdiscs_rtnl
+from vifscope.sources.kernel.unixsock import parse_proc_net_unix
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
 from vifscope.sources.libvirt.factxml import (
     FactXmlError,
@@ -36,6 +41,7 @@ from vifscope.sources.libvirt.factxml import (
 )
 from vifscope.sources.libvirt.netxml import NetworkXmlError, parse_network_xml
 from vifscope.sources.ovs import OvsError, parse_ovs_output
+from vifscope.sources.ovsqos import parse_ovs_qos_output
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 
@@ -121,6 +127,26 @@ def _name_of(index: int) -> str:
     return f"if{index}"
 
 
+STATUS_CASES = Path(__file__).resolve().parents[1] / "golden" / "cases"
+
+
+@functools.cache
+def proc_net_unix_seeds() -> tuple[str, ...]:
+    return tuple(sorted({p.read_text(encoding="utf-8") for p in STATUS_CASES.glob("*/backends/proc_net_unix.txt")}))
+
+
+@functools.cache
+def vf_table_seeds() -> tuple[Any, ...]:
+    """Link dumps with a PF's vfinfo_list (the SR-IOV golden cases of both suites)."""
+    status = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(STATUS_CASES.glob("hostdev-*/links.json"))]
+    return tuple(_distinct([d for d in (*status, *golden_json("links.json")) if "vfinfo_list" in json.dumps(d)]))
+
+
+def run_vf_tables(dump: Any) -> object:
+    names = [r.get("ifname") for r in dump if isinstance(r, dict)] if isinstance(dump, list) else []
+    return vf_tables_from_dump(dump, [n for n in names if isinstance(n, str)])
+
+
 def run_domain(text: str) -> object:
     parsed = parse_domain(text, DomainState.RUNNING)
     return parsed, parse_domain_extras(text, parsed.name)
@@ -132,6 +158,35 @@ def run_network(text: str) -> object:
 
 def run_nft(doc: Any) -> object:
     return parse_nft_ruleset(doc)
+
+
+QOS_CASES = Path(__file__).resolve().parents[1] / "golden_qos" / "cases"
+
+
+def tc_shaping_dumps() -> tuple[list[bytes], ...]:
+    """Each golden QoS case's tc objects as the kernel dumps them: qdisc, class and filter
+    messages (each reader picks its own message type)."""
+    out = []
+    for case in sorted(QOS_CASES.glob("*/case.json")):
+        host = Host()
+        for line in json.loads(case.read_text())["tc"]:
+            host.run(line)
+        msgs = [
+            *host.qdiscs,
+            *(m for ms in host.classes.values() for m in ms),
+            *(m for ms in host.filters.values() for m in ms),
+        ]
+        out.append([b"".join(msgs)])
+    return tuple(out)
+
+
+def ovs_qos_seeds() -> tuple[str, ...]:
+    docs = (json.loads(c.read_text()) for c in sorted(QOS_CASES.glob("*/case.json")))
+    return tuple("\n".join(d["ovs_qos"]) + "\n" for d in docs if "ovs_qos" in d)
+
+
+def run_tc_shaping(dump: list[bytes]) -> object:
+    return parse_qdiscs_rtnl(dump, _name_of), parse_classes(dump, _name_of), parse_police_filters(dump, _name_of)
 
 
 TARGETS: tuple[Target, ...] = (
@@ -155,4 +210,8 @@ TARGETS: tuple[Target, ...] = (
     Target("nft-json", lambda: golden_json("facts/nft.json"), mutate_json, run_nft, (JsonShapeError,)),
     Target("iptables-save", lambda: golden_texts("facts/iptables-legacy.txt"), mutate_lines, parse_iptables_save,
            ()),
+    Target("proc-net-unix", proc_net_unix_seeds, mutate_lines, parse_proc_net_unix, ()),
+    Target("vfinfo-json", vf_table_seeds, mutate_json, run_vf_tables, (JsonShapeError,)),
+    Target("tc-shaping-rtnetlink", tc_shaping_dumps, mutate_bytes, run_tc_shaping, ()),
+    Target("ovsdb-qos-json", ovs_qos_seeds, mutate_json_lines, parse_ovs_qos_output, (OvsError,)),
 )  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.golden.backends import replay_backends
 from vifscope.bind.join import bind
 from vifscope.model import DomainState, HostSnapshot, SourceError, VifBinding, VifStatus
 from vifscope.report import documents as report
@@ -79,18 +80,24 @@ def load_case(path: Path) -> Case:
     if (path / "ovs.json").exists():
         lines = (path / "ovs.json").read_text(encoding="utf-8").splitlines()
         ovs = parse_ovs_tables([json.loads(line) for line in lines if line.strip()])
-    errors = tuple(SourceError(e["source"], e["error"], e.get("hint", "")) for e in meta.get("source_errors", []))
+    # A "backends" error is not injected: the replay below produces it (case.json lists it so the
+    # report's source_errors can be compared with the case's).
+    recorded = [e for e in meta.get("source_errors", []) if e["source"] != "backends"]
+    errors = tuple(SourceError(e["source"], e["error"], e.get("hint", "")) for e in recorded)
+    links = _json(path / "links.json")
+    backends, backend_errors = replay_backends(path, vifs, networks, links, "qemu:///system")
     snap = HostSnapshot(
         host="golden-host",
         uri="qemu:///system",
         taken_at=TAKEN_AT,
         vifs=tuple(vifs),
-        links=parse_links(_json(path / "links.json")),
+        links=parse_links(links),
         ovs_ports=ovs.ports if ovs else (),
         ovs_bridges=ovs.bridges if ovs else (),
         ovs_available=ovs is not None,
         networks=tuple(networks),
-        errors=errors,
+        errors=(*errors, *backend_errors),
+        backends=backends,
     )
     return Case(path.name, meta, snap, _json(path / "expected.json"))
 

@@ -18,7 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.golden.backends import replay_backends
 from tests.golden_checks.patch import PatchError, apply_patch
+from tests.golden_qos.tcbuild import shaping
 from vifscope.model import (
     AddressSource,
     DeviceNode,
@@ -33,8 +35,11 @@ from vifscope.model import (
     SourceError,
     Sysctls,
 )
+from vifscope.model.host import Qdisc
+from vifscope.model.qos import RootQdisc, TcShaping
 from vifscope.sources.kernel.firewall import merge, parse_iptables_save, parse_nft_ruleset
 from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
+from vifscope.sources.kernel.kconfig import parse_kernel_config
 from vifscope.sources.kernel.links import parse_links
 from vifscope.sources.kernel.procfs import read_sysctls
 from vifscope.sources.libvirt.domxml import parse_domain_xml
@@ -225,7 +230,24 @@ def _facts(files: Files, macs: list[str], dom_xml: dict[str, str], net_xml: dict
         network_runtime=net_rt,
         domain_runtime=dom_rt,
         interface_extras=tuple(e for name, text in dom_xml.items() for e in parse_domain_extras(text, name)[1]),
+        tc_shaping=_tc_shaping(files, parse_qdiscs(tc) if tc is not None else None),
+        kernel_shaping=parse_kernel_config(files.text(KCONFIG)) if files.find(KCONFIG) else None,
     )
+
+
+KCONFIG = "facts/kconfig.txt"  # the CONFIG_ lines of /proc/config.gz (absent: the kernel has none)
+
+
+def _tc_shaping(files: Files, qdiscs: tuple[Qdisc, ...] | None) -> TcShaping | None:
+    """``facts/tc-shaping.txt`` (tc command lines, as the kernel would dump their objects:
+    tests/golden_qos/tcbuild.py), else the root qdiscs of ``facts/tc.json`` alone (no class or
+    police filter: ``tc -j`` prints no htb class)."""
+    lines = files.find("facts/tc-shaping.txt")
+    if lines is not None:
+        return shaping(lines.read_text(encoding="utf-8").splitlines())
+    if qdiscs is None:
+        return None
+    return TcShaping(roots=tuple(RootQdisc(q.dev, q.kind) for q in qdiscs if q.root))
 
 
 def load_case(path: Path) -> Case:
@@ -249,18 +271,21 @@ def load_case(path: Path) -> Case:
         ovs = parse_ovs_tables([json.loads(line) for line in lines if line.strip()])
     errors = tuple(SourceError(e["source"], e["error"], e.get("hint", "")) for e in meta.get("source_errors", []))
     has_facts = files.find("facts") is not None
+    links = files.json("links.json")
+    backends, backend_errors = replay_backends(path, vifs, networks, links, "qemu:///system")  # the case's own only
     snap = HostSnapshot(
         host="golden-host",
         uri="qemu:///system",
         taken_at=datetime.fromisoformat(meta["taken_at"]),
         vifs=tuple(vifs),
-        links=parse_links(files.json("links.json")),
+        links=parse_links(links),
         ovs_ports=ovs.ports if ovs else (),
         ovs_bridges=ovs.bridges if ovs else (),
         ovs_available=ovs is not None,
         networks=tuple(networks),
-        errors=errors,
+        errors=(*errors, *backend_errors),
         facts=_facts(files, [v.mac for v in vifs if v.mac], dom_xml, net_xml) if has_facts else None,
+        backends=backends,
     )
     files.check_patches()
     return Case(path.name, meta, snap, expected_findings(path))

@@ -34,7 +34,10 @@ def test_nft_policies_nat_rules_and_accepted_ifaces() -> None:
         "nftables": [
             {"metainfo": {"json_schema_version": 1}},
             {"chain": {"family": "inet", "table": "fw", "name": "fwd", "hook": "forward", "policy": "drop"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "hook": "forward", "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "hook": "input", "policy": "accept"}},
             {"chain": {"family": "ip", "table": "filter", "name": "LIBVIRT_FWO"}},  # not a base chain
+            {"chain": {"family": "ip", "table": "filter", "name": "UNUSED"}},
             _rule(
                 "POSTROUTING",
                 {"match": {"op": "==", "left": SADDR, "right": {"prefix": {"addr": "10.0.0.0", "len": 8}}}},
@@ -51,10 +54,28 @@ def test_nft_policies_nat_rules_and_accepted_ifaces() -> None:
                 {"accept": None},
                 table="filter",
             ),
+            _rule("FORWARD", {"jump": {"target": "LIBVIRT_FWO"}}, table="filter"),
+            # Accepts that forwarded packets never meet: the input hook, an unreferenced chain.
+            _rule(
+                "INPUT",
+                {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "br-in"}},
+                {"accept": None},
+                table="filter",
+            ),
+            _rule(
+                "UNUSED",
+                {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "br-x"}},
+                {"accept": None},
+                table="filter",
+            ),
         ]
     }
     fw = parse_nft_ruleset(doc)
-    assert [(c.family, c.name, c.hook, c.policy) for c in fw.chains] == [("inet", "fwd", "forward", "drop")]
+    assert [(c.family, c.name, c.hook) for c in fw.chains] == [
+        ("inet", "fwd", "forward"),
+        ("ip", "FORWARD", "forward"),
+        ("ip", "INPUT", "input"),
+    ]
     assert [(r.target, r.source) for r in fw.nat_rules] == [("masquerade", "10.0.0.0/8"), ("snat", None)]
     assert fw.forward_accept_ifaces == ("virbr0",)
 
@@ -67,13 +88,19 @@ def test_iptables_legacy_save() -> None:
 -A LIBVIRT_PRT -s 192.168.122.0/24 ! -d 192.168.122.0/24 -j MASQUERADE
 COMMIT
 *filter
+:INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
--A FORWARD -o docker0 -j ACCEPT
+:DOCKER-USER - [0:0]
+-A INPUT -i br-in -j ACCEPT
+-A FORWARD -j DOCKER-USER
+-A DOCKER-USER -o docker0 -j ACCEPT
+-A UNUSED -i br-x -j ACCEPT
 COMMIT
 """
     fw = parse_iptables_save(text)
     assert {(c.table, c.name, c.policy) for c in fw.chains} == {
         ("nat", "POSTROUTING", "accept"),
+        ("filter", "INPUT", "accept"),
         ("filter", "FORWARD", "drop"),
     }
     assert [(r.chain, r.source, r.backend) for r in fw.nat_rules] == [

@@ -137,4 +137,4 @@ def test_ovs_query_selects_the_columns_the_parser_reads() -> None:
     assert _QUERY.count("--") == 2
     assert "--columns=name,ports" in _QUERY
     assert "--columns=_uuid,interfaces" in _QUERY
-    assert "--columns=_uuid,name,type,external_ids,error,ofport" in _QUERY
+    assert "--columns=_uuid,name,type,external_ids,error,ofport,options" in _QUERY

@@ -2,6 +2,8 @@
 
 Used by ``doctor --fix`` (vifscope.cli.fix) and ``watch --heal`` (``plan_fixes`` + ``apply_plan``
 with actor "heal"). Every applied action and rollback is a line in the audit log.
+``vifplan`` / ``vifapply``: ``vifscope attach`` / ``detach`` (hot-plug a NIC, verify, roll back),
+writing the same audit log with actor "attach" / "detach".
 """
 
 from vifscope.actions.apply import ActionResult, ApplyOutcome, ApplyStatus, apply_plan, observe_host

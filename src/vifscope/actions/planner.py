@@ -225,6 +225,27 @@ LEFT_ALONE: dict[Problem, str] = {
     Problem.NO_CARRIER: "the tap is up without carrier: no QEMU process holds it (check the domain's QEMU process)",
     Problem.OVS_ERROR: "OVS reports an interface error: see 'ovs-vsctl get Interface TAP error'",
     Problem.SOURCE_UNAVAILABLE: "a source needed to judge this vif was unavailable: nothing is changed blind",
+    **dict.fromkeys(
+        (
+            Problem.SOCKET_MISSING,
+            Problem.NOT_A_SOCKET,
+            Problem.SOCKET_UNHELD,
+            Problem.SOCKET_NOT_QEMU,
+            Problem.SOCKET_NOT_CONNECTED,
+        ),
+        "the vhost-user socket belongs to QEMU and the switch: restart the side that should hold it "
+        "(mode='server': the domain; mode='client': the switch)",
+    ),
+    **dict.fromkeys(
+        (Problem.OVS_VHOST_PATH_MISMATCH,),
+        "the OVS vhost-user port needs a DPDK datapath vifscope does not manage: fix the port's type / "
+        "options:vhost-server-path with ovs-vsctl",
+    ),
+    **dict.fromkeys(
+        (Problem.VF_MISSING, Problem.VF_MAC_MISMATCH, Problem.VF_VLAN_MISMATCH, Problem.VF_LINK_DISABLED),
+        "libvirt programs the VF when it hands it to the guest: re-plug the interface or restart the domain "
+        "(or 'ip link set PF vf N mac M vlan V')",
+    ),
 }
 # Not faults of the binding: nothing to fix, nothing to report.
 NOT_FAULTS = frozenset({Problem.DOMAIN_INACTIVE, Problem.UNVERIFIED_TYPE})

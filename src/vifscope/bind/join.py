@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vifscope.bind.resolve import resolve
+from vifscope.bind.backends import BACKEND_VERIFIERS, verify_backend
+from vifscope.bind.resolve import UNVERIFIABLE, resolve
 from vifscope.model import (
     DeclaredVif,
     Expectation,
@@ -35,6 +36,16 @@ STATUS_OF: dict[Problem, VifStatus] = {
     _P.MODE_MISMATCH: VifStatus.MISBOUND,
     _P.NOT_MACVTAP: VifStatus.MISBOUND,
     _P.OVS_ATTACHED_MAC_MISMATCH: VifStatus.MISBOUND,
+    _P.SOCKET_MISSING: VifStatus.MISSING,
+    _P.NOT_A_SOCKET: VifStatus.MISSING,
+    _P.VF_MISSING: VifStatus.MISSING,
+    _P.SOCKET_UNHELD: VifStatus.DETACHED,
+    _P.SOCKET_NOT_QEMU: VifStatus.MISBOUND,
+    _P.OVS_VHOST_PATH_MISMATCH: VifStatus.MISBOUND,
+    _P.VF_MAC_MISMATCH: VifStatus.MISBOUND,
+    _P.VF_VLAN_MISMATCH: VifStatus.MISBOUND,
+    _P.SOCKET_NOT_CONNECTED: VifStatus.DOWN,
+    _P.VF_LINK_DISABLED: VifStatus.DOWN,
     _P.NETWORK_INACTIVE: VifStatus.DOWN,
     _P.TAP_DOWN: VifStatus.DOWN,
     _P.NO_CARRIER: VifStatus.DOWN,
@@ -190,6 +201,8 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
         )
     if exp.attach == "unverifiable":
         return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason)
+    if exp.attach in BACKEND_VERIFIERS:
+        return _bind_backend(vif, exp, snap)
     if snap.failed("netlink"):
         return VifBinding(
             vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), "kernel links could not be read"
@@ -208,6 +221,31 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
         actual_bridge=out.actual,
         uplinks=out.uplinks,
     )
+
+
+# The source that reads the backend facts (sources/backends.py); its failure makes them unknown.
+BACKEND_SOURCE = "backends"
+
+
+def _bind_backend(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> VifBinding:
+    """vhost-user / SR-IOV VF vifs: no kernel link, their own facts (bind/backends.py)."""
+    seen = verify_backend(vif, exp, snap)
+    if seen is None:
+        if snap.failed(BACKEND_SOURCE):
+            why = f"{vif.type}: the backend facts could not be read"
+            return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), why)
+        why = UNVERIFIABLE.get(vif.type, f"{exp.attach}: not examined on this host")
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), why)
+    problems = tuple(dict.fromkeys([*exp.problems, *seen.problems]))
+    notes = [f"network {vif.network or vif.source}: {p.value.replace('_', ' ')}" for p in exp.problems]
+    if vif.link_state == "down":
+        problems, notes = (*problems, Problem.LINK_STATE_DOWN), [*notes, "libvirt <link state='down'/> is set"]
+    notes += seen.notes
+    detail = "; ".join(notes) if notes else seen.bound
+    return VifBinding(
+        vif, exp, verdict(problems), problems, detail, ovs=seen.ovs, actual_bridge=seen.actual, socket=seen.socket,
+        vf=seen.vf,
+    )  # fmt: skip
 
 
 def _bound_detail(exp: Expectation, out: Finding) -> str:

@@ -7,13 +7,14 @@ entry (and the explicit UNVERIFIABLE ones) cannot be checked against host links.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from vifscope.model import DeclaredVif, Expectation, HostSnapshot, LibvirtNetwork, Problem
 
 # Types with no host-side link vifscope can verify yet, and why (shown to the user).
 UNVERIFIABLE: dict[str, str] = {
-    "hostdev": "hostdev passes a PCI/SR-IOV device straight to the guest: no host link to check",
-    "vhostuser": "vhost-user is a unix socket to a userspace switch (e.g. OVS-DPDK): no kernel link",
+    "hostdev": "hostdev: the SR-IOV VF's sysfs links and its PF's VF table were not read (remote host?)",
+    "vhostuser": "vhost-user: the UNIX socket was not examined (remote host?)",
     "vdpa": "vDPA devices are not checked by this version",
     "user": "user-mode networking (slirp/passt) runs inside QEMU: no host link to check",
     "server": "socket (server) backend: a TCP socket, no host link",
@@ -54,12 +55,10 @@ def resolve_bridge(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
 def _network_plug(vif: DeclaredVif, net: LibvirtNetwork | None, snap: HostSnapshot) -> Expectation:
     """Resolve the network's plug; a running domain's live <source bridge=|dev=> wins."""
     kind = net.kind if net else None
-    if kind == "hostdev":
-        return Expectation(
-            "unverifiable",
-            network=net,
-            reason=f"network {net.name if net else ''} hands out hostdev (VF) devices: no host link to check",
-        )
+    if kind == "hostdev" and net is not None:
+        # The live XML names no VF: the one carrying the vif's MAC among the pool's is it.
+        vlan = _vlan(vif, net)
+        return Expectation("sriov-vf", lower_pool=net.forward_devs, pci_pool=net.forward_pci, network=net, vlan=vlan)
     if vif.live_dev or kind == "macvtap":
         pool = net.forward_devs if net else ()
         mode = vif.source_mode or (net.mode if net and net.mode != "bridge" else "bridge")
@@ -80,16 +79,7 @@ def resolve_network(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
     elif net is not None and not net.active:
         problems.append(Problem.NETWORK_INACTIVE)
     exp = _network_plug(vif, net, snap)
-    return Expectation(
-        exp.attach,
-        bridge=exp.bridge,
-        lower=exp.lower,
-        lower_pool=exp.lower_pool,
-        mode=exp.mode,
-        network=net,
-        problems=tuple(problems),
-        reason=exp.reason,
-    )
+    return replace(exp, network=net, problems=tuple(problems))
 
 
 def resolve_direct(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
@@ -104,11 +94,38 @@ def resolve_ethernet(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
     return Expectation("standalone")
 
 
+def resolve_vhostuser(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
+    """type='vhostuser': a UNIX socket at <source path=>; QEMU listens in mode='server' (the
+    default libvirt writes is client: the switch listens)."""
+    if not vif.source:
+        return Expectation("unverifiable", reason="vhost-user without <source path=> (e.g. a passt backend)")
+    return Expectation("vhostuser", socket=vif.source, mode=vif.source_mode or "client")
+
+
+def _vlan(vif: DeclaredVif, net: LibvirtNetwork | None) -> int:
+    """The VLAN libvirt programs into a VF: the interface's single tag, else the network's, else
+    0 (libvirt clears the VF's VLAN when none is declared)."""
+    tags = vif.vlan_tags or (net.vlan_tags if net else ())
+    return tags[0] if tags else 0
+
+
+def resolve_hostdev(vif: DeclaredVif, snap: HostSnapshot) -> Expectation:
+    """type='hostdev': the SR-IOV VF at <source><address type='pci'> with the XML's MAC and VLAN."""
+    if not vif.source:
+        return Expectation("unverifiable", reason="type='hostdev' without a PCI <source><address>")
+    if vif.virtualport:
+        why = f"hostdev with <virtualport type='{vif.virtualport}'>: the port profile sets the VF, not its MAC/VLAN"
+        return Expectation("unverifiable", reason=why)
+    return Expectation("sriov-vf", pci=vif.source, vlan=_vlan(vif, None))
+
+
 RESOLVERS: dict[str, Resolver] = {
     "bridge": resolve_bridge,
     "network": resolve_network,
     "direct": resolve_direct,
     "ethernet": resolve_ethernet,
+    "vhostuser": resolve_vhostuser,
+    "hostdev": resolve_hostdev,
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from vifscope.checks import addresses, binding, bridges, hostdev, networks, performance, security
+from vifscope.checks import addresses, backends, binding, bridges, hostdev, networks, performance, qos, security
 from vifscope.checks.base import CATEGORIES, Check, CheckContext
 from vifscope.checks.config import DoctorConfig
 from vifscope.checks.isolation import IsolationSummary, summarize
@@ -14,12 +14,14 @@ from vifscope.model import Finding, HostSnapshot, Severity, VifBinding
 
 ALL_CHECKS: tuple[Check, ...] = (
     *binding.CHECKS,
+    *backends.CHECKS,
     *bridges.CHECKS,
     *addresses.CHECKS,
     *networks.CHECKS,
     *hostdev.CHECKS,
     *security.CHECKS,
     *performance.CHECKS,
+    *qos.CHECKS,
 )
 CHECKS_BY_ID: Mapping[str, Check] = MappingProxyType({c.id: c for c in ALL_CHECKS})  # read-only table
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

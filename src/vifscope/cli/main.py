@@ -31,6 +31,9 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "serve": "vifscope.cli.serve",
     "mac": "vifscope.cli.mac",
     "check-xml": "vifscope.cli.checkxml",
+    "attach": "vifscope.cli.attach",
+    "detach": "vifscope.cli.detach",
+    "qos": "vifscope.cli.qos",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"

@@ -1,4 +1,4 @@
-"""Metrics of the actions audit log: heals and every action of doctor --fix and watch --heal."""
+"""Metrics of the actions audit log: heals and every action of doctor --fix, watch --heal, attach and detach."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def action_families(actions: Sequence[ActionCount]) -> Iterator[Family]:
     yield Family(
         "vifscope_actions_total",
         "counter",
-        "Audit log lines: every action, verification and rollback of doctor --fix and watch --heal.",
+        "Audit log lines: every action, verification and rollback (doctor --fix, watch --heal, attach, detach).",
         ("actor", "phase", "result"),
         tuple(((a.actor, a.phase, a.result), float(a.count)) for a in actions),
     )

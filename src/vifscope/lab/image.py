@@ -7,7 +7,8 @@ kernel command line, so one cached image serves every lab domain.
 
 Guest command line (read by the initramfs' /init):
     vs.ip<n>=A.B.C.D/P   static address of eth<n> (kernel order, hotplugged NICs included)
-    vs.dhcp<n>=1         run udhcpc on eth<n> (its lease replaces eth<n>'s IPv4 addresses)
+    vs.dhcp<n>=1         run udhcpc on eth<n> (its lease replaces eth<n>'s IPv4 addresses);
+                         a NIC hot-plugged after boot with neither vs.ip<n> nor vs.dhcp<n> runs it too
     vs.gw=A.B.C.D        default route, added once a link can reach it
     vs.name=NAME         hostname
 Every eth<n> comes up, with or without an address; /init polls every 2 s so hotplugged NICs

@@ -2,6 +2,7 @@
 OVS ports, libvirt networks, the snapshot and bindings; ``command``: commands as argv and
 the fixes made of them. Import names from here."""
 
+from vifscope.model.backend import BackendFacts, PciFunction, QemuProcess, SocketHolder, UnixSocketFact, VfConfig
 from vifscope.model.command import Chain, Command, Fix
 from vifscope.model.core import (
     DeclaredVif,
@@ -43,6 +44,7 @@ from vifscope.model.host import (
 
 __all__ = [
     "AddressSource",
+    "BackendFacts",
     "Chain",
     "Command",
     "DeclaredVif",
@@ -72,12 +74,17 @@ __all__ = [
     "NwfilterDef",
     "ObservedLink",
     "OvsPort",
+    "PciFunction",
     "Problem",
     "Qdisc",
+    "QemuProcess",
     "Severity",
     "Shaping",
+    "SocketHolder",
     "SourceError",
     "Sysctls",
+    "UnixSocketFact",
+    "VfConfig",
     "VifBinding",
     "VifStatus",
 ]

@@ -11,7 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
 from vifscope.model.host import HostFacts
+from vifscope.model.qos import Bandwidth
 
 
 class DomainState(StrEnum):
@@ -68,6 +70,16 @@ class Problem(StrEnum):
     LINK_STATE_DOWN = "link_state_down"
     OVS_ATTACHED_MAC_MISMATCH = "ovs_attached_mac_mismatch"
     OVS_ERROR = "ovs_error"
+    SOCKET_MISSING = "socket_missing"
+    NOT_A_SOCKET = "not_a_socket"
+    SOCKET_UNHELD = "socket_unheld"
+    SOCKET_NOT_QEMU = "socket_not_qemu"
+    SOCKET_NOT_CONNECTED = "socket_not_connected"
+    OVS_VHOST_PATH_MISMATCH = "ovs_vhost_path_mismatch"
+    VF_MISSING = "vf_missing"
+    VF_MAC_MISMATCH = "vf_mac_mismatch"
+    VF_VLAN_MISMATCH = "vf_vlan_mismatch"
+    VF_LINK_DISABLED = "vf_link_disabled"
     UNVERIFIED_TYPE = "unverified_type"
     SOURCE_UNAVAILABLE = "source_unavailable"
 
@@ -105,6 +117,8 @@ class DeclaredVif:
     queues: int | None = None
     filterref: str | None = None
     vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
+    bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
+    vlan_tags: tuple[int, ...] = ()  # <vlan><tag id=>, in document order
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,7 @@ class OvsPort:
     vm_uuid: str | None = None  # external_ids:vm-id / vm-uuid
     ofport: int | None = None
     error: str | None = None  # Interface.error
+    vhost_server_path: str | None = None  # options:vhost-server-path (type dpdkvhostuserclient)
 
 
 @dataclass(frozen=True)
@@ -196,6 +211,8 @@ class LibvirtNetwork:
     addresses: tuple[str, ...] = ()  # "ip/prefix" of <ip address= prefix|netmask=>
     leases: int | None = None  # None: unknown (inactive network or lease query failed)
     mtu: int | None = None
+    forward_pci: tuple[str, ...] = ()  # hostdev pool given as <forward><address type='pci'/> (DDDD:BB:SS.F)
+    vlan_tags: tuple[int, ...] = ()  # the network's own <vlan><tag id=> (an interface's <vlan> wins)
 
     @property
     def kind(self) -> str:
@@ -239,6 +256,7 @@ class HostSnapshot:
     networks: tuple[LibvirtNetwork, ...] = ()
     errors: tuple[SourceError, ...] = ()
     facts: HostFacts | None = None  # deep snapshots only (doctor): sysctls, leases, filters...
+    backends: BackendFacts | None = None  # vhost-user sockets, SR-IOV VFs (None: not read)
 
     @cached_property
     def links_by_name(self) -> dict[str, ObservedLink]:
@@ -305,7 +323,9 @@ class Expectation:
     """Where a vif should be plugged, resolved from its type and, for networks, the network.
 
     ``attach`` is one of: "linux-bridge", "ovs-bridge", "macvtap", "standalone" (ethernet:
-    present and up, attached nowhere in particular), or "unverifiable".
+    present and up, attached nowhere in particular), "vhostuser" (a UNIX socket at ``socket``,
+    QEMU in ``mode`` server/client), "sriov-vf" (the VF at PCI ``pci``, or for a hostdev network
+    one of the pool's VFs, carrying the XML's MAC and ``vlan``), or "unverifiable".
     """
 
     attach: str
@@ -316,6 +336,10 @@ class Expectation:
     network: LibvirtNetwork | None = None
     problems: tuple[Problem, ...] = ()  # found while resolving (network missing/inactive)
     reason: str = ""  # why unverifiable
+    socket: str | None = None  # vhostuser: <source path=>
+    pci: str | None = None  # sriov-vf: <source><address type='pci'> (DDDD:BB:SS.F)
+    pci_pool: tuple[str, ...] = ()  # sriov-vf on a hostdev network: its <forward><address>es
+    vlan: int | None = None  # sriov-vf: the VLAN the VF must carry (0: untagged)
 
 
 @dataclass(frozen=True)
@@ -331,3 +355,5 @@ class VifBinding:
     ovs: OvsPort | None = None
     actual_bridge: str | None = None  # the bridge / OVS bridge the link sits on now
     uplinks: tuple[str, ...] = field(default_factory=tuple)
+    socket: UnixSocketFact | None = None  # vhostuser: what the host shows at the socket path
+    vf: VfConfig | None = None  # sriov-vf: the VF as its PF reports it

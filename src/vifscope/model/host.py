@@ -13,6 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.qos import TcShaping
+
 
 @dataclass(frozen=True)
 class Sysctls:
@@ -220,6 +222,8 @@ class HostFacts:
     network_runtime: tuple[NetworkRuntime, ...] | None = None
     domain_runtime: tuple[DomainRuntime, ...] | None = None
     interface_extras: tuple[InterfaceExtras, ...] | None = None
+    tc_shaping: TcShaping | None = None  # htb classes and ingress police filters (qos.* checks)
+    kernel_shaping: Shaping | None = None  # sfq / police built in (/proc/config.gz); None: unknown
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "guest agent needs a read-write connection"
 
     @cached_property

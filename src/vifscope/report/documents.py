@@ -59,7 +59,28 @@ def observed_dict(b: VifBinding) -> dict[str, Any]:
         "uplinks": list(b.uplinks),
         "txqlen": link.txqlen if link else None,
         "stats": stats_dict(link.stats) if link and link.stats else None,
+        "socket": _socket_dict(b),
+        "vf": _vf_dict(b),
     }
+
+
+def _socket_dict(b: VifBinding) -> dict[str, Any] | None:
+    """vhostuser: the socket as the host shows it (None for other types, or when not read)."""
+    s = b.socket
+    if s is None:
+        return None
+    holders = [{"pid": h.pid, "comm": h.comm} for h in s.holders]
+    return {"path": s.path, "exists": s.exists, "is_socket": s.is_socket, "listening": s.listening,
+            "connections": s.connections, "pending": s.pending, "holders": holders}  # fmt: skip
+
+
+def _vf_dict(b: VifBinding) -> dict[str, Any] | None:
+    """sriov-vf: the VF as its PF reports it (None for other types, or when not found)."""
+    v = b.vf
+    if v is None:
+        return None
+    return {"pf": v.pf, "vf": v.index, "mac": v.mac, "vlan": v.vlan, "qos": v.qos, "spoofchk": v.spoofchk,
+            "trust": v.trust, "link_state": v.link_state}  # fmt: skip
 
 
 def binding_dict(b: VifBinding) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from vifscope.model import HostFacts, NeighEntry, SourceError
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.addrdump import read_addresses
 from vifscope.sources.kernel.firewall import read_firewall
+from vifscope.sources.kernel.kconfig import read_shaping
 from vifscope.sources.kernel.procfs import read_device_nodes, read_sysctls
-from vifscope.sources.kernel.tcdump import read_neighbors, read_qdiscs
+from vifscope.sources.kernel.tcdump import read_neighbors
+from vifscope.sources.kernel.tcshaping import read_tc
 from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable
 from vifscope.sources.libvirt.facts import LibvirtFacts, read_libvirt_facts
 from vifscope.sources.libvirt.guestip import merge_guest_addresses
@@ -105,10 +107,13 @@ def gather_kernel_facts() -> GatheredFacts:
     """Every fact that does not come from libvirt (no connection: a forked child can read them)."""
     errors: list[SourceError] = []
     neighbors = _guarded("neigh", IPROUTE_HINT, read_neighbors, errors)
+    tc = _guarded("tc", IPROUTE_HINT, read_tc, errors)  # qdiscs, and htb classes / police for qos.*
     facts = HostFacts(
         sysctls=read_sysctls(),
         devices=read_device_nodes(),
-        qdiscs=_guarded("tc", IPROUTE_HINT, read_qdiscs, errors),
+        qdiscs=tc[0] if tc else None,
+        tc_shaping=tc[1] if tc else None,
+        kernel_shaping=read_shaping(),
         neighbors=neighbors,
         addresses=_guarded("addr", ADDR_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
@@ -124,5 +129,5 @@ def finish_host_facts(got: GatheredFacts, uri: str, lv: LibvirtState | None) -> 
     f = got.facts
     return replace(
         base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,
-        addresses=f.addresses, firewall=f.firewall,
+        addresses=f.addresses, firewall=f.firewall, tc_shaping=f.tc_shaping, kernel_shaping=f.kernel_shaping,
     )  # fmt: skip

@@ -39,7 +39,7 @@ _QUERY = (
     "list",
     "Port",
     "--",
-    "--columns=_uuid,name,type,external_ids,error,ofport",
+    "--columns=_uuid,name,type,external_ids,error,ofport,options",
     "list",
     "Interface",
 )
@@ -83,6 +83,7 @@ def _scalar(value: Any) -> Any:
 
 def _port(row: Mapping[str, Any], bridge: str) -> OvsPort:
     ext = _map(row.get("external_ids"))
+    options = _map(row.get("options"))  # absent from recordings made before the column was read
     ofport = _scalar(row.get("ofport"))
     error = _scalar(row.get("error"))
     return OvsPort(
@@ -94,6 +95,7 @@ def _port(row: Mapping[str, Any], bridge: str) -> OvsPort:
         vm_uuid=ext.get("vm-id") or ext.get("vm-uuid"),
         ofport=ofport if isinstance(ofport, int) else None,
         error=str(error) if error else None,
+        vhost_server_path=options.get("vhost-server-path") or None,
     )
 
 

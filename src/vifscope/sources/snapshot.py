@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
+from vifscope.sources.backends import read_backends
 from vifscope.sources.forked import ChildFailed, Forked
 from vifscope.sources.kernel.links import NetlinkError, read_links
 from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable, read_libvirt
@@ -167,6 +168,10 @@ def assemble(
     Shared by take_snapshot and the deadline snapshotter, so both build the same thing.
     """
     errors = [*errors, *(lv.errors if lv else ())]
+    # vhost-user sockets and SR-IOV VFs: read here, once the declared side says which (only
+    # when such vifs exist: /proc/net/unix, sysfs and one 'ip' per PF, milliseconds).
+    backends, backend_errors = read_backends(lv.vifs, lv.networks, uri) if lv else (None, ())
+    errors.extend(backend_errors)
     facts = None
     if gathered is not None:
         from vifscope.sources.facts import finish_host_facts
@@ -187,4 +192,5 @@ def assemble(
         networks=lv.networks if lv else (),
         errors=tuple(errors),
         facts=facts,
+        backends=backends,
     )

@@ -29,6 +29,9 @@ done
 up_link() {  # $1=eth<n>: link up, static address vs.ip<n>, DHCP client if vs.dhcp<n>=1
   n=${1#eth}
   eval "addr=\${vs_ip$n-} dhcp=\${vs_dhcp$n-}"
+  # A NIC hot-plugged after boot (vifscope attach) that the command line says nothing about
+  # asks for DHCP, as a distribution's hotplug/ifupdown would.
+  [ -n "$booted" ] && [ -z "$addr" ] && [ -z "$dhcp" ] && dhcp=1
   ip link set "$1" up
   [ -n "$addr" ] && ip addr add "$addr" dev "$1"
   if [ "$dhcp" = 1 ]; then
@@ -51,7 +54,9 @@ scan_links() {  # bring up every eth<n> that is down: at boot and after NIC hotp
 echo 1 >/proc/sys/net/ipv4/conf/all/arp_ignore
 echo 2 >/proc/sys/net/ipv4/conf/all/arp_announce
 ip link set lo up
+booted=
 scan_links
+booted=1
 ip -o -4 addr show
 echo "@MARKER@ name=$name"
 # A root shell on the console for `virsh console` (pty serial); respawned, never PID 1.

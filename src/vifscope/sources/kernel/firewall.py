@@ -53,17 +53,61 @@ def _nat_target(exprs: list[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def _rule_facts(rule: Mapping[str, Any], nat: list[NatRule], accepts: set[str]) -> None:
+def _rule_facts(rule: Mapping[str, Any], nat: list[NatRule], accepts: set[str] | None) -> None:
+    """NAT rules from any chain; accepted interfaces only from chains forwarded traffic reaches
+    (``accepts`` is None elsewhere: an ``iifname br0 accept`` in an input chain lets the host,
+    not the guests, talk)."""
     exprs = [e for e in items(rule.get("expr"), "expr") if isinstance(e, Mapping)]
     target = _nat_target(exprs)
     if target is not None:
         source = _first(exprs, field="saddr")
         out = _first(exprs, meta="oifname")
         nat.append(NatRule(str(rule.get("table")), str(rule.get("chain")), target, source, out))
-    elif any("accept" in e for e in exprs) and opt_str(rule.get("family"), "family") in _FORWARD_FAMILIES:
+    elif accepts is not None and any("accept" in e for e in exprs):
         for key in ("iifname", "oifname"):
             if (name := _first(exprs, meta=key)) is not None:
                 accepts.add(name)
+
+
+ChainKey = tuple[str | None, str | None, str | None]
+
+
+def _rule_key(rule: Mapping[str, Any]) -> ChainKey:
+    return tuple(opt_str(rule.get(k), k) for k in ("family", "table", "chain"))  # type: ignore[return-value]
+
+
+def _jump_targets(rule: Mapping[str, Any]) -> list[str]:
+    """Chains a rule hands packets to (``jump``/``goto`` verdicts), in the rule's table."""
+    out: list[str] = []
+    for e in items(rule.get("expr"), "expr"):
+        for verdict in ("jump", "goto"):
+            if isinstance(e, Mapping) and isinstance(e.get(verdict), Mapping):
+                target = e[verdict].get("target")
+                if isinstance(target, str):
+                    out.append(target)
+    return out
+
+
+def _reachable(start: Iterable[ChainKey], edges: Mapping[ChainKey, list[ChainKey]]) -> set[ChainKey]:
+    seen: set[ChainKey] = set()
+    todo = list(start)
+    while todo:
+        key = todo.pop()
+        if key not in seen:
+            seen.add(key)
+            todo.extend(edges.get(key, ()))
+    return seen
+
+
+def _forward_chains(chains: list[FirewallChain], rules: list[Mapping[str, Any]]) -> set[ChainKey]:
+    """Every chain forwarded packets pass: forward-hook base chains of the IP families and the
+    regular chains they jump or go to (libvirt's LIBVIRT_FWI/FWO, Docker's DOCKER-USER)."""
+    edges: dict[ChainKey, list[ChainKey]] = {}
+    for rule in rules:
+        fam, table, chain = _rule_key(rule)
+        edges.setdefault((fam, table, chain), []).extend((fam, table, t) for t in _jump_targets(rule))
+    start = [(c.family, c.table, c.name) for c in chains if c.hook == "forward" and c.family in _FORWARD_FAMILIES]
+    return _reachable(start, edges)
 
 
 def _chain(c: Mapping[str, Any]) -> FirewallChain:
@@ -79,13 +123,17 @@ def parse_nft_ruleset(doc: Any) -> Firewall:
     """``nft -j list ruleset`` → base chains, NAT rules, and forward-accepted interfaces.
     Raises JsonShapeError when the document is not of nftables' shape."""
     chains: list[FirewallChain] = []
-    nat: list[NatRule] = []
-    accepts: set[str] = set()
+    rules: list[Mapping[str, Any]] = []
     for item in objs(obj(doc, "ruleset").get("nftables"), "nftables"):
         if "chain" in item and obj(item["chain"], "chain").get("hook"):
             chains.append(_chain(item["chain"]))
         elif "rule" in item:
-            _rule_facts(obj(item["rule"], "rule"), nat, accepts)
+            rules.append(obj(item["rule"], "rule"))
+    forward = _forward_chains(chains, rules)
+    nat: list[NatRule] = []
+    accepts: set[str] = set()
+    for rule in rules:
+        _rule_facts(rule, nat, accepts if _rule_key(rule) in forward else None)
     return Firewall(tuple(chains), tuple(nat), tuple(sorted(accepts)))
 
 
@@ -97,20 +145,29 @@ def _opt(words: list[str], flag: str) -> str | None:
     return None if i > 0 and words[i - 1] == "!" else words[i + 1]
 
 
-def _legacy_rule(table: str, words: list[str], nat: list[NatRule], accepts: set[str]) -> None:
+def _legacy_rule(table: str, words: list[str], nat: list[NatRule], accepts: set[str] | None) -> None:
     target = _opt(words, "-j")
     chain = words[1] if len(words) > 1 else ""
     if target in _NAT_TARGETS:
         nat.append(NatRule(table, chain, _NAT_TARGETS[target], _opt(words, "-s"), _opt(words, "-o"), "iptables-legacy"))
-    elif target == "ACCEPT" and table == "filter":
+    elif target == "ACCEPT" and accepts is not None:
         accepts.update(x for x in (_opt(words, "-i"), _opt(words, "-o")) if x)
+
+
+def _legacy_forward(rules: list[tuple[str, list[str]]]) -> set[ChainKey]:
+    """The filter table's FORWARD chain and the user chains it jumps or goes to."""
+    edges: dict[ChainKey, list[ChainKey]] = {}
+    for table, words in rules:
+        chain = words[1] if len(words) > 1 else ""
+        targets = [t for t in (_opt(words, "-j"), _opt(words, "-g")) if t]
+        edges.setdefault((None, table, chain), []).extend((None, table, t) for t in targets)
+    return _reachable([(None, "filter", "FORWARD")], edges)
 
 
 def parse_iptables_save(text: str, family: str = "ip") -> Firewall:
     """``iptables-legacy-save`` text: builtin chain policies (``:FORWARD DROP``) and rules."""
     chains: list[FirewallChain] = []
-    nat: list[NatRule] = []
-    accepts: set[str] = set()
+    rules: list[tuple[str, list[str]]] = []
     table = ""
     for line in text.splitlines():
         words = line.split()
@@ -122,7 +179,13 @@ def parse_iptables_save(text: str, family: str = "ip") -> Firewall:
             name = words[0][1:]
             chains.append(FirewallChain(family, table, name, name.lower(), words[1].lower(), "iptables-legacy"))
         elif words[0] == "-A":
-            _legacy_rule(table, words, nat, accepts)
+            rules.append((table, words))
+    forward = _legacy_forward(rules)
+    nat: list[NatRule] = []
+    accepts: set[str] = set()
+    for table, words in rules:
+        key = (None, table, words[1] if len(words) > 1 else "")
+        _legacy_rule(table, words, nat, accepts if key in forward else None)
     return Firewall(tuple(chains), tuple(nat), tuple(sorted(accepts)))
 
 

@@ -127,6 +127,8 @@ NDMSG = struct.Struct("=BxxxiHBB")  # family, pad, ifindex, state, flags, type
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 RTM_NEWQDISC, RTM_GETQDISC = 36, 38
+RTM_NEWTCLASS, RTM_GETTCLASS = 40, 42
+RTM_NEWTFILTER, RTM_GETTFILTER = 44, 46
 
 # The (all-zero, AF_UNSPEC) fixed header a dump request of each kind carries.
 _REQUEST_BODY: dict[int, bytes] = {
@@ -137,7 +139,10 @@ _REQUEST_BODY: dict[int, bytes] = {
 }
 
 
-WHAT: dict[int, str] = {RTM_GETLINK: "link", RTM_GETADDR: "address", RTM_GETNEIGH: "neighbour", RTM_GETQDISC: "qdisc"}
+WHAT: dict[int, str] = {
+    RTM_GETLINK: "link", RTM_GETADDR: "address", RTM_GETNEIGH: "neighbour", RTM_GETQDISC: "qdisc",
+    RTM_GETTCLASS: "tc class", RTM_GETTFILTER: "tc filter",
+}  # fmt: skip
 
 
 def _request(seq: int, mtype: int = RTM_GETLINK) -> bytes:
@@ -152,6 +157,17 @@ def _error_of(buf: bytes, start: int) -> int:
     return -code
 
 
+def _socket(timeout: float) -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    sock.settimeout(timeout)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((0, 0))
+    return sock
+
+
 def dump(mtype: int, timeout: float = 10.0) -> tuple[list[bytes], bool]:
     """Every datagram of one ``mtype`` dump of the current namespace (``RTM_GETLINK`` links,
     ``RTM_GETADDR`` addresses), and whether the kernel flagged it as interrupted (it changed
@@ -159,16 +175,24 @@ def dump(mtype: int, timeout: float = 10.0) -> tuple[list[bytes], bool]:
 
     Raises RtnlError. The datagrams are returned whole; ``linkdump`` / ``addrdump`` parse them.
     """
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.bind((0, 0))
+    with _socket(timeout) as sock:
         seq = os.getpid() & 0xFFFF or 1
         sock.send(_request(seq, mtype))
         return _receive(sock, WHAT[mtype])
+
+
+def dump_each(requests: list[tuple[int, bytes]], timeout: float = 10.0) -> list[list[bytes]]:
+    """One dump per (message type, fixed header) request, one after the other on one socket
+    (the kernel runs one dump per socket at a time). For what the kernel only dumps per
+    device: tc classes and filters (``tcm_ifindex`` / ``tcm_parent`` in the header).
+    Raises RtnlError."""
+    out: list[list[bytes]] = []
+    with _socket(timeout) as sock:
+        for seq, (mtype, body) in enumerate(requests, start=1):
+            size = NLMSG_HDR.size + len(body)
+            sock.send(NLMSG_HDR.pack(size, mtype, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+            out.append(_receive(sock, WHAT[mtype])[0])
+    return out
 
 
 def consistent_dump(mtype: int, timeout: float = 10.0) -> list[bytes]:

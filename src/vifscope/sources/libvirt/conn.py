@@ -53,6 +53,11 @@ class DomainInfo:
 
 
 # Domain states with a QEMU process whose pid file the runtime facts may read.
+def domain_state(code: int) -> DomainState:
+    """libvirt's virDomainState number as a DomainState (NOSTATE for one this version lacks)."""
+    return _STATES.get(code, DomainState.NOSTATE)
+
+
 ACTIVE_STATES = frozenset({
     DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN, DomainState.PMSUSPENDED,
 })  # fmt: skip
@@ -264,16 +269,21 @@ def read_network(net: Any) -> LibvirtNetwork:
 def read_libvirt(uri: str, *, deep: bool = False) -> LibvirtState:
     """Every domain's interfaces and every network (``deep``: also what doctor's facts need
     of each domain, from the same parse). Raises LibvirtUnavailable."""
+    with connect(uri) as conn:
+        return read_state(conn, uri, deep=deep)
+
+
+def read_state(conn: Any, uri: str, *, deep: bool = False) -> LibvirtState:
+    """``read_libvirt`` on an open connection (a caller with more to read on it)."""
     import libvirt
 
     errors: list[SourceError] = []
-    with connect(uri) as conn:
-        try:
-            hostname = str(conn.getHostname())
-            reads = _read_domains(conn, errors, deep)
-        except libvirt.libvirtError as exc:
-            raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
-        nets = read_networks(conn, errors)
+    try:
+        hostname = str(conn.getHostname())
+        reads = _read_domains(conn, errors, deep)
+    except libvirt.libvirtError as exc:
+        raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
+    nets = read_networks(conn, errors)
     return state_of(reads, hostname, nets, errors)
 
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from vifscope.model import DeclaredVif, DomainState, InterfaceExtras
+from vifscope.sources.libvirt.bandwidth import parse_bandwidth
 from vifscope.sources.libvirt.factxml import interface_extras
 from vifscope.sources.libvirt.xmlroot import xml_root
 
@@ -59,12 +60,37 @@ def _source_as_written(itype: str, source: ET.Element | None) -> str | None:
     if attr is not None:
         return _attr(source, attr)
     if itype == "hostdev":
-        addr = source.find("address")
-        if addr is not None and addr.get("domain") is not None:
-            return "{}:{}:{}.{}".format(
-                *(str(addr.get(k, "")).removeprefix("0x") for k in ("domain", "bus", "slot", "function"))
-            )
+        return pci_address(source.find("address"))
     return None
+
+
+def _pci_int(value: str | None) -> int | None:
+    """libvirt reads PCI address parts as C integers (base 0): 0x03, 3 and 03 all work."""
+    try:
+        return int(value, 0) if value else 0
+    except ValueError:
+        try:
+            return int(value or "", 16)  # tolerate hex without 0x (some hand-written XML)
+        except ValueError:
+            return None
+
+
+def pci_address(addr: ET.Element | None) -> str | None:
+    """``<address type='pci' domain= bus= slot= function=/>`` as sysfs names it (DDDD:BB:SS.F)."""
+    if addr is None or addr.get("domain") is None or addr.get("type", "pci") != "pci":
+        return None
+    parsed = [_pci_int(addr.get(k)) for k in ("domain", "bus", "slot", "function")]
+    parts = [p for p in parsed if p is not None and p >= 0]
+    if len(parts) != len(parsed):
+        return None
+    return "{:04x}:{:02x}:{:02x}.{:x}".format(*parts)
+
+
+def vlan_tags(vlan: ET.Element | None) -> tuple[int, ...]:
+    if vlan is None:
+        return ()
+    ids = (_int_attr(tag, "id") for tag in vlan.findall("tag"))
+    return tuple(i for i in ids if i is not None)
 
 
 def _vcpus(root: ET.Element) -> int | None:
@@ -114,6 +140,8 @@ def parse_interface(
         queues=_int_attr(driver, "queues"),
         filterref=_attr(kids.get("filterref"), "filter"),
         vcpus=vcpus,
+        bandwidth=parse_bandwidth(kids.get("bandwidth")),
+        vlan_tags=vlan_tags(kids.get("vlan")),
     )
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import xml.etree.ElementTree as ET
 
 from vifscope.model import DhcpRange, LibvirtNetwork
+from vifscope.sources.libvirt.domxml import pci_address, vlan_tags
 from vifscope.sources.libvirt.xmlroot import xml_root
 
 
@@ -30,6 +31,11 @@ def _forward_devs(root: ET.Element) -> tuple[str, ...]:
     if not devs and forward.get("dev"):
         devs.append(forward.get("dev", ""))
     return tuple(d for d in devs if d)
+
+
+def _forward_pci(root: ET.Element) -> tuple[str, ...]:
+    found = (pci_address(a) for a in root.findall("forward/address"))
+    return tuple(a for a in found if a)
 
 
 def _address(ip: ET.Element) -> str | None:
@@ -85,4 +91,6 @@ def parse_network_xml(text: str, *, active: bool, autostart: bool | None, leases
         addresses=addresses,
         leases=leases,
         mtu=int(mtu_size) if mtu_size and mtu_size.isdigit() else None,
+        forward_pci=_forward_pci(root),
+        vlan_tags=vlan_tags(root.find("vlan")),
     )

@@ -1,0 +1,61 @@
+"""``vifscope qos [show]``: per vif, the declared ``<bandwidth>`` against what tc or OVSDB
+enforces, each direction with a verdict."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from vifscope.bind.qos import judge
+from vifscope.cli.common import show, vif_filters
+from vifscope.model.qos import PROBLEM_VERDICTS, TcShaping
+from vifscope.report import qos as report
+from vifscope.sources.libvirt.conn import resolve_uri
+from vifscope.sources.qos import ConfigReader, read_qos_sources
+from vifscope.sources.snapshot import take_snapshot
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    qos = sub.add_parser(
+        "qos",
+        help="declared <bandwidth> against what the kernel / OVSDB enforces",
+        epilog="exit codes: 0 all enforced or none, 1 missing / drift / partial / undeclared / unsupported, "
+        "3 a source is unavailable",
+    )
+    qos.add_argument("action", nargs="?", choices=["show"], default="show", help="show (the default)")
+    common(qos)
+    vif_filters(qos, problems=False)
+    qos.add_argument(
+        "--problems", action="store_true", help="only vifs missing / drift / partial / undeclared / unsupported"
+    )
+    qos.set_defaults(func=cmd_qos)
+
+
+def cmd_qos(args: argparse.Namespace) -> int:
+    uri = resolve_uri(args.connect)
+    config = ConfigReader()
+    snap = take_snapshot(uri, read_libvirt_fn=config)
+    if args.domain:
+        wanted = set(args.domain)
+        snap = replace(snap, vifs=tuple(v for v in snap.vifs if v.domain in wanted or v.domain_uuid in wanted))
+    src = read_qos_sources(snap, config)
+    ovs = {q.name: q for q in src.ovs or ()}
+    vifs = judge(snap, src.tc or TcShaping(), ovs, src.config)
+    errors = (*snap.errors, *src.errors)
+    code = report.qos_exit_code(snap, vifs, src.errors)
+    shown = [q for q in vifs if q.verdict in PROBLEM_VERDICTS] if args.problems else list(vifs)
+    doc = report.qos_report(shown, errors)
+
+    def human(console: Console) -> None:
+        from vifscope.report.qostable import qos_table
+
+        if shown:
+            console.print(qos_table(shown))
+        console.print(report.qos_summary(vifs), highlight=False)
+
+    return show(doc, code, args.json, human)
