@@ -181,7 +181,8 @@ def report(runs: list[Run], leaks: int, logged: int, args: argparse.Namespace) -
     for r in runs:
         statuses.update(r.statuses)
     lines = [
-        f"schemathesis {_version()}, mode all (positive and negative data), phases {PHASES}, every check, "
+        f"schemathesis {_version()}, mode all (positive and negative data), phases {PHASES}, "
+        "every check (two narrowed on some operations: bench/schemathesis.toml), "
         f"seed {args.seed}, at most {args.max_time} s a run (fuzzing and stateful repeat until then), on the "
         "hostile-names host; the server with `--access-log`. Command: `make api-fuzz` (`bench/api_fuzz.py`).",
         "",
