@@ -10,7 +10,7 @@ PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 openvswitch-switch i
       libvirt-dev pkg-config gcc python3-dev python3-venv)
 # Only the test suite needs these (a real Prometheus + promtool, a headless browser, Graphviz):
 # `make demo` does not install them on a user's host.
-TEST_PKGS=(prometheus chromium chromium-driver graphviz postgresql)
+TEST_PKGS=(prometheus chromium chromium-driver graphviz postgresql iperf3)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 PYTHON=${PYTHON:-python3}
 

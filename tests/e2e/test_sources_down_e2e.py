@@ -1,15 +1,21 @@
-"""A source the answer needs goes away for real: exit 3 with one clear line, not a traceback."""
+"""A source the answer needs goes away for real: exit 3 with one clear line, not a traceback;
+and under the daemons (exporter, serve, watch), private libvirtd / ovsdb-server instances are
+SIGKILLed and SIGSTOPped: the daemons keep answering, say what is down, and recover by themselves
+(the figures -- recovery times, answers during the outage -- are bench/outage.py's)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import sh, vif_of, vifscope, wait_for
+from tests.e2e.outage_helpers import NS, STORM_BRIDGE, OutageHost, api_down, line, outage_host, sources_up
 from vifscope.lab.host import LIBVIRT_SOCK, OVS_CTL, ensure_libvirtd, ovs_running
 from vifscope.lab.topology import LabSpec
 
@@ -76,3 +82,93 @@ def test_ovsdb_down_with_ovs_vif_is_exit_3(lab: LabSpec) -> None:
     finally:
         sh(str(OVS_CTL), "start", "--system-id=random")
     assert wait_for(lambda: vif_of(vifscope("status", "--json").doc, lab.name("ovs1"))["status"] == "bound", 20)
+
+
+# --- Dying and hung sources under the daemons (private libvirtd / ovsdb-server: never the host's) ---
+
+
+@pytest.fixture
+def outage() -> Iterator[OutageHost]:
+    if os.geteuid() != 0:
+        pytest.fail("needs root (private libvirtd, a network namespace)")
+    with outage_host() as host:
+        yield host
+
+
+def test_daemons_answer_through_a_killed_and_a_hung_libvirtd(outage: OutageHost) -> None:
+    """SIGKILL, then SIGSTOP (socket open, nothing answers): the exporter and the API keep
+    answering, saying libvirt is down; watch reports a tap detached meanwhile and heals it once
+    libvirtd is back; all of them recover by themselves and none exits."""
+    exporter, metrics = outage.listening("exporter")
+    serve, api = outage.listening("serve")
+    watch = outage.daemon("watch", "--json", "--heal", "--audit-log", str(outage.dir / "audit.jsonl"))
+    try:
+        watch.wait(line("start"))
+        assert wait_for(lambda: sources_up(metrics).get("libvirt") is True and not api_down(api), 60)
+        taps = iter(v for v in outage.plan.vifs)
+        for how in ("kill", "stop"):
+            vif = next(taps)
+            outage.libvirtd.kill() if how == "kill" else outage.libvirtd.signal(signal.SIGSTOP)
+            try:
+                outage.ip("link", "set", vif.tap, "nomaster")
+                watch.wait(line("transition", target=vif.tap, to="detached"))
+                assert wait_for(lambda: sources_up(metrics)["libvirt"] is False, 60)  # a complete scrape, libvirt 0
+                assert wait_for(lambda: "libvirt" in api_down(api), 60)
+                watch.wait(line("source", source="libvirt", state="down"))
+            finally:
+                outage.libvirtd.start() if how == "kill" else outage.libvirtd.signal(signal.SIGCONT)
+            assert wait_for(lambda: sources_up(metrics)["libvirt"] is True, 60), f"exporter after {how}"
+            assert wait_for(lambda: "libvirt" not in api_down(api), 60), f"serve after {how}"
+            assert wait_for(lambda t=vif.tap, b=vif.bridge: outage.master(t) == b, 60), f"{vif.tap} not healed"
+            watch.wait(line("heal", target=vif.tap, result="ok"))
+        assert [d.proc.poll() for d in (exporter, serve, watch)] == [None, None, None]
+    finally:
+        for d in (exporter, serve, watch):
+            d.stop()
+
+
+def test_daemons_answer_through_a_killed_and_a_hung_ovsdb(outage: OutageHost) -> None:
+    exporter, metrics = outage.listening("exporter")
+    watch = outage.daemon("watch", "--json")
+    try:
+        watch.wait(line("start"))
+        assert wait_for(lambda: sources_up(metrics).get("ovs") is True, 60)
+        for how in ("kill", "stop"):
+            outage.ovsdb.kill() if how == "kill" else outage.ovsdb.signal(signal.SIGSTOP)
+            try:
+                assert wait_for(lambda: sources_up(metrics)["ovs"] is False, 60)
+                # A hung server is found by the monitor's echo probe, not only by the next resync.
+                watch.wait(line("source", source="ovs", state="down"))
+            finally:
+                outage.ovsdb.start() if how == "kill" else outage.ovsdb.signal(signal.SIGCONT)
+            assert wait_for(lambda: sources_up(metrics)["ovs"] is True, 60), f"exporter after {how}"
+            watch.wait(line("source", source="ovs", state="up"))
+            watch.seen.clear()  # the next round waits for its own down / up lines
+        assert [d.proc.poll() for d in (exporter, watch)] == [None, None]
+    finally:
+        for d in (exporter, watch):
+            d.stop()
+
+
+def test_a_netlink_overflow_is_reported_and_nothing_is_missed(outage: OutageHost) -> None:
+    """10,000 link events while watch is not scheduled (SIGSTOP) overflow its socket (ENOBUFS):
+    watch says so and re-reads every link, so the vif changes inside the storm still show."""
+    watch = outage.daemon("watch", "--json")
+    try:
+        watch.wait(line("start"))
+        outage.ip("link", "add", STORM_BRIDGE, "type", "bridge")
+        detached, down = outage.plan.vifs[0].tap, outage.plan.vifs[1].tap
+        flips = f"link set {STORM_BRIDGE} up\nlink set {STORM_BRIDGE} down\n" * 2500
+        storm = flips + f"link set {detached} nomaster\n" + flips + f"link set {down} down\n" + flips * 2
+        watch.proc.send_signal(signal.SIGSTOP)
+        try:
+            subprocess.run(["ip", "-n", NS, "-batch", "-"], input=storm, text=True, check=True)
+        finally:
+            watch.proc.send_signal(signal.SIGCONT)
+        overrun = watch.wait(line("overrun"))
+        assert overrun["source"] == "netlink" and "ENOBUFS" in overrun["reason"] and overrun["total"] >= 1
+        watch.wait(line("transition", target=detached, to="detached"))
+        watch.wait(line("transition", target=down, to="down"))
+        assert watch.proc.poll() is None
+    finally:
+        watch.stop()

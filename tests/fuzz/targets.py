@@ -28,7 +28,7 @@ from vifscope.sources.kernel.linkdump import parse_dump
 from vifscope.sources.kernel.links import parse_links
 from vifscope.sources.kernel.sriov import vf_tables_from_dump
 from vifscope.sources.kernel.tcdump import parse_neigh_dump, parse_qdisc_dump
-from vifscope.sources.kernel.tcshaping import parse_classes, parse_police_filters
+from vifscope.sources.kernel.tcshaping import parse_classes, parse_police_filters, parse_redirects
 from vifscope.sources.kernel.tcshaping import parse_qdiscs as parse_qdiscs_rtnl
 from vifscope.sources.kernel.unixsock import parse_proc_net_unix
 from vifscope.sources.libvirt.domxml import DomainXmlError, parse_domain
@@ -186,7 +186,8 @@ def ovs_qos_seeds() -> tuple[str, ...]:
 
 
 def run_tc_shaping(dump: list[bytes]) -> object:
-    return parse_qdiscs_rtnl(dump, _name_of), parse_classes(dump, _name_of), parse_police_filters(dump, _name_of)
+    police = parse_police_filters(dump, _name_of)
+    return parse_qdiscs_rtnl(dump, _name_of), parse_classes(dump, _name_of), police, parse_redirects(dump, _name_of)
 
 
 TARGETS: tuple[Target, ...] = (

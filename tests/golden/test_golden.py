@@ -17,10 +17,12 @@ import pytest
 
 from tests.golden.backends import replay_backends
 from vifscope.bind.join import bind
-from vifscope.model import DomainState, HostSnapshot, SourceError, VifBinding, VifStatus
+from vifscope.model import AddressFacts, DomainState, HostSnapshot, SourceError, VifBinding, VifStatus
 from vifscope.report import documents as report
+from vifscope.sources.kernel.iproute import parse_neighbors
 from vifscope.sources.kernel.links import parse_links
 from vifscope.sources.libvirt.domxml import parse_domain_xml
+from vifscope.sources.libvirt.guestip import parse_agent_interfaces, parse_lease
 from vifscope.sources.libvirt.netxml import parse_network_xml
 from vifscope.sources.ovs import parse_ovs_tables
 
@@ -47,6 +49,7 @@ VIF_KEYS = {
     "problems",
     "detail",
     "observed",
+    "addresses",
 }
 OBSERVED_KEYS = {"present", "kind", "admin_up", "oper_state", "carrier", "master", "lower", "mtu", "ovs_bridge"}
 
@@ -61,6 +64,22 @@ class Case:
 
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _optional(path: Path) -> Any:
+    return _json(path) if path.exists() else None
+
+
+def load_addresses(path: Path) -> AddressFacts:
+    """Guest-address sources, each optional: ``leases.json`` ({network: virNetworkGetDHCPLeases
+    entries}), ``neigh.json`` (``ip -j neigh show``), ``agent.json`` ({domain:
+    virDomainInterfaceAddresses(SRC_AGENT) dict})."""
+    leases, neigh, agent = (_optional(path / f) for f in ("leases.json", "neigh.json", "agent.json"))
+    return AddressFacts(
+        leases=tuple(parse_lease(net, raw) for net, raws in leases.items() for raw in raws) if leases else None,
+        neighbors=parse_neighbors(neigh) if neigh is not None else None,
+        agent=tuple(a for dom, ifaces in agent.items() for a in parse_agent_interfaces(dom, ifaces)) if agent else None,
+    )
 
 
 def load_case(path: Path) -> Case:
@@ -98,6 +117,7 @@ def load_case(path: Path) -> Case:
         networks=tuple(networks),
         errors=(*errors, *backend_errors),
         backends=backends,
+        addresses=load_addresses(path),
     )
     return Case(path.name, meta, snap, _json(path / "expected.json"))
 

@@ -11,7 +11,9 @@ tc does (tc_util.c units: ``kbps`` = 1,000 bytes/s, ``kb`` = 1,024 bytes; bursts
   without ``burst`` a buffer of rate / HZ + 1,600 bytes (HZ = 10^9 with high-res timers);
 * u32's ``police`` keyword is the legacy TCA_U32_POLICE nest (tcf_exts_dump of an old-style
   police); ``action police`` is a TCA_U32_ACT list of TCA_ACT_KIND / TCA_ACT_OPTIONS nests;
-  u32 also dumps its hash table (``fh 800:``) as a message of its own, without police.
+  u32 also dumps its hash table (``fh 800:``) as a message of its own, without police;
+* ``action mirred egress redirect dev X`` is a TCA_U32_ACT list with a ``mirred`` action
+  (linux/tc_act/tc_mirred.h ``tc_mirred``: eaction TCA_EGRESS_REDIR, ifindex of X).
 
 Only the words libvirt's and the tests' commands use are understood.
 """
@@ -179,6 +181,9 @@ class Host:
         if "act-police" in w:
             act = nest(1, attr(1, b"police\0"), nest(2, police_attrs(w)))
             opts = nest(7, act)
+        if "act-mirred" in w:  # "action mirred egress redirect dev IFB": struct tc_mirred, TCA_EGRESS_REDIR
+            mirred = struct.pack("=IIiiiiI", 1, 0, 4, 1, 1, 1, self.index(w["dev"]))  # action TC_ACT_STOLEN
+            opts = nest(7, nest(1, attr(1, b"mirred\0"), nest(2, attr(2, mirred))))
         msgs = self.filters.setdefault(dev, []) if w.get("parent", "").startswith("ffff:") else []
         if kind == "u32":
             msgs.append(

@@ -92,3 +92,11 @@ def test_libvirt_layout_reads_back_libvirts_own_numbers() -> None:
     assert full.outbound.enforced.burst == pytest.approx(500, rel=0.01)
     fast = next(q for q in got if q.domain == "fast")  # 10 Gbit/s: the 64-bit rate attributes
     assert fast.inbound.enforced is not None and fast.inbound.enforced.average == 1_250_000
+
+
+def test_tc_backend_outbound_is_read_through_the_redirect_to_the_ifb() -> None:
+    """The metadata is the declaration; the ifb's htb (found by the tap's mirred target) the cap."""
+    _case, got = run_case(next(p for p in CASES if p.name == "vifscope-tc-backend"))
+    ok = next(q for q in got if q.domain == "ok")
+    assert ok.where == "vifscope-metadata" and ok.outbound.enforced is not None
+    assert (ok.outbound.enforced.mechanism, ok.outbound.enforced.average) == ("ifb-htb", 500)

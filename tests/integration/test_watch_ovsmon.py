@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,5 +94,26 @@ def test_changes_loss_and_reconnect(ovsdb: PrivateOvsdb) -> None:
         assert str(ovsdb.sock) in down.error
         ovsdb.start()
         next_of(events, OvsChanged, timeout=40)  # back: reconnected with back-off
+    finally:
+        mon.stop()
+
+
+def test_a_hung_server_is_found_by_the_echo_probe(ovsdb: PrivateOvsdb) -> None:
+    """SIGSTOP: the socket stays open and accepts, nothing answers. The monitor's echo goes
+    unanswered and it reports the source down (not only at the engine's next resync)."""
+    events: queue.SimpleQueue[WatchEvent] = queue.SimpleQueue()
+    mon = OvsMonitor(events.put, db_socket=ovsdb.sock, probe=0.5)
+    mon.start()
+    assert ovsdb.proc is not None
+    try:
+        next_of(events, OvsChanged)
+        drain(events)
+        ovsdb.proc.send_signal(signal.SIGSTOP)
+        try:
+            down = next_of(events, SourceDown, timeout=30)
+            assert isinstance(down, SourceDown) and "did not answer an echo" in down.error
+        finally:
+            ovsdb.proc.send_signal(signal.SIGCONT)
+        next_of(events, OvsChanged, timeout=40)  # answered again: reconnected
     finally:
         mon.stop()

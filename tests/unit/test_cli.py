@@ -61,8 +61,9 @@ def test_connect_and_json_before_or_after_the_command(argv: list[str]) -> None:
 
 @pytest.mark.parametrize("command", sorted(cli.SUBCOMMAND_MODULES))
 def test_every_command_takes_connect_after_its_name(command: str) -> None:
-    """lab's own subcommands come first (``lab up -c URI``); every other command takes -c directly."""
-    argv = [command, "up", "-c", "test:///y"] if command == "lab" else [command, "-c", "test:///y"]
+    """lab's and fleet's own subcommands come first (``lab up -c URI``); every other command takes -c directly."""
+    nested = {"lab": ["up"], "fleet": ["status", "--inventory", "fleet.yaml"]}
+    argv = [command, *nested.get(command, []), "-c", "test:///y"]
     args, _ = cli.build_parser(argv).parse_known_args(argv)
     assert args.connect == "test:///y"
 

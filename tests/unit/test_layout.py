@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PKG = SRC / "vifscope"
 
-CORE = {"model", "sources", "store", "bind", "checks", "report", "actions", "probe"}
+CORE = {"model", "sources", "store", "bind", "checks", "report", "actions", "probe", "fleet"}
 FRONTS = {"cli", "exporter", "watch", "serve", "top", "lab"}
 # layer -> the layers it may import (besides itself and the package root's __version__).
 ALLOWED: dict[str, set[str]] = {
@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"model", "bind", "checks"},
     "actions": {"model", "sources", "store", "bind", "checks", "report"},
     "probe": {"model", "sources", "bind", "report"},
+    "fleet": {"model", "sources", "report"},  # the hub: agents' answers (sources.agents) → one view
     # front ends share the core and each other's engines, but only cli/ may import cli/
     **{front: CORE | (FRONTS - {"cli"}) for front in FRONTS - {"cli"}},
     "cli": CORE | FRONTS,

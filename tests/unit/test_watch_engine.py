@@ -14,6 +14,7 @@ from tests.unit.ipjson import bridge, snapshot, tap
 from tests.unit.test_watch_state import vif
 from vifscope.model import DeclaredVif, HostSnapshot, LibvirtNetwork, ObservedLink, SourceError, VifBinding
 from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.ovs import OvsState
 from vifscope.watch import daemon
 from vifscope.watch.config import WatchConfig
 from vifscope.watch.effects import Effect
@@ -124,7 +125,7 @@ class ScriptedWatch(daemon.Watch):
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     w = World()
     monkeypatch.setattr(daemon, "LibvirtWatcher", lambda _uri, _post: FakeLibvirt(w))
-    monkeypatch.setattr(daemon, "full_read", lambda _uri, _prev: FullRead(w.snap(), None))
+    monkeypatch.setattr(daemon, "full_read", lambda _uri, _prev, _worker=None: FullRead(w.snap(), None))
     monkeypatch.setattr(daemon, "links_or_error", w.read_links)
     monkeypatch.setattr(daemon, "ovs_or_error", lambda: (None, None))
     for name in ("LinkWatch", "OvsMonitor", "EventLoop"):
@@ -172,7 +173,7 @@ def test_no_heal_while_libvirt_is_down(world: World) -> None:
 
     lost = SourceDown("libvirt", "libvirt connection closed: end of file")
     burst = LinkBatch((LinkEvent("new", 7, "vnet0"),))
-    lines = run(world, [lost, detach, burst, 0.05, 0.3, 0.3])
+    lines = run(world, [lost, detach, burst, 0.05, 0.2, 0.2])  # past the grace, short of the reconnect (0.5 s)
     assert said(lines) == [
         ("start",),
         ("source", "libvirt", "down"),
@@ -180,3 +181,13 @@ def test_no_heal_while_libvirt_is_down(world: World) -> None:
         ("stop",),
     ]
     assert not world.libvirt_up  # the connection was dropped, and the reconnect is still ahead
+
+
+def test_a_lost_ovsdb_is_taken_from_the_monitor(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor found ovsdb-server silent past its echo (hung). ovs-vsctl would only wait out
+    its timeout (here it would even say all is well): the engine takes the monitor's word."""
+    monkeypatch.setattr(daemon, "ovs_or_error", lambda: (OvsState((), ()), None))
+    hung = "ovsdb-server at /run/openvswitch/db.sock did not answer an echo within 5 s (hung?)"
+    lines = run(world, [SourceDown("ovs", hung)])
+    assert said(lines) == [("start",), ("source", "ovs", "down"), ("stop",)]
+    assert lines[1]["error"] == hung and "ovsdb-server" in lines[1]["hint"]

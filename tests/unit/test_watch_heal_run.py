@@ -66,6 +66,16 @@ def test_no_heal_pass_while_libvirt_is_down() -> None:
     assert step(Stage.CHECK, host(), scheduler, T0 + 5).effects == (Arm("heal", T0 + 5.2),)
 
 
+def test_no_heal_when_the_check_found_libvirt_gone() -> None:
+    """The CHECK stage's domain read can be what finds libvirtd hung: HEAL must not go on."""
+    scheduler = HealScheduler(POLICY)
+    t = T0 + 1.0
+    assert step(Stage.CHECK, host(), scheduler, T0).effects == (Arm("heal", T0 + 0.2),)
+    assert step(Stage.CHECK, host(), scheduler, t).then is Stage.HEAL  # past the grace: due
+    down = heal_step(Stage.HEAL, HealView(host(), Scope(), t, libvirt_up=False), scheduler)
+    assert down == HealStep((), None)
+
+
 def test_due_vifs_are_looked_at_again_before_healing() -> None:
     scheduler = HealScheduler(POLICY)
     step(Stage.CHECK, host(), scheduler, T0, scope=web1_only())

@@ -8,8 +8,10 @@ problem it sees, and the verdict is the strongest problem's status.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
+from vifscope.bind.addresses import vif_addresses
 from vifscope.bind.backends import BACKEND_VERIFIERS, verify_backend
 from vifscope.bind.resolve import UNVERIFIABLE, resolve
 from vifscope.model import (
@@ -192,21 +194,20 @@ def _observe(vif: DeclaredVif, exp: Expectation, snap: HostSnapshot) -> tuple[Fi
     return out, link
 
 
-def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
-    """The verdict for one vif."""
+def bind_one(vif: DeclaredVif, snap: HostSnapshot, addresses: bool = True) -> VifBinding:
+    """The verdict for one vif (``addresses``: with the guest's addresses)."""
     exp = resolve(vif, snap)
+    found = partial(vif_addresses, vif, exp, snap=snap) if addresses else tuple
     if not vif.domain_state.has_taps:
-        return VifBinding(
-            vif, exp, VifStatus.INACTIVE, (Problem.DOMAIN_INACTIVE,), f"domain is {vif.domain_state.value}"
-        )
-    if exp.attach == "unverifiable":
-        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason)
+        status, detail = VifStatus.INACTIVE, f"domain is {vif.domain_state.value}"
+        return VifBinding(vif, exp, status, (Problem.DOMAIN_INACTIVE,), detail, addresses=found())
+    if exp.attach == "unverifiable":  # a hostdev vif's lease is still its address
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.UNVERIFIED_TYPE,), exp.reason, addresses=found())
     if exp.attach in BACKEND_VERIFIERS:
-        return _bind_backend(vif, exp, snap)
+        return replace(_bind_backend(vif, exp, snap), addresses=found())
     if snap.failed("netlink"):
-        return VifBinding(
-            vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), "kernel links could not be read"
-        )
+        detail = "kernel links could not be read"
+        return VifBinding(vif, exp, VifStatus.UNVERIFIED, (Problem.SOURCE_UNAVAILABLE,), detail, addresses=found())
     out, link = _observe(vif, exp, snap)
     problems = tuple(dict.fromkeys(out.problems))
     detail = "; ".join(out.notes) if out.notes else _bound_detail(exp, out)
@@ -220,6 +221,7 @@ def bind_one(vif: DeclaredVif, snap: HostSnapshot) -> VifBinding:
         ovs=out.ovs,
         actual_bridge=out.actual,
         uplinks=out.uplinks,
+        addresses=vif_addresses(vif, exp, link, out.actual, snap) if addresses else (),
     )
 
 
@@ -258,7 +260,8 @@ def _bound_detail(exp: Expectation, out: Finding) -> str:
     return where + uplinks
 
 
-def bind(snap: HostSnapshot) -> tuple[VifBinding, ...]:
-    """Every vif of the snapshot, sorted by domain name then interface index."""
+def bind(snap: HostSnapshot, *, addresses: bool = True) -> tuple[VifBinding, ...]:
+    """Every vif of the snapshot, sorted by domain name then interface index. ``addresses=False``
+    leaves out the guest addresses (the exporter's metrics carry none: ~7 us a vif saved)."""
     ordered = sorted(snap.vifs, key=lambda v: (v.domain, v.index))
-    return tuple(bind_one(vif, snap) for vif in ordered)
+    return tuple(bind_one(vif, snap, addresses) for vif in ordered)

@@ -18,6 +18,7 @@ rates round-trip exactly in bytes/s, but nobody sets two caps 1 % apart on purpo
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from vifscope.model import DeclaredVif, HostSnapshot
 from vifscope.model.qos import (
@@ -32,6 +33,7 @@ from vifscope.model.qos import (
     TcShaping,
     VifQos,
 )
+from vifscope.model.qospolicy import VifPolicy
 
 V = QosVerdict
 REL_TOL = 0.01
@@ -41,6 +43,7 @@ SHAPED_TYPES = frozenset({"bridge", "network", "direct", "ethernet"})  # libvirt
 SHAPING_ROOTS = frozenset({"tbf", "hfsc", "cbq", "cake", "netem", "red", "choke", "drr", "qfq", "taprio", "ets"})
 UINT_MAX_KIB = 0xFFFFFFFF // KIBIBYTE  # libvirt's cap on an outbound burst defaulted from average
 FIELDS = ("average", "peak", "burst")
+POLICY_WHERE = "vifscope-metadata"  # read_from of a vif judged against vifscope's tc-backend metadata
 
 
 def _htb(dev: str, tc: TcShaping) -> Enforced | None:
@@ -92,7 +95,7 @@ def expected(declared: BandwidthRate, mechanism: str) -> dict[str, float | None]
     """The values libvirt would have written for ``declared`` with this mechanism (None: not
     compared -- tc's own default, or a field the mechanism ignores)."""
     avg = declared.average
-    if mechanism == "htb":
+    if mechanism in ("htb", "ifb-htb"):
         return {"average": avg, "peak": declared.peak or avg, "burst": declared.burst}
     if mechanism == "police":
         return {"average": avg, "peak": None, "burst": declared.burst or min(avg or 0, UINT_MAX_KIB)}
@@ -165,12 +168,49 @@ def _enforced(v: DeclaredVif, snap: HostSnapshot, tc: TcShaping, ovs: Mapping[st
     return egress(dev, tc), ingress(dev, tc), "tc"
 
 
+def policy_enforced(dev: str, tc: TcShaping) -> tuple[Enforced | None, Enforced | None]:
+    """(inbound, outbound) as vifscope's tc backend builds them on ``dev``: inbound is the tap's
+    root htb; outbound, when an ingress filter redirects to another device (the backend's ifb),
+    that device's egress htb (mechanism ``ifb-htb``), else a police action as libvirt's."""
+    target = tc.redirect_by_dev.get(dev)
+    if target is None:
+        return egress(dev, tc), ingress(dev, tc)
+    shaped = egress(target, tc)
+    return egress(dev, tc), replace(shaped, mechanism=f"ifb-{shaped.mechanism}") if shaped else None
+
+
+def judge_policy(policy: VifPolicy | None, dev: str, tc: TcShaping) -> tuple[DirectionQos, DirectionQos, QosVerdict]:
+    """Both directions of one vif against a tc-backend ``policy`` (None: nothing) and its verdict."""
+    got_in, got_out = policy_enforced(dev, tc)
+    inbound = direction(policy.inbound if policy else None, got_in)
+    outbound = direction(policy.outbound if policy else None, got_out)
+    return inbound, outbound, combine(inbound.verdict, outbound.verdict)
+
+
+def _by_policy(v: DeclaredVif, snap: HostSnapshot, policy: VifPolicy | None) -> bool:
+    """Whether vifscope's metadata declares this vif: no libvirt <bandwidth>, a tap tc reads."""
+    dev = v.target or ""
+    return policy is not None and v.bandwidth is None and dev in snap.links_by_name and dev not in snap.ovs_by_name
+
+
 def judge_vif(
-    v: DeclaredVif, snap: HostSnapshot, tc: TcShaping, ovs: Mapping[str, OvsQos], config: Bandwidth | None = None
+    v: DeclaredVif,
+    snap: HostSnapshot,
+    tc: TcShaping,
+    ovs: Mapping[str, OvsQos],
+    config: Bandwidth | None = None,
+    policy: VifPolicy | None = None,
 ) -> VifQos:
-    """One vif's QoS answer; ``config``: the persistent XML's ``<bandwidth>`` (when read)."""
+    """One vif's QoS answer; ``config``: the persistent XML's ``<bandwidth>`` (when read);
+    ``policy``: vifscope's tc-backend metadata for it, judged when libvirt declares nothing."""
     declared = v.bandwidth
     where = ""
+    if v.domain_state.has_taps and _by_policy(v, snap, policy) and policy is not None:
+        inbound, outbound, verdict = judge_policy(policy, v.target or "", tc)
+        return VifQos(
+            domain=v.domain, index=v.index, mac=v.mac, target=v.target, type=v.type, inbound=inbound,
+            outbound=outbound, verdict=verdict, config=config, config_differs=False, where=POLICY_WHERE,
+        )  # fmt: skip
     if not v.domain_state.has_taps:
         inbound, outbound = _fixed(declared, V.INACTIVE)
     elif declared is not None and v.type not in SHAPED_TYPES:
@@ -191,11 +231,21 @@ def judge(
     tc: TcShaping,
     ovs: Mapping[str, OvsQos],
     config: Mapping[tuple[str, str], Bandwidth | None] | None = None,
+    policies: Mapping[tuple[str, str], VifPolicy] | None = None,
 ) -> tuple[VifQos, ...]:
     """Every vif of the snapshot, in (domain, index) order. ``config`` maps (domain, mac) to the
-    persistent definition's ``<bandwidth>``; a vif missing from it was not compared."""
+    persistent definition's ``<bandwidth>``; a vif missing from it was not compared.
+    ``policies``: (domain, mac) -> vifscope's tc-backend metadata (live)."""
     conf = config or {}
+    pol = policies or {}
     return tuple(
-        judge_vif(v, snap, tc, ovs, conf.get((v.domain, v.mac or ""), v.bandwidth))
+        judge_vif(
+            v,
+            snap,
+            tc,
+            ovs,
+            conf.get((v.domain, v.mac or ""), v.bandwidth),
+            pol.get((v.domain, v.mac or ""), v.qos_policy),
+        )
         for v in sorted(snap.vifs, key=lambda v: (v.domain, v.index))
     )

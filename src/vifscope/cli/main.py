@@ -33,7 +33,10 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "check-xml": "vifscope.cli.checkxml",
     "attach": "vifscope.cli.attach",
     "detach": "vifscope.cli.detach",
+    "fleet": "vifscope.cli.fleet",
     "qos": "vifscope.cli.qos",
+    "apply": "vifscope.cli.apply",
+    "export": "vifscope.cli.export",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"

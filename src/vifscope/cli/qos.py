@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from vifscope.bind.qos import judge
 from vifscope.cli.common import show, vif_filters
-from vifscope.model.qos import PROBLEM_VERDICTS, TcShaping
+from vifscope.cli.qosset import add_set_arguments, cmd_qos_set
+from vifscope.model import HostSnapshot
+from vifscope.model.qos import PROBLEM_VERDICTS, TcShaping, VifQos
 from vifscope.report import qos as report
 from vifscope.sources.libvirt.conn import resolve_uri
-from vifscope.sources.qos import ConfigReader, read_qos_sources
+from vifscope.sources.qos import ConfigReader, QosSources, read_qos_sources
 from vifscope.sources.snapshot import take_snapshot
 
 if TYPE_CHECKING:
@@ -24,11 +26,20 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     qos = sub.add_parser(
         "qos",
         help="declared <bandwidth> against what the kernel / OVSDB enforces",
-        epilog="exit codes: 0 all enforced or none, 1 missing / drift / partial / undeclared / unsupported, "
-        "3 a source is unavailable",
+        epilog="exit codes (show): 0 all enforced or none, 1 missing / drift / partial / undeclared / unsupported, "
+        "3 a source is unavailable; (set): 0 enforced or cleared, 1 refused or rolled back, 2 usage, "
+        "3 a source or the audit log is unavailable; (reapply): 0 every tc-backend policy in force, 1 one could "
+        "not be re-applied, 3 a source or the audit log is unavailable",
     )
-    qos.add_argument("action", nargs="?", choices=["show"], default="show", help="show (the default)")
+    qos.add_argument(
+        "action",
+        nargs="?",
+        choices=["show", "set", "reapply"],
+        default="show",
+        help="show (the default), set, or reapply (rebuild tc-backend policies that are not in force)",
+    )
     common(qos)
+    add_set_arguments(qos)
     vif_filters(qos, problems=False)
     qos.add_argument(
         "--problems", action="store_true", help="only vifs missing / drift / partial / undeclared / unsupported"
@@ -36,16 +47,26 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     qos.set_defaults(func=cmd_qos)
 
 
-def cmd_qos(args: argparse.Namespace) -> int:
-    uri = resolve_uri(args.connect)
+def judged(args: argparse.Namespace) -> tuple[HostSnapshot, QosSources, tuple[VifQos, ...]]:
+    """Every vif (of ``-d``'s domains) judged: the snapshot, the QoS sources, the answers."""
     config = ConfigReader()
-    snap = take_snapshot(uri, read_libvirt_fn=config)
+    snap = take_snapshot(resolve_uri(args.connect), read_libvirt_fn=config)
     if args.domain:
         wanted = set(args.domain)
         snap = replace(snap, vifs=tuple(v for v in snap.vifs if v.domain in wanted or v.domain_uuid in wanted))
     src = read_qos_sources(snap, config)
     ovs = {q.name: q for q in src.ovs or ()}
-    vifs = judge(snap, src.tc or TcShaping(), ovs, src.config)
+    return snap, src, judge(snap, src.tc or TcShaping(), ovs, src.config, config.policies)
+
+
+def cmd_qos(args: argparse.Namespace) -> int:
+    if args.action == "set":
+        return cmd_qos_set(args)
+    if args.action == "reapply":
+        from vifscope.cli.qosreapply import cmd_qos_reapply
+
+        return cmd_qos_reapply(args, judged(args))
+    snap, src, vifs = judged(args)
     errors = (*snap.errors, *src.errors)
     code = report.qos_exit_code(snap, vifs, src.errors)
     shown = [q for q in vifs if q.verdict in PROBLEM_VERDICTS] if args.problems else list(vifs)

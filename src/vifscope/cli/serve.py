@@ -29,6 +29,7 @@ from vifscope.serve.config import (
     load_serve_config,
     load_token,
     parse_listen,
+    tls_context,
     with_overrides,
 )
 from vifscope.sources.libvirt.conn import resolve_uri
@@ -59,6 +60,10 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--audit-log", type=Path, metavar="PATH", help="default /var/log/vifscope/actions.jsonl")
     p.add_argument("--interval", type=_positive, metavar="S", help="seconds between live updates (default 1)")
     p.add_argument("--timeout", type=_positive, metavar="S", help="deadline per source in seconds (default 3)")
+    p.add_argument("--host-id", metavar="ID", help="this host's identity for a fleet hub (default /etc/machine-id)")
+    p.add_argument("--read-token-file", type=Path, metavar="PATH", help="reads need this bearer token too (mode 0600)")
+    p.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate (chain)")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
     p.add_argument("--max-body", type=_bytes, metavar="BYTES", help="request body limit, 413 beyond (default 65536)")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr (never a header: no token)")
     p.set_defaults(func=run_serve)
@@ -73,14 +78,19 @@ def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | Non
         audit_log=args.audit_log,
         interval=args.interval,
         timeout=args.timeout,
+        host_id=args.host_id,
+        read_token_file=args.read_token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         max_body=args.max_body,
     )
     host, port = parse_listen(cfg.listen)
+    tls_context(cfg.tls_cert, cfg.tls_key)  # fails here, with a hint, not inside uvicorn
     token = load_token(cfg.token_file) if cfg.token_file else None
-    if token is None and not is_loopback(host):
+    if token is None and cfg.read_token_file is None and not is_loopback(host):
         raise ServeConfigError(
             f"refusing to listen on {host} without an API token: anyone who can reach it would see this host",
-            "set [serve] token_file (or --token-file), or listen on 127.0.0.1",
+            "set [serve] token_file or read_token_file (--token-file, --read-token-file), or listen on 127.0.0.1",
         )
     return cfg, host, port, token
 
@@ -98,15 +108,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket) -> str:
+def _url(sock: socket.socket, tls: bool) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    return f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 def run_serve(args: argparse.Namespace) -> int:
     err = make_console(stderr=True)
     try:
         cfg, host, port, token = settings(args)
+        reader = load_token(cfg.read_token_file) if cfg.read_token_file else None
     except ServeConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         if exc.hint:
@@ -124,15 +135,22 @@ def run_serve(args: argparse.Namespace) -> int:
     from vifscope.serve.backend import Backend
 
     uri = resolve_uri(args.connect)
-    app = create_app(Backend.for_host(uri, cfg, token))
-    url = _url(sock)
+    app = create_app(Backend.for_host(uri, cfg, token, reader))
+    tls = cfg.tls_cert is not None
+    url = _url(sock, tls)
     if args.json:
         print(json.dumps({"event": "listening", "url": url, "uri": uri, "mutations": token is not None}), flush=True)
     else:
-        mode = "read-write (token)" if token else "read-only"
+        mode = ("read-write (token)" if token else "read-only") + (", reads need a token" if reader else "")
         err.print(f"vifscope serve: {url} (libvirt {uri}, {mode}); API docs at {url}docs", highlight=False)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=args.access_log, timeout_graceful_shutdown=3, lifespan="on"
+        app,
+        log_level="warning",
+        access_log=args.access_log,
+        timeout_graceful_shutdown=3,
+        lifespan="on",
+        ssl_certfile=cfg.tls_cert if tls else None,
+        ssl_keyfile=cfg.tls_key if tls else None,
     )
     if args.access_log:
         _access_log_to_stderr()

@@ -21,13 +21,19 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     st = sub.add_parser("status", help="binding verdict for every vif")
     common(st)
     vif_filters(st)
+    st.add_argument("--wide", action="store_true", help="every guest address with its source (ADDRESSES column)")
+    st.add_argument(
+        "--agent",
+        action="store_true",
+        help="also ask each running guest's QEMU agent for its addresses (opens a read-write libvirt connection)",
+    )
     st.set_defaults(func=cmd_status)
 
 
 def selected_bindings(args: argparse.Namespace) -> tuple[HostSnapshot, tuple[VifBinding, ...], tuple[VifBinding, ...]]:
     """A fresh snapshot, the verdicts of the ``-d`` domains, and of those the ones ``--problems``
     keeps (status, graph). The summary speaks of the first: what the filter hid counts too."""
-    snap = take_snapshot(resolve_uri(args.connect))
+    snap = take_snapshot(resolve_uri(args.connect), agent=getattr(args, "agent", False))
     scope = report.select(bind(snap), args.domain or ())
     return snap, scope, report.select(scope, (), args.problems)
 
@@ -46,7 +52,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         from vifscope.report.tables import vif_table
 
         if doc["vifs"]:
-            console.print(vif_table(doc["vifs"]))
+            console.print(vif_table(doc["vifs"], wide=args.wide))
         console.print(report.status_summary(scope, args.problems), highlight=False)
+        if args.wide:  # the "verbose" view: say which address sources were not asked, and why
+            for note in doc["notes"]:
+                console.print(f"[dim]note: {note}[/]", highlight=False)
 
     return show(doc, code, args.json, human)

@@ -76,6 +76,13 @@ def _healer(args: argparse.Namespace) -> Healer | None:
     return ActionsHealer(audit)
 
 
+def _qos_audit(args: argparse.Namespace) -> Any:
+    """The audit log tc-backend QoS re-applies write (the heals' own)."""
+    from vifscope.actions import DEFAULT_AUDIT_LOG, AuditLog
+
+    return AuditLog(args.audit_log or DEFAULT_AUDIT_LOG)
+
+
 def _signals(post: Callable[[WatchEvent], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda num, _frame: post(Stop(signal.Signals(num).name)))
@@ -104,6 +111,7 @@ def run_watch(args: argparse.Namespace) -> int:
         domains=frozenset(args.domain or ()),
         healer=healer,
         dry_run=args.dry_run,
+        qos_audit=_qos_audit(args) if healer is not None else None,
     )
     watch = Watch(options, Printer(args.json))
     _signals(watch.events.put)

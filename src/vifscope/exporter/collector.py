@@ -32,7 +32,9 @@ from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_
 from vifscope.exporter.encoding import Body
 from vifscope.exporter.exposition import Family, Row, exposition, label_text, to_client
 from vifscope.exporter.flight import SingleFlight
+from vifscope.exporter.qos import qos_families, read_qos
 from vifscope.model import Finding, HostSnapshot, Severity, SourceError, VifBinding, VifStatus
+from vifscope.model.qos import VifQos
 from vifscope.report.vifstats import guest_counters
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG, ActionCount, AuditLogError, AuditLogTail
 from vifscope.sources.deadline import DeadlineSnapshotter, TimedSnapshot
@@ -78,6 +80,7 @@ class Scrape:
     checks_age: float | None = None  # seconds since the findings' run finished (None: inline or none)
     checks_seconds: float | None = None  # how long that run took
     checks_failures: int | None = None  # check runs that failed so far (None: no check runner)
+    qos: tuple[VifQos, ...] = ()  # exporter/qos.py
 
 
 def vif_labels(b: VifBinding) -> tuple[str, ...]:
@@ -157,6 +160,7 @@ def families(scrape: Scrape) -> list[Family]:
     return [
         *vif_families(scrape.bindings),
         *finding_families(scrape.findings, scrape.known_checks),
+        *qos_families(scrape.qos),
         *host_families(scrape),
     ]
 
@@ -234,10 +238,11 @@ class Exporter:
         start = time.monotonic()
         timed = self.snapshotter.take(timeout)
         snap = timed.snapshot
-        bindings = bind(snap)
+        bindings = bind(snap, addresses=False)  # metrics carry no guest addresses
         findings, known = self.checks(snap, bindings) if self.checks else ((), ())
         actions, audit_error = self._actions()
-        errors = (*snap.errors, *audit_error)
+        qos, qos_error = read_qos(snap, max(0.1, (timeout or self.timeout) - (time.monotonic() - start)))
+        errors = (*snap.errors, *audit_error, *((qos_error,) if qos_error else ()))
         scrape = Scrape(
             snapshot=snap,
             bindings=bindings,
@@ -246,6 +251,7 @@ class Exporter:
             actions=actions,
             sources=self._sources(snap, errors),
             source_seconds=timed.source_seconds,
+            qos=qos,
         )
         scrape = replace(self._with_checks(scrape), seconds=time.monotonic() - start)
         return scrape, Body(partial(render, scrape))

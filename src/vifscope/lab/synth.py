@@ -17,6 +17,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -104,8 +105,11 @@ def domain_xmls(p: SynthPlan, *, runstate: bool = True) -> dict[str, str]:
             _iface_xml(v, f"52:54:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}:{v.index:02x}") for v in vifs
         )
         state = "<test:runstate>5</test:runstate>" if runstate and dom in p.shutoff else ""
+        # A fixed UUID: the test driver invents a random one per connection otherwise, and
+        # watch's event connection and its re-reads would not agree on which domain is which.
         out[dom] = (
-            f"<domain type='test'><name>{dom}</name><memory>65536</memory><vcpu>1</vcpu>"
+            f"<domain type='test'><name>{dom}</name><uuid>{uuid.uuid5(uuid.NAMESPACE_DNS, dom)}</uuid>"
+            f"<memory>65536</memory><vcpu>1</vcpu>"
             f"<os><type>hvm</type></os><devices>{ifaces}</devices>{state}</domain>"
         )
     return out

@@ -20,6 +20,7 @@ from vifscope.model.core import (
     VifStatus,
 )
 from vifscope.model.finding import Evidence, Finding, Severity
+from vifscope.model.guestaddr import AddressFacts, VifAddress
 from vifscope.model.host import (
     AddressSource,
     DeviceNode,
@@ -43,6 +44,7 @@ from vifscope.model.host import (
 )
 
 __all__ = [
+    "AddressFacts",
     "AddressSource",
     "BackendFacts",
     "Chain",
@@ -85,6 +87,7 @@ __all__ = [
     "Sysctls",
     "UnixSocketFact",
     "VfConfig",
+    "VifAddress",
     "VifBinding",
     "VifStatus",
 ]

@@ -12,8 +12,10 @@ from enum import StrEnum
 from functools import cached_property
 
 from vifscope.model.backend import BackendFacts, UnixSocketFact, VfConfig
+from vifscope.model.guestaddr import AddressFacts, VifAddress
 from vifscope.model.host import HostFacts
 from vifscope.model.qos import Bandwidth
+from vifscope.model.qospolicy import VifPolicy
 
 
 class DomainState(StrEnum):
@@ -119,6 +121,7 @@ class DeclaredVif:
     vcpus: int | None = None  # domain <vcpu>, handy for per-vif tuning checks
     bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
     vlan_tags: tuple[int, ...] = ()  # <vlan><tag id=>, in document order
+    qos_policy: VifPolicy | None = None  # vifscope's tc-backend policy in <metadata> (model/qospolicy.py)
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class HostSnapshot:
     errors: tuple[SourceError, ...] = ()
     facts: HostFacts | None = None  # deep snapshots only (doctor): sysctls, leases, filters...
     backends: BackendFacts | None = None  # vhost-user sockets, SR-IOV VFs (None: not read)
+    addresses: AddressFacts = field(default_factory=AddressFacts)  # leases, neighbours, agent: guest addresses
 
     @cached_property
     def links_by_name(self) -> dict[str, ObservedLink]:
@@ -357,3 +361,4 @@ class VifBinding:
     uplinks: tuple[str, ...] = field(default_factory=tuple)
     socket: UnixSocketFact | None = None  # vhostuser: what the host shows at the socket path
     vf: VfConfig | None = None  # sriov-vf: the VF as its PF reports it
+    addresses: tuple[VifAddress, ...] = ()  # the guest's addresses, best source first

@@ -102,11 +102,13 @@ class DhcpLease:
 
 
 class AddressSource(StrEnum):
-    """Where a guest address came from, best first: the guest agent, a DHCP lease, ARP."""
+    """Where a guest address came from, best first: the guest agent, a DHCP lease, ARP, and
+    last the IPv6 link-local address derived from the MAC (EUI-64), which needs no source."""
 
     AGENT = "agent"
     LEASE = "lease"
     ARP = "arp"
+    EUI64 = "eui64"
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class GuestAddress:
     mac: str
     ip: str
     source: AddressSource
-    where: str = ""  # network name / host link the observation came from
+    where: str = ""  # network name / host link / domain the observation came from
+    prefix: int | None = None  # the agent's and leases' prefix length; ARP knows none
 
 
 @dataclass(frozen=True)

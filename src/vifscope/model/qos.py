@@ -84,6 +84,16 @@ class PoliceFilter:
 
 
 @dataclass(frozen=True)
+class Redirect:
+    """A ``mirred egress redirect`` action of an ingress filter: ``dev``'s incoming packets
+    leave by ``target``'s egress (an ifb device, where vifscope's tc backend shapes them)."""
+
+    dev: str
+    prio: int
+    target: str
+
+
+@dataclass(frozen=True)
 class HtbRoot:
     """A root htb qdisc and its default class minor (TCA_HTB_INIT ``defcls``)."""
 
@@ -108,6 +118,15 @@ class TcShaping:
     htb_roots: tuple[HtbRoot, ...] = ()
     classes: tuple[HtbClass, ...] = ()
     police: tuple[PoliceFilter, ...] = ()
+    redirects: tuple[Redirect, ...] = ()
+
+    @cached_property
+    def redirect_by_dev(self) -> dict[str, str]:
+        """Each device's first (lowest prio) egress redirect target."""
+        out: dict[str, str] = {}
+        for r in sorted(self.redirects, key=lambda r: r.prio):
+            out.setdefault(r.dev, r.target)
+        return out
 
     @cached_property
     def root_by_dev(self) -> dict[str, str]:

@@ -10,7 +10,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vifscope.model import HostSnapshot, LibvirtNetwork, LinkStats, Problem, SourceError, VifBinding, VifStatus
+from vifscope.model import (
+    HostSnapshot,
+    LibvirtNetwork,
+    LinkStats,
+    Problem,
+    SourceError,
+    VifAddress,
+    VifBinding,
+    VifStatus,
+)
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -83,6 +92,10 @@ def _vf_dict(b: VifBinding) -> dict[str, Any] | None:
             "trust": v.trust, "link_state": v.link_state}  # fmt: skip
 
 
+def address_dict(a: VifAddress) -> dict[str, Any]:
+    return {"address": a.address, "prefix": a.prefix, "family": a.family, "source": a.source.value}
+
+
 def binding_dict(b: VifBinding) -> dict[str, Any]:
     """One vif in the ``status --json`` contract (names are stable; add, never rename)."""
     v, exp = b.vif, b.expect
@@ -107,6 +120,7 @@ def binding_dict(b: VifBinding) -> dict[str, Any]:
         "problems": [p.value for p in b.problems],
         "detail": b.detail,
         "observed": observed_dict(b),
+        "addresses": [address_dict(a) for a in b.addresses],
     }
 
 
@@ -123,6 +137,7 @@ def status_report(snap: HostSnapshot, bindings: Sequence[VifBinding]) -> dict[st
         "summary": dict(counts(bindings)),
         "vifs": [binding_dict(b) for b in bindings],
         "source_errors": errors_list(snap.errors),
+        "notes": list(snap.addresses.notes),  # e.g. why the guest agent was not asked
     }
 
 

@@ -38,10 +38,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def vif_table(vifs: Sequence[dict[str, Any]]) -> Table:
+def addresses_cell(addresses: Sequence[dict[str, Any]], wide: bool = False) -> str:
+    """The first IPv4 address (else the first address) and how many more, e.g. "10.0.0.5 +2";
+    ``wide``: every address with its prefix and source, one a line."""
+    if wide:
+        return "\n".join(_address_line(a) for a in addresses) or "-"
+    if not addresses:
+        return "-"
+    first = next((a for a in addresses if a["family"] == "ipv4"), addresses[0])
+    more = len(addresses) - 1
+    return str(first["address"]) + (f" +{more}" if more else "")
+
+
+def _address_line(a: dict[str, Any]) -> str:
+    prefix = f"/{a['prefix']}" if a["prefix"] is not None else ""
+    return f"{a['address']}{prefix} {a['source']}"
+
+
+def vif_table(vifs: Sequence[dict[str, Any]], wide: bool = False) -> Table:
     table = Table(show_lines=False, header_style="bold", pad_edge=False)
-    for col in ("DOMAIN", "#", "TYPE", "MAC", "SOURCE", "TARGET", "STATUS", "DETAIL"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("MAC", "STATUS"))
+    for col in ("DOMAIN", "#", "TYPE", "MAC", "SOURCE", "TARGET", "ADDRESSES", "STATUS", "DETAIL"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("MAC", "STATUS") or (col == "ADDRESSES" and wide))
     for v in vifs:
         source = v["source"]
         if v["type"] == "network" and v["bridge"] and v["bridge"] != source:
@@ -55,6 +72,7 @@ def vif_table(vifs: Sequence[dict[str, Any]]) -> Table:
             _cell(v["mac"]),
             _cell(source),
             _cell(v["target"]),
+            addresses_cell(v.get("addresses", ()), wide),
             status,
             v["detail"],
             style=row_style,

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
@@ -25,6 +25,7 @@ from vifscope.serve.backend import Backend
 from vifscope.serve.errors import BodyLimit, SecurityHeaders, install_handlers
 from vifscope.serve.live import Feed
 from vifscope.serve.mutate import write_router
+from vifscope.serve.readauth import read_guard
 from vifscope.serve.routes import read_router
 from vifscope.serve.state import View
 
@@ -73,7 +74,7 @@ def create_app(b: Backend) -> FastAPI:
         static_url="/static/docs",
     )
     install_handlers(app)
-    app.include_router(read_router(b, feed))
+    app.include_router(read_router(b, feed), dependencies=[Depends(read_guard(b.read_token, b.token))])
     app.include_router(write_router(b, feed))
     page = static_dir()
     app.mount("/static", StaticFiles(directory=page), name="static")

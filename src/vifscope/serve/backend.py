@@ -9,11 +9,12 @@ layer for the mutating endpoints when a token is configured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import Exporter
 from vifscope.serve.config import ServeConfig
+from vifscope.serve.host import Identity
 from vifscope.serve.state import Snapshots
 from vifscope.serve.vifactions import VifActions
 from vifscope.sources.deadline import DeadlineSnapshotter
@@ -30,10 +31,12 @@ class Backend:
     interval: float = 1.0  # live feed period; also the age a cached snapshot may have
     findings_max_age: float = 5.0  # a deep snapshot costs more: reuse it a little longer
     max_body: int = 65536
+    identity: Identity = field(default_factory=lambda: Identity.resolve(None))  # GET /api/v1/host
+    read_token: str | None = None  # set: the read endpoints want it (or the API token); serve.readauth
 
     @classmethod
-    def for_host(cls, uri: str, config: ServeConfig, token: str | None) -> Backend:
-        fast = DeadlineSnapshotter(uri, config.timeout)
+    def for_host(cls, uri: str, config: ServeConfig, token: str | None, read_token: str | None = None) -> Backend:
+        fast = DeadlineSnapshotter(uri, config.timeout, addresses=True)
         deep = DeadlineSnapshotter(uri, config.timeout, deep=True)
         exporter = Exporter(
             uri, timeout=config.timeout, audit_log=config.audit_log, checks=doctor_checks(config.doctor)
@@ -47,4 +50,6 @@ class Backend:
             metrics=exporter.render_metrics,
             interval=config.interval,
             max_body=config.max_body,
+            identity=Identity.resolve(config.host_id),
+            read_token=read_token,
         )

@@ -9,6 +9,10 @@ is optional:
     interval = 1.0              # seconds between live snapshots while a page is open
     timeout = 3.0               # deadline per source (libvirt, links, OVSDB) for one snapshot
     max_body = 65536            # bytes; a larger request body gets 413
+    host_id = "kvm-rack3-07"    # this host's name for a fleet hub (default: /etc/machine-id)
+    read_token_file = "/etc/vifscope/read-token"   # reads need it (or the API token); mode 0600
+    tls_cert = "/etc/vifscope/tls/cert.pem"   # both set: HTTPS (PEM; the key unencrypted)
+    tls_key = "/etc/vifscope/tls/key.pem"
 
 Without token_file the API is read-only: the mutating endpoints answer 403.
 """
@@ -16,6 +20,7 @@ Without token_file the API is read-only: the mutating endpoints answer 403.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import stat
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -46,6 +51,10 @@ class ServeConfig:
     interval: float = 1.0
     timeout: float = 3.0
     max_body: int = 65536
+    host_id: str | None = None  # None: the machine-id (serve.host.Identity)
+    read_token_file: Path | None = None  # None: reads are open (serve.readauth)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     doctor: DoctorConfig = field(default_factory=DoctorConfig)  # thresholds for /api/v1/findings
 
 
@@ -56,8 +65,12 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "interval": (int, float),
     "timeout": (int, float),
     "max_body": int,
+    "host_id": str,
+    "read_token_file": str,
+    "tls_cert": str,
+    "tls_key": str,
 }
-_PATHS = ("token_file", "audit_log")
+_PATHS = ("token_file", "audit_log", "read_token_file", "tls_cert", "tls_key")
 
 
 def _value(key: str, raw: Any, path: Path) -> Any:
@@ -144,3 +157,23 @@ def load_token(path: Path) -> str:
             f"e.g. 'openssl rand -hex 32 > {path}'",
         )
     return token
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's TLS context when both files are set (None when neither is): loaded here,
+    before listening, so a wrong path or a key that does not match is one line at start-up."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ServeConfigError("TLS needs both a certificate and its key", "set --tls-cert and --tls-key together")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:  # an OSError too: first
+        raise ServeConfigError(
+            f"the TLS certificate or key is not usable: {exc.reason or exc}",
+            "PEM files, an unencrypted key that matches the certificate",
+        ) from exc
+    except OSError as exc:
+        raise ServeConfigError(f"cannot read the TLS files: {exc.strerror or exc}", f"check {cert} and {key}") from exc
+    return ctx

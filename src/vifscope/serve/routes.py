@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -20,13 +20,26 @@ from vifscope.report.graph import graph_document
 from vifscope.report.topology import build_topology
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import ApiError, error_responses
+from vifscope.serve.etag import NOT_MODIFIED_DOC, conditional, content_tag
+from vifscope.serve.host import host_document
 from vifscope.serve.live import Feed, event_text
-from vifscope.serve.schema import VIF_LINKS, FindingsDoc, HealthDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
+from vifscope.serve.schema import (
+    VIF_LINKS,
+    FindingsDoc,
+    HealthDoc,
+    HostDoc,
+    InfoDoc,
+    NetworksDoc,
+    StatusDoc,
+    TopologyDoc,
+)
 from vifscope.serve.state import Rendered, View
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
 Domains = Annotated[list[str] | None, Query(description="only this domain, by name or UUID (repeatable)")]
 Problems = Annotated[bool, Query(description="only vifs that are not bound or inactive")]
+IfNoneMatch = Annotated[str | None, Header(description="the ETag of a copy you hold: 304 if it is still current")]
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": NOT_MODIFIED_DOC}}
 
 
 def _json(doc: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -39,9 +52,11 @@ def _encode(doc: dict[str, Any], status: int = 200) -> Rendered:
 
 
 def _once(view: View, key: Hashable, build: Callable[[], Rendered]) -> Response:
-    """The view's answer for ``key``, built by the first request that needs it."""
+    """The view's answer for ``key``, built by the first request that needs it, with its ETag."""
     status, body = view.rendered(key, build)
-    return Response(body, status_code=status, media_type="application/json")
+    _, tag = view.rendered(("etag", key), lambda: (status, content_tag(body).encode()))
+    headers = {"ETag": tag.decode(), "Cache-Control": "no-cache"}
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def status_doc(view: View, domains: tuple[str, ...], problems: bool) -> Response:
@@ -102,10 +117,13 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     r = APIRouter(tags=["read"])
     age = b.interval
 
-    @r.get("/api/v1/vifs", responses={200: {"model": StatusDoc, "links": VIF_LINKS}}, operation_id="vifs")
-    async def vifs(domain: Domains = None, problems: Problems = False) -> Response:
+    @r.get(
+        "/api/v1/vifs", responses={200: {"model": StatusDoc, "links": VIF_LINKS}, **NOT_MODIFIED}, operation_id="vifs"
+    )
+    async def vifs(domain: Domains = None, problems: Problems = False, if_none_match: IfNoneMatch = None) -> Response:
         """Every vif and its binding verdict (``vifscope status --json``)."""
-        return await run_in_threadpool(lambda: status_doc(b.snapshots.get(age), tuple(domain or ()), problems))
+        resp = await run_in_threadpool(lambda: status_doc(b.snapshots.get(age), tuple(domain or ()), problems))
+        return conditional(if_none_match, resp)
 
     @r.get(
         "/api/v1/vifs/{domain}",
@@ -121,10 +139,11 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
         """libvirt networks, their bridges and DHCP (``vifscope networks --json``)."""
         return await run_in_threadpool(lambda: networks_doc(b.snapshots.get(age)))
 
-    @r.get("/api/v1/findings", responses={200: {"model": FindingsDoc}})
-    async def findings(domain: Domains = None) -> Response:
+    @r.get("/api/v1/findings", responses={200: {"model": FindingsDoc}, **NOT_MODIFIED})
+    async def findings(domain: Domains = None, if_none_match: IfNoneMatch = None) -> Response:
         """Doctor findings with evidence and fixes (``vifscope doctor --json``)."""
-        return await run_in_threadpool(lambda: findings_doc(b.deep.get(b.findings_max_age), tuple(domain or ())))
+        resp = await run_in_threadpool(lambda: findings_doc(b.deep.get(b.findings_max_age), tuple(domain or ())))
+        return conditional(if_none_match, resp)
 
     @r.get("/api/v1/topology", responses={200: {"model": TopologyDoc}})
     async def topology(domain: Domains = None, problems: Problems = False) -> Response:
@@ -135,6 +154,13 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     async def healthz() -> Response:
         """200 when libvirt and the link dump answer; 503 (with the errors) when one does not."""
         return await run_in_threadpool(lambda: health_doc(b.snapshots.get(age)))
+
+    @r.get("/api/v1/host", responses={200: {"model": HostDoc}})
+    async def host() -> Response:
+        """This agent's identity (``--host-id``, else the machine-id), versions, uptime and
+        source health: what a hub (``vifscope fleet``) asks first."""
+        view = await run_in_threadpool(lambda: b.snapshots.get(age))
+        return _json(host_document(b.identity, view, b.uri, b.token is not None))
 
     @r.get("/api/v1/info", responses={200: {"model": InfoDoc}})
     async def info() -> Response:

@@ -55,6 +55,15 @@ class ObservedDoc(_Open):
     stats: StatsDoc | None
 
 
+class AddressDoc(_Open):
+    address: str
+    prefix: int | None
+    family: Literal["ipv4", "ipv6"]
+    source: Literal["agent", "lease", "arp", "eui64"] = Field(
+        description="the best source that knew it: guest agent > DHCP lease > ARP/NDP > derived from the MAC"
+    )
+
+
 class VifDoc(_Open):
     domain: str
     domain_uuid: str
@@ -76,6 +85,7 @@ class VifDoc(_Open):
     problems: list[str]
     detail: str
     observed: ObservedDoc
+    addresses: list[AddressDoc]
 
 
 class _Report(_Open):
@@ -90,6 +100,7 @@ class StatusDoc(_Report):
 
     summary: dict[str, int]
     vifs: list[VifDoc]
+    notes: list[str] = Field(description="which guest-address sources were not asked, and why")
 
 
 class NetworkDoc(_Open):
@@ -182,6 +193,23 @@ class TopologyDoc(_Report):
 class HealthDoc(_Open):
     status: Literal["ok", "degraded"]
     version: str
+    source_errors: list[SourceErrorDoc]
+
+
+class HostDoc(_Open):
+    """``GET /api/v1/host``: the agent's identity for a fleet hub."""
+
+    host_id: str = Field(description="--host-id, else /etc/machine-id, else the host name")
+    host_id_source: Literal["flag", "machine-id", "hostname"]
+    hostname: str
+    version: str = Field(description="vifscope's version")
+    uri: str
+    libvirt_version: str | None = Field(description="the libvirt library's version")
+    mutations: bool
+    uptime_s: float | None = Field(description="seconds since the host booted")
+    agent_uptime_s: float = Field(description="seconds since this server started")
+    status: Literal["ok", "degraded"]
+    vifs: int
     source_errors: list[SourceErrorDoc]
 
 

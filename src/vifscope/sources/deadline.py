@@ -24,10 +24,11 @@ from vifscope.model import HostSnapshot, ObservedLink, SourceError
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.facts import gather_host_facts
 from vifscope.sources.kernel.links import NetlinkError, read_links
+from vifscope.sources.kernel.tcdump import read_neighbors
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, read_libvirt
 from vifscope.sources.libvirt.declared import DeclaredCache
 from vifscope.sources.ovs import OvsError, ovs_installed, read_ovs
-from vifscope.sources.snapshot import NETLINK_HINT, OVS_HINT, assemble
+from vifscope.sources.snapshot import NEIGH_HINT, NETLINK_HINT, OVS_HINT, assemble
 
 T = TypeVar("T")
 
@@ -103,6 +104,7 @@ _EXPECTED: dict[str, tuple[type[Exception], str]] = {
     "netlink": (NetlinkError, NETLINK_HINT),
     "ovs": (OvsError, OVS_HINT),
     "facts": (CommandError, STUCK_HINT),  # gather_host_facts guards its parts; this is the rest
+    "neigh": (CommandError, NEIGH_HINT),  # guest addresses by ARP (``addresses``)
 }
 
 
@@ -113,15 +115,23 @@ class DeadlineSnapshotter:
     sources, then joined with libvirt's vifs and networks once both are in.
     ``declared_max_age`` keeps libvirt's side between snapshots (``DeclaredCache``: one
     connection, a domain's XML re-read on change or after that many seconds); None reads
-    everything afresh each time.
+    everything afresh each time. ``addresses`` adds the neighbour dump that guest addresses by
+    ARP come from (deep snapshots have it in their facts).
     """
 
     def __init__(
-        self, uri: str, timeout: float = 3.0, *, deep: bool = False, declared_max_age: float | None = None
+        self,
+        uri: str,
+        timeout: float = 3.0,
+        *,
+        deep: bool = False,
+        declared_max_age: float | None = None,
+        addresses: bool = False,
     ) -> None:
         self.uri = uri
         self.timeout = timeout
         self.deep = deep
+        self.addresses = addresses
         self.declared = (
             DeclaredCache(uri, max_age=declared_max_age, deep=deep) if declared_max_age is not None else None
         )
@@ -136,6 +146,8 @@ class DeadlineSnapshotter:
             readers["ovs"] = lambda: read_ovs(timeout=max(1, round(timeout)))
         if self.deep:
             readers["facts"] = lambda: gather_host_facts(self.uri)
+        elif self.addresses:
+            readers["neigh"] = lambda: read_neighbors(timeout=timeout)
         return readers
 
     def take(self, timeout: float | None = None) -> TimedSnapshot:
@@ -183,6 +195,6 @@ def _assemble(
     dumped: tuple[tuple[ObservedLink, ...], float] | None = results.get("netlink")
     snap = assemble(
         uri, taken_at, results.get("libvirt"), dumped[0] if dumped else (), results.get("ovs"),
-        results.get("facts"), errors,
+        results.get("facts"), errors, results.get("neigh"),
     )  # fmt: skip
     return TimedSnapshot(snap, dumped[1] if dumped else None, seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,8 @@ def read_ovs(timeout: int = 5) -> OvsState:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 2, check=False)
     except subprocess.TimeoutExpired as exc:
         raise OvsError(f"ovs-vsctl timed out after {timeout} s") from exc
+    if proc.returncode == -signal.SIGALRM:  # its --timeout: OVSDB accepted, then said nothing (hung)
+        raise OvsError(f"ovs-vsctl: no answer from ovsdb-server within {timeout} s")
     if proc.returncode != 0:
         raise OvsError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "ovs-vsctl failed")
     return parse_ovs_output(proc.stdout)

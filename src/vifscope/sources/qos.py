@@ -13,10 +13,12 @@ from typing import Any
 
 from vifscope.model import HostSnapshot, SourceError
 from vifscope.model.qos import Bandwidth, OvsQos, TcShaping
+from vifscope.model.qospolicy import QOS_NS, VifPolicy
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.tcshaping import read_tc_shaping
 from vifscope.sources.libvirt.bandwidth import BandwidthXmlError, bandwidth_by_mac
 from vifscope.sources.libvirt.conn import XML_FETCHERS, LibvirtState, connect, read_state
+from vifscope.sources.libvirt.qosmeta import QosMetaError, parse_policies
 from vifscope.sources.ovs import OvsError
 from vifscope.sources.ovsqos import read_ovs_qos
 
@@ -25,6 +27,7 @@ OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl
 CONFIG_HINT = "the live <bandwidth> is shown; the persistent one could not be compared"
 
 ConfigBandwidth = dict[tuple[str, str], Bandwidth | None]
+Policies = dict[tuple[str, str], VifPolicy]
 
 
 @dataclass(frozen=True)
@@ -39,19 +42,34 @@ def _running_targets(snap: HostSnapshot) -> frozenset[str]:
     return frozenset(v.target for v in snap.vifs if v.target and v.domain_state.has_taps)
 
 
-def _inactive_xml(dom: Any) -> tuple[str, str | Exception]:
+def live_policy_xml(dom: Any) -> str | None:
+    """The live vifscope QoS metadata element of a domain (None: it has none)."""
+    import libvirt
+
+    try:
+        return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, QOS_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return None
+        raise
+
+
+def _inactive_xml(dom: Any) -> tuple[str, str | Exception, str | None]:
     import libvirt
 
     name = str(dom.name())  # kept by the binding: no round trip, and known when the fetch fails
     try:
-        return name, str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return name, str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)), live_policy_xml(dom)
     except libvirt.libvirtError as exc:  # vanished meanwhile: reported as that domain's error
         failed: Exception = exc
-        return name, failed
+        return name, failed, None
 
 
-def read_config_bandwidth(conn: Any, errors: list[SourceError]) -> ConfigBandwidth | None:
-    """(domain, MAC) -> the persistent definition's ``<bandwidth>``, for every running domain."""
+def read_config_bandwidth(
+    conn: Any, errors: list[SourceError], policies: Policies | None = None
+) -> ConfigBandwidth | None:
+    """(domain, MAC) -> the persistent definition's ``<bandwidth>``, for every running domain;
+    ``policies`` receives each one's live vifscope QoS metadata by (domain, MAC)."""
     import libvirt
 
     out: ConfigBandwidth = {}
@@ -62,12 +80,14 @@ def read_config_bandwidth(conn: Any, errors: list[SourceError]) -> ConfigBandwid
     except libvirt.libvirtError as exc:
         errors.append(SourceError("libvirt-config", str(exc).strip(), CONFIG_HINT))
         return None
-    for name, xml in fetched:
+    for name, xml, meta in fetched:
         try:
             if isinstance(xml, Exception):
                 raise BandwidthXmlError(str(xml).strip())
             out.update({(name, mac): bw for mac, bw in bandwidth_by_mac(xml).items()})
-        except BandwidthXmlError as exc:
+            if policies is not None:
+                policies.update({(name, mac): p for mac, p in parse_policies(meta).items()})
+        except (BandwidthXmlError, QosMetaError) as exc:
             errors.append(SourceError("libvirt-config", f"domain {name}: {exc}", CONFIG_HINT))
     return out
 
@@ -80,11 +100,12 @@ class ConfigReader:
 
     config: ConfigBandwidth | None = None
     errors: list[SourceError] = field(default_factory=list)
+    policies: Policies = field(default_factory=dict)
 
     def __call__(self, uri: str) -> LibvirtState:
         with connect(uri) as conn:
             state = read_state(conn, uri)
-            self.config = read_config_bandwidth(conn, self.errors)
+            self.config = read_config_bandwidth(conn, self.errors, self.policies)
         return state
 
 

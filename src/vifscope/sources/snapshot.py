@@ -15,10 +15,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from vifscope.model import HostSnapshot, ObservedLink, SourceError
+from vifscope.model import AddressFacts, HostSnapshot, NeighEntry, ObservedLink, SourceError
 from vifscope.sources.backends import read_backends
+from vifscope.sources.cmd import CommandError
 from vifscope.sources.forked import ChildFailed, Forked
 from vifscope.sources.kernel.links import NetlinkError, read_links
+from vifscope.sources.kernel.tcdump import read_neighbors
+from vifscope.sources.libvirt.agent import NOT_ASKED, AgentRead, read_agent_addresses
 from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 NETLINK_HINT = "vifscope reads links over rtnetlink as 'ip link' does: does 'ip link show' work here?"
 OVS_HINT = "is ovsdb-server running? start it with 'ovs-ctl start' or 'systemctl start openvswitch-switch'"
+NEIGH_HINT = "vifscope reads the neighbour table over rtnetlink as 'ip neigh' does: does 'ip neigh show' work here?"
 
 
 def _read_ovs(errors: list[SourceError]) -> OvsState | None:
@@ -41,23 +45,35 @@ def _read_ovs(errors: list[SourceError]) -> OvsState | None:
 
 @dataclass(frozen=True)
 class KernelSide:
-    """What the kernel side read: links, OVSDB, (doctor) the non-libvirt facts, and errors."""
+    """What the kernel side read: links, OVSDB, the neighbour table (guest addresses by ARP;
+    doctor's facts carry their own), (doctor) the non-libvirt facts, and errors."""
 
     links: tuple[ObservedLink, ...]
     ovs: OvsState | None
     facts: GatheredFacts | None
     errors: tuple[SourceError, ...]
+    neighbors: tuple[NeighEntry, ...] | None = None
 
 
 def read_kernel_side(deep: bool, links: bool = True) -> KernelSide:
-    """Links of this namespace (unless not ``links``), OVSDB and, for doctor, the kernel
-    facts; failures as errors. Returns data and never raises for a failing source: it may
-    run in a forked child."""
+    """Links of this namespace (unless not ``links``), OVSDB, the neighbours and, for doctor,
+    the kernel facts; failures as errors. Returns data and never raises for a failing source:
+    it may run in a forked child."""
     errors: list[SourceError] = []
     found = _read_links(deep, errors) if links else ()
     ovs = _read_ovs(errors)
     facts = _kernel_facts() if deep else None
-    return KernelSide(found, ovs, facts, tuple(errors))
+    neighbors = facts.neighbors if facts is not None else read_neighbors_guarded(errors)
+    return KernelSide(found, ovs, facts, tuple(errors), neighbors)
+
+
+def read_neighbors_guarded(errors: list[SourceError]) -> tuple[NeighEntry, ...] | None:
+    """One neighbour dump (a guest's ARP / NDP entries); a failure is a "neigh" error."""
+    try:
+        return read_neighbors()
+    except CommandError as exc:
+        errors.append(SourceError("neigh", str(exc), NEIGH_HINT))
+        return None
 
 
 def read_port_links() -> KernelSide:
@@ -127,11 +143,14 @@ def take_snapshot(
     *,
     read_libvirt_fn: Callable[[str], LibvirtState] | None = None,
     deep: bool = False,
+    agent: bool = False,
 ) -> HostSnapshot:
-    """One consistent-enough look at the host: libvirt, and meanwhile kernel links and OVSDB.
+    """One consistent-enough look at the host: libvirt, and meanwhile kernel links, the
+    neighbour table and OVSDB.
 
     ``deep`` adds HostFacts (sysctls, leases, nwfilters, firewall, qdiscs...) for doctor;
-    status stays one libvirt read plus one link dump.
+    status stays one libvirt read plus one link and one neighbour dump. ``agent`` also asks
+    every running guest's agent for its addresses (over a read-write connection).
     """
     errors: list[SourceError] = []
     taken_at = datetime.now(UTC)
@@ -144,14 +163,17 @@ def take_snapshot(
     # libvirt's read made them the critical path at 5,000 vifs (bench/scale.py).
     kernel = Forked(partial(read_kernel_side, deep, links=not deep))
     link_side = Forked(read_port_links) if deep else None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vifscope-src") as pool:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vifscope-src") as pool:
         gathering = pool.submit(_libvirt_facts, uri) if deep else None
+        asking = pool.submit(read_agent_addresses, uri) if agent else None
         lv = _read_declared(uri, read_libvirt_fn or partial(read_libvirt, deep=deep), errors)
         side = _kernel_result(kernel, deep)
         links = _link_result(link_side, errors) if link_side else None
         gathered = _join(side.facts, gathering.result()) if gathering else None
+        agents = asking.result() if asking else None
     errors.extend(side.errors)
-    return assemble(uri, taken_at, lv, side.links if links is None else links, side.ovs, gathered, errors)
+    found = side.links if links is None else links
+    return assemble(uri, taken_at, lv, found, side.ovs, gathered, errors, side.neighbors, agents)
 
 
 def assemble(
@@ -162,12 +184,14 @@ def assemble(
     ovs: OvsState | None,
     gathered: GatheredFacts | None,
     errors: list[SourceError],
+    neighbors: tuple[NeighEntry, ...] | None = None,
+    agent: AgentRead | None = None,
 ) -> HostSnapshot:
     """The HostSnapshot from whatever answered (None: that source failed, its error in ``errors``).
 
     Shared by take_snapshot and the deadline snapshotter, so both build the same thing.
     """
-    errors = [*errors, *(lv.errors if lv else ())]
+    errors = [*errors, *(lv.errors if lv else ()), *(agent.errors if agent else ())]
     # vhost-user sockets and SR-IOV VFs: read here, once the declared side says which (only
     # when such vifs exist: /proc/net/unix, sysfs and one 'ip' per PF, milliseconds).
     backends, backend_errors = read_backends(lv.vifs, lv.networks, uri) if lv else (None, ())
@@ -193,4 +217,22 @@ def assemble(
         errors=tuple(errors),
         facts=facts,
         backends=backends,
+        addresses=_address_facts(lv, neighbors if neighbors is not None else gathered_neighbors(gathered), agent),
+    )
+
+
+def gathered_neighbors(gathered: GatheredFacts | None) -> tuple[NeighEntry, ...] | None:
+    return gathered.neighbors if gathered is not None else None
+
+
+def _address_facts(
+    lv: LibvirtState | None, neighbors: tuple[NeighEntry, ...] | None, agent: AgentRead | None
+) -> AddressFacts:
+    """What each vif's guest addresses are joined from (bind.addresses)."""
+    notes = agent.notes if agent is not None else (NOT_ASKED,)
+    return AddressFacts(
+        leases=lv.leases if lv else None,
+        neighbors=neighbors,
+        agent=agent.addresses if agent is not None else None,
+        notes=notes,
     )

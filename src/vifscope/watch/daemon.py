@@ -20,10 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vifscope.actions.audit import AuditLog
 from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.report import documents as report
+from vifscope.sources.deadline import SourceWorker
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, hint_for
 from vifscope.sources.libvirt.eventloop import EventLoop
+from vifscope.sources.snapshot import OVS_HINT
 from vifscope.watch import effects as fx
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe, load_config
@@ -36,6 +39,7 @@ from vifscope.watch.lvevents import LibvirtWatcher
 from vifscope.watch.nlmon import LinkWatch
 from vifscope.watch.output import Printer
 from vifscope.watch.ovsmon import OvsMonitor
+from vifscope.watch.qosheal import qos_heal
 from vifscope.watch.state import (
     Affects,
     Everything,
@@ -57,6 +61,7 @@ class WatchOptions:
     config_path: Path | None = None
     domains: frozenset[str] = frozenset()  # -d: only these domains are shown and healed
     healer: Healer | None = None  # None: watch only
+    qos_audit: AuditLog | None = None  # with a healer: tc-backend QoS policies are re-applied too (watch/qosheal.py)
     dry_run: bool = False
 
 
@@ -70,7 +75,10 @@ class Watch:
         self.libvirt = LibvirtWatcher(options.uri, self.events.put)
         self.timers = fx.Timers()
         self.up: dict[str, bool] = {}
-        self.reconnect_backoff = Backoff(initial=1.0, maximum=30.0)
+        # Capped low: a connect attempt to a local socket is cheap, and the cap is how long a
+        # libvirtd that is back may wait for watch to notice (bench/outage.py measures it).
+        self.reconnect_backoff = Backoff(initial=0.5, maximum=5.0)
+        self.libvirt_reader = SourceWorker("libvirt")  # full reads, with a deadline (watch.live)
         self.pending = fx.PendingLinks()
         self.scope = fx.Scope(options.domains)
         self.scheduler = HealScheduler(self.scope.policy(options.config))
@@ -84,7 +92,7 @@ class Watch:
         """Connect and take the first full snapshot. Raises LibvirtUnavailable (exit 3)."""
         EventLoop.ensure()
         self.libvirt.connect()
-        first = full_read(self.opt.uri, None)
+        first = full_read(self.opt.uri, None, self.libvirt_reader)
         self.table = VifTable(first.snapshot)
         for source in ("netlink", "ovs"):  # libvirt answered; its per-domain errors are not an outage
             self._source(source, next((e for e in first.snapshot.errors if e.source == source), None))
@@ -161,10 +169,15 @@ class Watch:
 
     def apply(self, snap: HostSnapshot, affects: Affects, cause: str) -> None:
         snap = dataclasses.replace(snap, taken_at=datetime.now(UTC))
-        for t in self.table.update(snap, affects, cause):
+        moved = self.table.update(snap, affects, cause)
+        for t in moved:
             if self.scope.shown(t.vif.domain, t.vif.domain_uuid):
                 self.printer.transition(t)
         self._wants_heal()
+        if self.opt.qos_audit is not None:  # a vif with a tc-backend policy that (re)gained its tap
+            taps = frozenset(t.new.vif.target for t in moved if t.new and t.new.vif.qos_policy and t.new.vif.target)
+            heal = qos_heal(self.table.snap, taps, self.scope.shown, self.opt.qos_audit, dry_run=self.opt.dry_run)
+            self.apply_all(fx.Emit(doc) for doc in heal)
 
     def _wants_heal(self) -> None:
         if self.opt.healer is not None and self.table.broken():
@@ -188,15 +201,15 @@ class Watch:
         snap = with_error(self.table.snap, "netlink", error)
         self.apply(with_links(snap, links if links is not None else (), datetime.now(UTC)), affects, cause)
 
-    def refresh_ovs(self, cause: str) -> None:
-        ovs, error = ovs_or_error()
+    def refresh_ovs(self, cause: str, lost: str | None = None) -> None:
+        ovs, error = (None, SourceError("ovs", lost, OVS_HINT)) if lost else ovs_or_error()
         self._source("ovs", error)
         snap = with_error(self.table.snap, "ovs", error)
         snap = with_ovs(snap, ovs.ports, ovs.bridges, True) if ovs else with_ovs(snap, (), (), False)
         self.apply(snap, on_ovs(snap), cause)
 
     def resync(self, cause: str = "resync") -> None:
-        full = full_read(self.opt.uri, self.table.snap)
+        full = full_read(self.opt.uri, self.table.snap, self.libvirt_reader)
         for source in ("netlink", "ovs"):
             self._source(source, next((e for e in full.snapshot.errors if e.source == source), None))
         if full.libvirt_error is not None:
@@ -284,7 +297,7 @@ APPLY: dict[type, Callable[[Watch, Any], None]] = {
     fx.Arm: lambda w, e: w.arm(e.timer, e.at),
     fx.SetPending: _set_pending,
     fx.RefreshLinks: lambda w, e: w.refresh_links(e.affects, e.cause),
-    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause),
+    fx.RefreshOvs: lambda w, e: w.refresh_ovs(e.cause, e.lost),
     fx.ReadDomain: lambda w, e: w.apply_all(read_domain(e.uuid, e.cause, w.libvirt.domain_vifs)),
     fx.UseDomain: lambda w, e: w.apply(with_domain(w.table.snap, e.uuid, e.vifs), OfDomain(e.uuid), e.cause),
     fx.UseNetworks: _use_networks,

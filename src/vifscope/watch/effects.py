@@ -107,9 +107,12 @@ class RefreshLinks:
 
 @dataclass(frozen=True)
 class RefreshOvs:
-    """Read OVSDB again; re-bind the vifs on (or meant for) OVS."""
+    """Read OVSDB again; re-bind the vifs on (or meant for) OVS. With ``lost``, the OVSDB
+    monitor already found the server gone (closed, or silent past its echo): take its word
+    instead of asking ``ovs-vsctl``, which would wait out its timeout on a hung server."""
 
     cause: str
+    lost: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,12 @@ class LinkBatch:
 
 @dataclass(frozen=True)
 class LinksOverrun:
-    """The netlink socket overflowed (ENOBUFS): events were lost, re-dump every link."""
+    """Link events were lost: the netlink socket overflowed (ENOBUFS: the kernel drops what
+    does not fit in the receive buffer) or was reopened. Which links changed is unknown, so
+    the engine re-dumps every link. ``total`` counts the overflows of this watch so far."""
+
+    reason: str = "ENOBUFS"
+    total: int = 1
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,10 @@ def every_link_now(ctx: Context) -> list[Effect]:
     return [SetPending(ctx.pending.all_links()), Arm("links", ctx.now)]
 
 
-def on_overrun(ctx: Context, _ev: LinksOverrun) -> list[Effect]:
-    return every_link_now(ctx)
+def on_overrun(ctx: Context, ev: LinksOverrun) -> list[Effect]:
+    """Said out loud (a lost event is never silent), then every link re-read and re-bound."""
+    doc = {"event": "overrun", "source": "netlink", "reason": ev.reason, "total": ev.total}
+    return [Emit(doc), *every_link_now(ctx)]
 
 
 def on_domain(ctx: Context, ev: DomainChanged) -> list[Effect]:
@@ -116,7 +118,7 @@ def on_ovs(ctx: Context, _ev: OvsChanged) -> list[Effect]:
 
 SOURCE_DOWN: dict[str, Callable[[Context, str], list[Effect]]] = {
     "libvirt": lambda _ctx, error: [LibvirtDown(error)],
-    "ovs": lambda _ctx, _error: [RefreshOvs("ovsdb-lost")],
+    "ovs": lambda _ctx, error: [RefreshOvs("ovsdb-lost", lost=error)],
     "netlink": lambda ctx, _error: every_link_now(ctx),
 }
 

@@ -78,7 +78,8 @@ WORK = {Stage.CHECK: (_check, Stage.HEAL), Stage.HEAL: (_heal, Stage.SETTLE)}
 
 def heal_step(stage: Stage, view: HealView, scheduler: HealScheduler) -> HealStep:
     """One stage of a heal pass. ``scheduler`` remembers what it decided and announced."""
-    if stage is Stage.CHECK and not view.libvirt_up:
+    if stage in WORK and not view.libvirt_up:
+        # Also at HEAL: the check's own domain read may have just found libvirt gone (hung).
         return HealStep((), None)  # reconnect resyncs and asks for a heal pass again
     plan = scheduler.due([b for b in view.table.bindings.values() if view.scope.shows(b)], view.now)
     notices = tuple(Emit(n) for n in plan.notices)

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from vifscope.model import HostSnapshot, ObservedLink, SourceError
+from vifscope.sources.deadline import LIBVIRT_STUCK_HINT, SourceStuck, SourceWorker
 from vifscope.sources.kernel.links import NetlinkError, read_links
 from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable, read_libvirt
 from vifscope.sources.ovs import OvsError, OvsState, ovs_installed, read_ovs
@@ -42,14 +43,31 @@ class FullRead:
     libvirt_error: SourceError | None
 
 
-def full_read(uri: str, previous: HostSnapshot | None) -> FullRead:
-    """Every source once, exactly as ``status`` reads them. When libvirt is unreachable the
-    previous declared state is kept (a libvirtd restart must not look like every VM vanishing)."""
+# A full read of libvirt (every domain's XML) gets this long; a hung libvirtd then counts as
+# down and the engine carries on. One read at a time: a stuck one keeps its thread until it ends.
+LIBVIRT_READ_TIMEOUT = 15.0
+
+
+def read_libvirt_within(worker: SourceWorker, uri: str, timeout: float = LIBVIRT_READ_TIMEOUT) -> LibvirtState:
+    """``read_libvirt`` on ``worker``'s thread, given up after ``timeout`` (LibvirtUnavailable)."""
+    fut = worker.submit(lambda: read_libvirt(uri))
+    try:
+        return fut.result(timeout=timeout)
+    except TimeoutError as exc:
+        raise LibvirtUnavailable(f"libvirt at {uri}: no answer within {timeout:.0f} s", LIBVIRT_STUCK_HINT) from exc
+    except SourceStuck as exc:
+        raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", LIBVIRT_STUCK_HINT) from exc
+
+
+def full_read(uri: str, previous: HostSnapshot | None, worker: SourceWorker | None = None) -> FullRead:
+    """Every source once, exactly as ``status`` reads them (libvirt on ``worker``, with a
+    deadline, when given). When libvirt is unreachable the previous declared state is kept (a
+    libvirtd restart must not look like every VM vanishing)."""
     lost: list[LibvirtUnavailable] = []
 
     def read(u: str) -> LibvirtState:
         try:
-            return read_libvirt(u)
+            return read_libvirt_within(worker, u) if worker is not None else read_libvirt(u)
         except LibvirtUnavailable as exc:
             lost.append(exc)
             raise

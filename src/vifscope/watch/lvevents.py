@@ -3,16 +3,22 @@ network callbacks, and the two narrow reads the engine needs between full resync
 
 The only module of the watcher that touches libvirt-python. Callbacks run on the event
 loop thread and do nothing but post an event to the engine's queue (calling libvirt from
-inside a callback can deadlock the loop). Reads happen on the engine's thread.
+inside a callback can deadlock the loop). The engine asks for reads and waits for them, but
+each runs on a worker thread with a deadline (as does opening the connection): a hung libvirtd
+(socket open, nothing answers) costs the engine seconds, not the length of the hang.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 from vifscope.model import DeclaredVif, LibvirtNetwork
+from vifscope.sources.deadline import LIBVIRT_STUCK_HINT, SourceStuck, SourceWorker
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, domain_vifs, hint_for, read_network
 from vifscope.sources.libvirt.domxml import DomainXmlError
 from vifscope.sources.libvirt.netxml import NetworkXmlError
@@ -33,6 +39,11 @@ DOMAIN_LIFECYCLE = (
     "crashed",
 )
 NETWORK_LIFECYCLE = ("defined", "undefined", "started", "stopped")
+# A hung libvirtd accepts the connection and never answers: opening it (or one read on it) gets
+# this long, then the engine carries on (reconnecting later); an open left behind closes itself
+# if it ever ends.
+CONNECT_TIMEOUT = 5.0
+Opened = tuple[Any, list[int], str]  # connection, its domain callback ids, hostname
 
 
 class LibvirtReadError(RuntimeError):
@@ -47,15 +58,41 @@ def _word(table: tuple[str, ...], code: int) -> str:
     return table[code] if 0 <= code < len(table) else f"event{code}"
 
 
+def _close_quietly(conn: Any) -> None:
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):  # the daemon is already gone: nothing to release
+        conn.close()
+
+
+def _deregister_and_close(conn: Any, callbacks: list[int]) -> None:
+    import libvirt
+
+    with contextlib.suppress(libvirt.libvirtError):  # already broken: closing still releases it
+        conn.unregisterCloseCallback()
+        for cb in callbacks:
+            conn.domainEventDeregisterAny(cb)
+    _close_quietly(conn)
+
+
+def _close_late(fut: Future[Opened]) -> None:
+    """A connection that opened after its caller gave up on it: nobody will use it."""
+    if not fut.cancelled() and fut.exception() is None:
+        _close_quietly(fut.result()[0])
+
+
 class LibvirtWatcher:
     """One read-only connection with event callbacks; ``connect()`` again after a loss."""
 
-    def __init__(self, uri: str, post: Post) -> None:
+    def __init__(self, uri: str, post: Post, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.uri = uri
         self._post = post
         self._conn: Any = None
         self._callbacks: list[int] = []
         self._generation = 0  # bumped per connection (see _on_close)
+        self._timeout = connect_timeout
+        self._opener = SourceWorker("libvirt-connect")  # at most one open in flight, even a stuck one
+        self._reader = SourceWorker("libvirt-read")  # likewise for the engine's narrow reads
 
     @property
     def connected(self) -> bool:
@@ -64,29 +101,44 @@ class LibvirtWatcher:
     def connect(self) -> str:
         """Open the connection and register callbacks; returns the hostname.
 
-        Raises LibvirtUnavailable (with a hint) when libvirtd cannot be reached.
+        Raises LibvirtUnavailable (with a hint) when libvirtd cannot be reached or does not
+        answer within the connect timeout (hung: its socket accepts, nothing answers).
         """
+        self._generation += 1
+        fut = self._opener.submit(partial(self._open, self._generation))
+        try:
+            conn, callbacks, hostname = fut.result(timeout=self._timeout)
+        except TimeoutError as exc:
+            self._generation += 1  # whatever that late connection reports is stale
+            fut.add_done_callback(_close_late)
+            raise LibvirtUnavailable(
+                f"cannot connect to libvirt at {self.uri}: no answer within {self._timeout:.0f} s", LIBVIRT_STUCK_HINT
+            ) from exc
+        except SourceStuck as exc:
+            raise LibvirtUnavailable(f"cannot connect to libvirt at {self.uri}: {exc}", LIBVIRT_STUCK_HINT) from exc
+        self._conn, self._callbacks = conn, callbacks
+        return hostname
+
+    def _open(self, generation: int) -> Opened:
+        """On the opener's thread: connect, register, ask the hostname (raises LibvirtUnavailable)."""
         import libvirt
 
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         try:
             conn = libvirt.openReadOnly(self.uri)
-            self._register(conn)
-            hostname = str(conn.getHostname())
+            callbacks = self._register(conn, generation)
+            return conn, callbacks, str(conn.getHostname())
         except libvirt.libvirtError as exc:
             msg = str(exc).strip()
             raise LibvirtUnavailable(
                 f"cannot connect to libvirt at {self.uri}: {msg}", hint_for(self.uri, msg)
             ) from exc
-        self._conn = conn
-        return hostname
 
-    def _register(self, conn: Any) -> None:
+    def _register(self, conn: Any, generation: int) -> list[int]:
         import libvirt
 
-        self._generation += 1
-        conn.registerCloseCallback(self._on_close(self._generation), None)
-        self._callbacks = [
+        conn.registerCloseCallback(self._on_close(generation), None)
+        callbacks = [
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, self._on_device("added"), None),
             conn.domainEventRegisterAny(
@@ -94,8 +146,9 @@ class LibvirtWatcher:
             ),
         ]
         conn.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, self._on_network, None)
-        # Keepalive makes a silently dead remote peer show up as a close within ~15 s.
+        # Keepalive makes a silently dead (or hung) peer show up as a close within ~15 s.
         conn.setKeepAlive(5, 3)
+        return callbacks
 
     def _on_close(self, generation: int) -> Callable[[Any, int, Any], None]:
         """A close callback bound to one connection: a late close of an old, already replaced
@@ -121,34 +174,38 @@ class LibvirtWatcher:
         self._post(NetworkChanged(net.name(), _word(NETWORK_LIFECYCLE, event)))
 
     def drop(self) -> None:
-        """Forget a lost connection (its callbacks died with it); closing may fail: ignore why."""
-        import libvirt
-
+        """Forget a lost connection (its callbacks died with it). Closed on a thread of its own:
+        closing asks the daemon, and a hung daemon would hold the engine until keepalive gives up."""
         conn, self._conn = self._conn, None
         self._generation += 1  # whatever that connection still reports is stale now
-        if conn is None:
-            return
-        with contextlib.suppress(libvirt.libvirtError):  # the daemon is already gone: nothing to release
-            conn.close()
+        if conn is not None:
+            threading.Thread(target=_close_quietly, args=(conn,), name="vifscope-libvirt-close", daemon=True).start()
 
     def close(self) -> None:
-        """Deregister callbacks and close (clean shutdown)."""
-        import libvirt
-
-        if self._conn is not None:
-            with contextlib.suppress(libvirt.libvirtError):  # already broken: drop() still releases it
-                self._conn.unregisterCloseCallback()
-                for cb in self._callbacks:
-                    self._conn.domainEventDeregisterAny(cb)
-        self.drop()
+        """Deregister callbacks and close (clean shutdown), waiting at most the connect timeout:
+        deregistering asks the daemon, and SIGTERM during a libvirtd hang must still exit."""
+        conn, callbacks = self._conn, self._callbacks
+        self._conn = None
+        self._generation += 1
+        if conn is not None:
+            closing = threading.Thread(target=_deregister_and_close, args=(conn, callbacks), daemon=True)
+            closing.start()
+            closing.join(self._timeout)
 
     def _guard(self, what: str, fn: Callable[[], Any]) -> Any:
+        """``fn`` on the reader's thread, given up after the read timeout: a hung libvirtd
+        answers nothing, and keepalive alone would hold the engine ~20 s before closing."""
         import libvirt
 
         if self._conn is None:
             raise LibvirtReadError(f"{what}: not connected", lost=True)
+        fut = self._reader.submit(fn)
         try:
-            return fn()
+            return fut.result(timeout=self._timeout)
+        except TimeoutError as exc:
+            raise LibvirtReadError(f"{what}: no answer within {self._timeout:.0f} s", lost=True) from exc
+        except SourceStuck as exc:
+            raise LibvirtReadError(f"{what}: {exc}", lost=True) from exc
         except libvirt.libvirtError as exc:
             raise LibvirtReadError(f"{what}: {str(exc).strip()}", lost=self._lost()) from exc
 

@@ -92,13 +92,13 @@ class LinkMonitor:
 
     RCVBUF = 8 << 20  # a bridge with thousands of ports deleted at once sends one message per port
 
-    def __init__(self) -> None:
+    def __init__(self, rcvbuf: int = RCVBUF) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         try:
             # SO_RCVBUFFORCE (root) ignores net.core.rmem_max; fall back to the capped one.
-            self._sock.setsockopt(socket.SOL_SOCKET, 33, self.RCVBUF)
+            self._sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)
         except OSError:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RCVBUF)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self._sock.bind((0, RTMGRP_LINK))
 
     def fileno(self) -> int:
@@ -109,7 +109,7 @@ class LinkMonitor:
             data = self._sock.recv(1 << 20)
         except OSError as exc:
             if exc.errno == errno.ENOBUFS:
-                return LinksOverrun()
+                return LinksOverrun("netlink receive buffer overflowed (ENOBUFS)")
             raise
         return parse_messages(data)
 
@@ -124,9 +124,11 @@ class LinkWatch:
     reopens it with back-off, and asks for a full re-dump once it is back.
     """
 
-    def __init__(self, post: Callable[[WatchEvent], None]) -> None:
+    def __init__(self, post: Callable[[WatchEvent], None], rcvbuf: int = LinkMonitor.RCVBUF) -> None:
         self._post = post
-        self._monitor = LinkMonitor()  # opened here so a failure is the caller's to report
+        self._rcvbuf = rcvbuf
+        self._monitor = LinkMonitor(rcvbuf)  # opened here so a failure is the caller's to report
+        self._overruns = 0
         self._thread = threading.Thread(target=self._run, name="vifscope-netlink", daemon=True)
 
     def start(self) -> None:
@@ -140,18 +142,18 @@ class LinkWatch:
             except OSError as exc:
                 self._post(SourceDown("netlink", f"netlink monitor socket failed: {exc}"))
                 self._monitor = self._reopen(backoff)
-                self._post(LinksOverrun())
+                self._post(LinksOverrun("netlink monitor socket reopened", self._overruns))
                 continue
             if isinstance(got, LinksOverrun):
-                self._post(got)
+                self._overruns += 1
+                self._post(LinksOverrun(got.reason, self._overruns))
             elif got:
                 self._post(LinkBatch(tuple(got)))
 
-    @staticmethod
-    def _reopen(backoff: Backoff) -> LinkMonitor:
+    def _reopen(self, backoff: Backoff) -> LinkMonitor:
         while True:
             time.sleep(backoff.next_delay())
             try:
-                return LinkMonitor()
+                return LinkMonitor(self._rcvbuf)
             except OSError:
                 continue  # still failing: the next, longer delay retries

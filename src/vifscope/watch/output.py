@@ -121,7 +121,9 @@ TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "heal-skipped": _text_skip,
     "start": _text_start,
     "reload": _text_reload,
+    "overrun": lambda d: f"link events lost ({d['reason']}, {d['total']} so far): re-reading every link",
     "stop": lambda d: f"stopped ({d['signal']})",
+    "qos-heal": lambda d: f"qos {d.get('domain', '')} {d.get('mac', '')}: {d['status']} (was {d.get('was', '?')})",
 }
 
 

@@ -39,6 +39,13 @@ MONITOR_REQUEST = {
 }
 
 
+ECHO_ID = "vifscope-echo"
+# Silence this long makes us send an echo; as long again with no answer, ovsdb-server is hung
+# (its socket accepts, nothing answers): the session ends as if closed. OVS' own clients probe
+# the same way (inactivity_probe, 5 s by default).
+PROBE_INTERVAL = 5.0
+
+
 def default_db_socket() -> Path:
     """ovsdb-server's socket: $OVS_RUNDIR/db.sock, else /var/run/openvswitch/db.sock."""
     return Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch")) / "db.sock"
@@ -73,15 +80,16 @@ def replies_for(message: dict[str, object]) -> tuple[bool, dict[str, object] | N
         return False, {"id": message.get("id"), "result": message.get("params", []), "error": None}
     if method == "update" or message.get("id") == MONITOR_REQUEST["id"]:
         return True, None
-    return False, None
+    return False, None  # our echo's reply, or anything else: it proves the server alive, no more
 
 
 class OvsMonitor:
     """A daemon thread holding one monitor session; reconnects with back-off."""
 
-    def __init__(self, post: Post, db_socket: Path | None = None) -> None:
+    def __init__(self, post: Post, db_socket: Path | None = None, probe: float = PROBE_INTERVAL) -> None:
         self._post = post
         self._path = db_socket or default_db_socket()
+        self._probe = probe
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name="vifscope-ovsdb-monitor", daemon=True)
@@ -110,6 +118,7 @@ class OvsMonitor:
         """One connection, until it breaks; returns why it ended."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self._probe)
                 sock.connect(str(self._path))
                 self._sock = sock
                 sock.sendall(json.dumps(MONITOR_REQUEST).encode())
@@ -121,6 +130,8 @@ class OvsMonitor:
                         backoff.reset()
                         self._post(OvsChanged())
             return f"ovsdb-server at {self._path} closed the connection"
+        except TimeoutError:
+            return f"ovsdb-server at {self._path} did not answer an echo within {self._probe:.0f} s (hung?)"
         except OSError as exc:
             return f"cannot reach ovsdb-server at {self._path}: {exc.strerror or exc}"
         finally:
@@ -128,8 +139,16 @@ class OvsMonitor:
 
     @staticmethod
     def _messages(sock: socket.socket) -> Iterator[dict[str, object]]:
+        """Messages until the server closes; a silent server gets one echo, then TimeoutError."""
         decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode  # chunks split characters
         pending = ""
-        while chunk := sock.recv(1 << 16):
+        while True:
+            try:
+                chunk = sock.recv(1 << 16)
+            except TimeoutError:
+                sock.sendall(json.dumps({"id": ECHO_ID, "method": "echo", "params": []}).encode())
+                chunk = sock.recv(1 << 16)  # raises TimeoutError again if the echo goes unanswered
+            if not chunk:
+                return
             messages, pending = split_json_stream(pending + decode(chunk))
             yield from messages

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from vifscope.model import Qdisc
-from vifscope.model.qos import HtbClass, HtbRoot, PoliceFilter, RootQdisc, TcShaping
+from vifscope.model.qos import HtbClass, HtbRoot, PoliceFilter, Redirect, RootQdisc, TcShaping
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.rtnl import (
     RTM_GETQDISC,
@@ -53,6 +53,9 @@ HTB_OPT_SIZE = 44
 HTB_GLOB = struct.Struct("=III")  # version, rate2quantum, defcls (struct tc_htb_glob)
 POLICE = struct.Struct("=IiIII8xI")  # index, action, limit, burst, mtu, rate.rate (struct tc_police)
 POLICE_SIZE = 56
+TCA_MIRRED_PARMS = 2
+MIRRED = struct.Struct("=IIiiiiI")  # struct tc_mirred: tc_gen (index, capab, action, refcnt, bindcnt), eaction, ifindex
+TCA_EGRESS_REDIR = 1
 TICKS_PER_SECOND = 15_625_000  # 1 s / 64 ns
 # ffff:fff2, what `tc filter show dev X ingress` asks for (an ingress qdisc's filters, or a clsact's
 # ingress side; u32 shares its hash tables per qdisc, so a clsact's dump may list egress u32
@@ -156,12 +159,26 @@ def _police(dev: str, kind: str, prio: int, attrs: dict[int, bytes]) -> PoliceFi
     return PoliceFilter(dev, kind, prio, rate, burst_bytes(burst, rate), mtu, ACTIONS.get(action, str(action)))
 
 
-def _action_police(actions: bytes) -> Iterator[dict[int, bytes]]:
-    """The options of every police action in a TCA_*_ACT list (one nest per action, by order)."""
+def _actions(actions: bytes, kind: str) -> Iterator[dict[int, bytes]]:
+    """The options of every ``kind`` action in a TCA_*_ACT list (one nest per action, by order)."""
     for _order, nest in iter_attrs(actions, 0, len(actions)):
         act = _attrs(nest)
-        if cstr(act.get(TCA_ACT_KIND, b"")) == "police":
+        if cstr(act.get(TCA_ACT_KIND, b"")) == kind:
             yield _attrs(act.get(TCA_ACT_OPTIONS, b""))
+
+
+def parse_redirects(datagrams: list[bytes], name_of: Callable[[int], str]) -> list[Redirect]:
+    """Every ``mirred egress redirect`` action of a u32 or matchall filter in a filter dump."""
+    out = []
+    for m in _messages(datagrams, RTM_NEWTFILTER):
+        _legacy, act = _POLICE_ATTRS.get(m.kind, (None, -1))
+        for attrs in _actions(m.options.get(act, b""), "mirred"):
+            parms = attrs.get(TCA_MIRRED_PARMS)
+            if parms is not None and len(parms) >= MIRRED.size:
+                fields = MIRRED.unpack_from(parms)
+                if fields[5] == TCA_EGRESS_REDIR:
+                    out.append(Redirect(name_of(m.index), m.info >> 16, name_of(fields[6])))
+    return out
 
 
 def parse_police_filters(datagrams: list[bytes], name_of: Callable[[int], str]) -> list[PoliceFilter]:
@@ -170,7 +187,7 @@ def parse_police_filters(datagrams: list[bytes], name_of: Callable[[int], str]) 
     for m in _messages(datagrams, RTM_NEWTFILTER):
         legacy, act = _POLICE_ATTRS.get(m.kind, (None, -1))
         found = [_attrs(m.options[legacy])] if legacy is not None and legacy in m.options else []
-        found.extend(_action_police(m.options.get(act, b"")))
+        found.extend(_actions(m.options.get(act, b""), "police"))
         for attrs in found:
             police = _police(name_of(m.index), m.kind, m.info >> 16, attrs)
             if police is not None:
@@ -189,19 +206,26 @@ def read_tc_shaping(only: frozenset[str] | None = None, timeout: float = 10.0) -
 
 
 def read_tc(only: frozenset[str] | None = None, timeout: float = 10.0) -> tuple[tuple[Qdisc, ...], TcShaping]:
-    """Every link's qdiscs (what ``tcdump.read_qdiscs`` gives, for doctor) and the shaping."""
+    """Every link's qdiscs (what ``tcdump.read_qdiscs`` gives, for doctor) and the shaping.
+    A device an ingress filter of ``only`` redirects to (an ifb) gets its classes read too:
+    what shapes that traffic is there."""
     name_of = link_namer()
     try:
         qdiscs, roots, index = parse_qdiscs(consistent_dump(RTM_GETQDISC, timeout), name_of)
         wanted = {q.dev for q in qdiscs if only is None or q.dev in only}
-        class_devs = sorted(r.dev for r in roots if r.dev in wanted)
         filter_devs = sorted({q.dev for q in qdiscs if q.ingress and q.dev in wanted})
-        requests = [(RTM_GETTCLASS, _request(index[d])) for d in class_devs]
-        requests += [(RTM_GETTFILTER, _request(index[d], TC_H_INGRESS_FILTERS)) for d in filter_devs]
-        dumps = dump_each(requests, timeout) if requests else []
+        filter_dumps = _dump(RTM_GETTFILTER, filter_devs, index, timeout, TC_H_INGRESS_FILTERS)
+        wanted |= {r.target for d in filter_dumps for r in parse_redirects(d, name_of)}
+        class_devs = sorted(r.dev for r in roots if r.dev in wanted)
+        class_dumps = _dump(RTM_GETTCLASS, class_devs, index, timeout)
     except OSError as exc:  # RtnlError included
         raise CommandError(f"rtnetlink {WHAT[RTM_GETTCLASS]} dump failed: {exc}") from exc
-    return tuple(qdiscs), assemble(qdiscs, roots, dumps[: len(class_devs)], dumps[len(class_devs) :], name_of)
+    return tuple(qdiscs), assemble(qdiscs, roots, class_dumps, filter_dumps, name_of)
+
+
+def _dump(kind: int, devs: list[str], index: dict[str, int], timeout: float, parent: int = 0) -> list[list[bytes]]:
+    """One dump per device, on one socket (none: no socket opened)."""
+    return dump_each([(kind, _request(index[d], parent)) for d in devs], timeout) if devs else []
 
 
 def assemble(
@@ -214,5 +238,6 @@ def assemble(
     """The TcShaping of a qdisc dump's results and the per-device class and filter dumps."""
     classes = [c for d in class_dumps for c in parse_classes(d, name_of)]
     police = [p for d in filter_dumps for p in parse_police_filters(d, name_of)]
+    redirects = [r for d in filter_dumps for r in parse_redirects(d, name_of)]
     root_kinds = tuple(RootQdisc(q.dev, q.kind) for q in qdiscs if q.root)
-    return TcShaping(root_kinds, tuple(roots), tuple(classes), tuple(police))
+    return TcShaping(root_kinds, tuple(roots), tuple(classes), tuple(police), tuple(redirects))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from vifscope.model import DeclaredVif, DomainState, InterfaceExtras, LibvirtNetwork, SourceError
+from vifscope.model import DeclaredVif, DhcpLease, DomainState, InterfaceExtras, LibvirtNetwork, SourceError
 from vifscope.sources.libvirt.domxml import DomainXmlError, ParsedDomain, parse_domain, parse_domain_xml
+from vifscope.sources.libvirt.guestip import parse_lease
 from vifscope.sources.libvirt.netxml import NetworkXmlError, parse_network_xml
 
 DEFAULT_URI = "qemu:///system"
@@ -77,6 +78,7 @@ class LibvirtState:
     errors: tuple[SourceError, ...]
     domains: tuple[DomainInfo, ...] = ()
     extras: tuple[InterfaceExtras, ...] = ()
+    leases: tuple[DhcpLease, ...] = ()  # every active network's DHCP leases
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,11 @@ class DomainRead:
 
 
 def state_of(
-    reads: list[DomainRead], hostname: str, nets: tuple[LibvirtNetwork, ...], errors: list[SourceError]
+    reads: list[DomainRead],
+    hostname: str,
+    nets: tuple[LibvirtNetwork, ...],
+    errors: list[SourceError],
+    leases: tuple[DhcpLease, ...] = (),
 ) -> LibvirtState:
     """The LibvirtState of domains read in name order."""
     return LibvirtState(
@@ -98,6 +104,7 @@ def state_of(
         tuple(errors),
         tuple(r.info for r in reads),
         tuple(e for r in reads for e in r.parsed.extras),
+        leases,
     )
 
 
@@ -122,6 +129,8 @@ _DAEMON_GONE = (
 
 
 def hint_for(uri: str, message: str) -> str:
+    if "no answer within" in message:  # our own deadline: the socket accepted, nothing answered
+        return f"is libvirtd hung or overloaded? 'virsh -c {uri} list' should answer within a second"
     # Socket missing / refused (daemon not running), or the connection dropped (daemon
     # stopped or restarted under us: libvirt reports EOF / reset on the open connection).
     if any(sign in message.lower() for sign in _DAEMON_GONE):
@@ -254,16 +263,24 @@ def _guarded(source: str, what: str, fn: Callable[[], Any], errors: list[SourceE
 
 
 def read_network(net: Any) -> LibvirtNetwork:
+    return read_network_leases(net)[0]
+
+
+def read_network_leases(net: Any) -> tuple[LibvirtNetwork, tuple[DhcpLease, ...]]:
+    """The network and its DHCP leases: one virNetworkGetDHCPLeases call, which status needs
+    anyway for the lease count and which gives every vif's lease address at no extra cost."""
     import libvirt
 
     active = bool(net.isActive())
-    leases: int | None = None
+    leases: tuple[DhcpLease, ...] | None = None
     if active:
         try:
-            leases = len(net.DHCPLeases())
+            leases = tuple(parse_lease(net.name(), raw) for raw in net.DHCPLeases())
         except libvirt.libvirtError:
             leases = None  # no dnsmasq lease file (no DHCP): unknown, not an error
-    return parse_network_xml(net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=leases)
+    count = len(leases) if leases is not None else None
+    parsed = parse_network_xml(net.XMLDesc(0), active=active, autostart=bool(net.autostart()), leases=count)
+    return parsed, leases or ()
 
 
 def read_libvirt(uri: str, *, deep: bool = False) -> LibvirtState:
@@ -283,12 +300,12 @@ def read_state(conn: Any, uri: str, *, deep: bool = False) -> LibvirtState:
         reads = _read_domains(conn, errors, deep)
     except libvirt.libvirtError as exc:
         raise LibvirtUnavailable(f"libvirt at {uri}: {exc}", hint_for(uri, str(exc))) from exc
-    nets = read_networks(conn, errors)
-    return state_of(reads, hostname, nets, errors)
+    nets, leases = read_networks(conn, errors)
+    return state_of(reads, hostname, nets, errors, leases)
 
 
-def read_networks(conn: Any, errors: list[SourceError]) -> tuple[LibvirtNetwork, ...]:
-    """Every network, by name; per-network failures become entries in ``errors``."""
+def read_networks(conn: Any, errors: list[SourceError]) -> tuple[tuple[LibvirtNetwork, ...], tuple[DhcpLease, ...]]:
+    """Every network, by name, and their leases; per-network failures become entries in ``errors``."""
     import libvirt
 
     try:
@@ -296,10 +313,12 @@ def read_networks(conn: Any, errors: list[SourceError]) -> tuple[LibvirtNetwork,
     except libvirt.libvirtError as exc:
         # Drivers without networks (some remote/test setups): say so, keep the domains.
         errors.append(SourceError("libvirt-network", str(exc).strip()))
-        return ()
+        return (), ()
     nets: list[LibvirtNetwork] = []
+    leases: list[DhcpLease] = []
     for net in sorted(all_nets, key=lambda n: n.name()):
-        parsed = _guarded("libvirt-network", f"network {net.name()}", partial(read_network, net), errors)
-        if parsed is not None:
-            nets.append(parsed)
-    return tuple(nets)
+        read = _guarded("libvirt-network", f"network {net.name()}", partial(read_network_leases, net), errors)
+        if read is not None:
+            nets.append(read[0])
+            leases.extend(read[1])
+    return tuple(nets), tuple(leases)

@@ -104,7 +104,8 @@ class DeclaredCache:
         self._entries = {u: e for u, e in self._entries.items() if u in listed_uuids}
         self.last_refetched = len(stale)
         reads = [self._entries[uuid].read for uuid, *_ in listed if uuid in self._entries]
-        return state_of(reads, self._hostname, read_networks(conn, errors), errors)
+        nets, leases = read_networks(conn, errors)
+        return state_of(reads, self._hostname, nets, errors, leases)
 
     def _stale(self, uuid: str, name: str, state: DomainState, dom: Any, now: float, dirty: set[str]) -> bool:
         entry = self._entries.get(uuid)

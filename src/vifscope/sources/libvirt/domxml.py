@@ -8,11 +8,12 @@ only when the text is not XML, declares entities (xmlroot.py), or is not a ``<do
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vifscope.model import DeclaredVif, DomainState, InterfaceExtras
 from vifscope.sources.libvirt.bandwidth import parse_bandwidth
 from vifscope.sources.libvirt.factxml import interface_extras
+from vifscope.sources.libvirt.qosmeta import QosMetaError, policies_in_element
 from vifscope.sources.libvirt.xmlroot import xml_root
 
 
@@ -175,8 +176,20 @@ def parse_domain(
         parse_interface(iface, domain=dom_name, uuid=dom_uuid, state=state, index=i, vcpus=vcpus)
         for i, iface in enumerate(ifaces)
     )
+    if root.find("metadata") is not None:  # vifscope's own QoS policies travel there
+        vifs = with_policies(vifs, root)
     more = tuple(interface_extras(iface, dom_name, i) for i, iface in enumerate(ifaces)) if extras else ()
     return ParsedDomain(dom_name, dom_uuid, root.get("type", ""), vifs, more)
+
+
+def with_policies(vifs: tuple[DeclaredVif, ...], root: ET.Element) -> tuple[DeclaredVif, ...]:
+    """Each vif with its entry of the domain's vifscope QoS metadata (an unreadable element:
+    none, as if absent -- ``qos set`` reads it itself and says why)."""
+    try:
+        policies = policies_in_element(root)
+    except QosMetaError:
+        return vifs
+    return tuple(replace(v, qos_policy=policies.get(v.mac or "")) for v in vifs) if policies else vifs
 
 
 def parse_domain_xml(

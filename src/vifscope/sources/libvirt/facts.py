@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 from vifscope.model import (
-    AddressSource,
     DhcpLease,
     DomainState,
     GuestAddress,
@@ -28,6 +27,7 @@ from vifscope.sources.libvirt.factxml import (
     parse_network_port_isolated,
     parse_nwfilter_xml,
 )
+from vifscope.sources.libvirt.guestip import parse_agent_interfaces, parse_lease
 
 T = TypeVar("T")
 AGENT_SOURCE = 1  # VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
@@ -77,18 +77,6 @@ def _nwfilters(conn: Any, out: LibvirtFacts) -> None:
         out.filters = [f for f in defs if f is not None]
 
 
-def parse_lease(net: str, raw: dict[str, Any]) -> DhcpLease:
-    """One entry of virNetworkGetDHCPLeases (a dict with libvirt's key names)."""
-    return DhcpLease(
-        network=net,
-        mac=str(raw.get("mac") or "").lower(),
-        ip=str(raw.get("ipaddr") or ""),
-        prefix=raw.get("prefix"),
-        hostname=raw.get("hostname"),
-        expiry=raw.get("expirytime"),
-    )
-
-
 def _network(net: Any, out: LibvirtFacts) -> None:
     import libvirt
 
@@ -114,11 +102,7 @@ def _agent_addresses(dom: Any, out: LibvirtFacts) -> None:
             out.agent_denied = True
             out.notes.append("guest agent addresses need a read-write libvirt connection; used leases and ARP")
         return  # no agent in this guest: the lease / ARP sources answer instead
-    for info in ifaces.values():
-        mac = str(info.get("hwaddr") or "").lower()
-        for addr in info.get("addrs") or ():
-            if mac and addr.get("addr"):
-                out.agent.append(GuestAddress(mac, str(addr["addr"]), AddressSource.AGENT, dom.name()))
+    out.agent.extend(parse_agent_interfaces(dom.name(), ifaces))
 
 
 def _agents(conn: Any, out: LibvirtFacts) -> None:
