@@ -20,9 +20,19 @@ from urllib.parse import urlsplit
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
 from vifscope.actions.declare.docs import change_lines, outcome_doc, outcome_lines, plan_doc, plan_lines
 from vifscope.actions.declare.load import LoadError, parse_desired, schema_text
+from vifscope.actions.declare.pending import PendingError
 from vifscope.actions.declare.plan import DEFAULT_XML_DIR, plan_changes
 from vifscope.actions.declare.run import run_apply
 from vifscope.actions.declare.vifs import read_host
+from vifscope.cli.apply_confirm import (
+    add_confirm_args,
+    cmd_commit,
+    cmd_rollback,
+    cmd_watchdog,
+    refuse_if_pending,
+    start_pending,
+    store_of,
+)
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model.desired import Desired
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, EXIT_USAGE
@@ -48,6 +58,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         "--settle", type=float, default=DEFAULT_SETTLE, metavar="S", help="how long verification may wait (seconds)"
     )
     p.add_argument("--xml-dir", default=DEFAULT_XML_DIR, metavar="DIR", help="where network XML is written for virsh")
+    add_confirm_args(p)
     p.set_defaults(func=cmd_apply)
 
 
@@ -107,17 +118,25 @@ def _apply(args: argparse.Namespace, desired: Desired, uri: str) -> int:
     audit_path = Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT_LOG
     audit = AuditLog(audit_path)
     audit.check_writable()
+    refuse_if_pending(store_of(args))
     read = partial(read_host, domains=desired.domain_names)
     kwargs: dict[str, Any] = {"read": read, "audit": audit, "settle": args.settle, "xml_dir": args.xml_dir}
     if args.json:
         outcome = run_apply(desired, uri, **kwargs)
-        emit_json(outcome_doc(outcome, str(audit_path)))
+        doc = outcome_doc(outcome, str(audit_path))
+        if args.confirm_within and outcome.status == "verified":
+            doc["confirm_within"] = args.confirm_within
+        emit_json(doc)
     else:
         with make_console(stderr=True).status("applying...") as status:
             outcome = run_apply(desired, uri, progress=status.update, **kwargs)
         _print([line for change in outcome.plan.changes for line in change_lines(change)] + outcome_lines(outcome))
         if outcome.status not in ("nothing-to-do", "refused"):
             _print([f"audit log: {audit_path} (run {outcome.run})"])
+    if args.confirm_within and outcome.status == "verified":
+        start_pending(args, outcome, uri, audit_path)
+        if not args.json:
+            _print([f"rolls back in {args.confirm_within:g} s unless 'vifscope apply --commit' (or --rollback now)"])
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
 
 
@@ -126,6 +145,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
         sys.stdout.write(schema_text())
         return EXIT_OK
     try:
+        if args.watchdog or args.commit or args.rollback:
+            return _pending_command(args)
+        if args.confirm_within is not None and (args.confirm_within <= 0 or args.plan):
+            raise Usage(
+                "--confirm-within needs S > 0 and an apply (not --plan)", "vifscope apply FILE --confirm-within 60"
+            )
         desired = read_file(args.file)
         uri = resolve_uri(args.connect)
         return _plan(args, desired, uri) if args.plan else _apply(args, desired, uri)
@@ -135,3 +160,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return _fail(args, EXIT_SOURCE, str(exc), exc.hint)
     except AuditError as exc:
         return _fail(args, EXIT_SOURCE, str(exc), exc.hint)
+    except PendingError as exc:
+        return _fail(args, EXIT_PROBLEMS, str(exc), exc.hint)
+
+
+def _pending_command(args: argparse.Namespace) -> int:
+    if args.file or args.plan or args.confirm_within is not None or (args.commit and args.rollback):
+        raise Usage("--commit / --rollback take no FILE and go alone", "vifscope apply --commit")
+    if args.watchdog:
+        return cmd_watchdog(args)
+    return cmd_commit(args) if args.commit else cmd_rollback(args)

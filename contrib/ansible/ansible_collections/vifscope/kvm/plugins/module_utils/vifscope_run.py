@@ -34,7 +34,7 @@ def run_json(module, argv):
 
 def fail_from(module, argv, rc, doc, err, **extra):
     """Fail with vifscope's own one-line error (and hint) rather than a traceback."""
-    msg = doc.get("error") or (err.strip().splitlines() or ["exit code %d" % rc])[-1]
+    msg = doc.get("error") or (err.strip().splitlines() or [f"exit code {rc}"])[-1]
     if doc.get("hint"):
         msg = "{} (hint: {})".format(msg, doc["hint"])
     module.fail_json(msg=msg, rc=rc, cmd=shlex.join(argv), **extra)
