@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from vifscope.actions.audit import DEFAULT_AUDIT_LOG, AuditError, AuditLog
 from vifscope.actions.declare.docs import change_lines, outcome_doc, outcome_lines, plan_doc, plan_lines
 from vifscope.actions.declare.load import LoadError, parse_desired, schema_text
+from vifscope.actions.declare.macauto import PoolRefused
 from vifscope.actions.declare.pending import PendingError
 from vifscope.actions.declare.plan import DEFAULT_XML_DIR, plan_changes
 from vifscope.actions.declare.run import run_apply
@@ -33,11 +34,13 @@ from vifscope.cli.apply_confirm import (
     start_pending,
     store_of,
 )
+from vifscope.cli.apply_macs import for_apply, for_plan
 from vifscope.cli.common import emit_json, make_console
 from vifscope.model.desired import Desired
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS, EXIT_SOURCE, EXIT_USAGE
 from vifscope.sources.hoststate import StateUnavailable
 from vifscope.sources.libvirt.conn import resolve_uri
+from vifscope.store.engine import StoreError
 
 DEFAULT_SETTLE = 10.0
 
@@ -105,6 +108,7 @@ def _print(lines: list[str]) -> None:
 
 
 def _plan(args: argparse.Namespace, desired: Desired, uri: str) -> int:
+    desired = for_plan(desired, uri)
     plan = plan_changes(desired, read_host(uri, desired.domain_names), args.xml_dir)
     if args.json:
         emit_json(plan_doc(plan))
@@ -119,6 +123,8 @@ def _apply(args: argparse.Namespace, desired: Desired, uri: str) -> int:
     audit = AuditLog(audit_path)
     audit.check_writable()
     refuse_if_pending(store_of(args))
+    macs = for_apply(desired, uri)
+    desired = macs.desired
     read = partial(read_host, domains=desired.domain_names)
     kwargs: dict[str, Any] = {"read": read, "audit": audit, "settle": args.settle, "xml_dir": args.xml_dir}
     if args.json:
@@ -133,6 +139,8 @@ def _apply(args: argparse.Namespace, desired: Desired, uri: str) -> int:
         _print([line for change in outcome.plan.changes for line in change_lines(change)] + outcome_lines(outcome))
         if outcome.status not in ("nothing-to-do", "refused"):
             _print([f"audit log: {audit_path} (run {outcome.run})"])
+    if not outcome.ok:
+        macs.release()
     if args.confirm_within and outcome.status == "verified":
         start_pending(args, outcome, uri, audit_path)
         if not args.json:
@@ -162,6 +170,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return _fail(args, EXIT_SOURCE, str(exc), exc.hint)
     except PendingError as exc:
         return _fail(args, EXIT_PROBLEMS, str(exc), exc.hint)
+    except PoolRefused as exc:
+        return _fail(args, EXIT_PROBLEMS, str(exc), "see 'vifscope mac pool list'")
+    except StoreError as exc:
+        code = EXIT_SOURCE if exc.exit_code == EXIT_SOURCE else EXIT_PROBLEMS
+        return _fail(args, code, str(exc), exc.hint or "see 'vifscope mac list'")
 
 
 def _pending_command(args: argparse.Namespace) -> int:
