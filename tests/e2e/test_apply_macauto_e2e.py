@@ -75,16 +75,27 @@ def test_auto_mac_is_allocated_from_the_pool_once_then_reused(tmp: Path) -> None
     assert net_only.rc == 1
     (tmp / "vm.xml").write_text(guest_xml())
     sh("virsh", "define", str(tmp / "vm.xml"))
-    sh("virsh", "start", "--paused", VM)
 
     plan = apply(tmp, "--plan")
     assert plan.rc == 1
     assert [c["name"] for c in plan.doc["changes"] if c["kind"] == "vif"] == [f"{VM} auto"]
 
+    # applied to the shut-off guest's definition, then rolled back before confirmation: the
+    # NIC goes, its MAC back to the store (a live unplug would need a guest OS to let it go)
+    pending = ("--pending-dir", str(tmp / "pending"))
+    tried = apply(tmp, "--confirm-within", "120", *pending)
+    assert (tried.rc, tried.doc["status"]) == (0, "verified"), tried.out + tried.err
+    [first] = [c["name"].split()[1] for c in tried.doc["changes"] if c["kind"] == "vif"]
+    assert run(tmp, "apply", "--rollback", *pending).rc == 0
+    assert "<interface " not in sh("virsh", "dumpxml", VM)
+    released = run(tmp, "mac", "list", "--json").doc["macs"]
+    assert [r["state"] for r in released if r["mac"] == first] == ["quarantined"], released
+    sh("virsh", "start", "--paused", VM)  # from here live and persistent
+
     done = apply(tmp)
     assert (done.rc, done.doc["status"]) == (0, "verified"), done.out + done.err
     [vif] = [c["name"].split()[1] for c in done.doc["changes"] if c["kind"] == "vif"]
-    assert vif.startswith(POOL_PREFIX)
+    assert vif.startswith(POOL_PREFIX) and vif != first  # the released one is in quarantine
     assert f"<mac address='{vif}'/>" in sh("virsh", "dumpxml", VM)
     listed = run(tmp, "mac", "list", "--json")
     assert any(r["mac"] == vif and r["domain"] == VM for r in listed.doc["macs"]), listed.out

@@ -142,7 +142,7 @@ def _apply(args: argparse.Namespace, desired: Desired, uri: str) -> int:
     if not outcome.ok:
         macs.release()
     if args.confirm_within and outcome.status == "verified":
-        start_pending(args, outcome, uri, audit_path)
+        start_pending(args, outcome, uri, audit_path, tuple(macs.taken))
         if not args.json:
             _print([f"rolls back in {args.confirm_within:g} s unless 'vifscope apply --commit' (or --rollback now)"])
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS

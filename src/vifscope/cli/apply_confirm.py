@@ -8,6 +8,7 @@ session, outliving this process) rolls back at the deadline unless ``--commit`` 
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from vifscope.actions.declare.pending import Pending, PendingError, PendingStore
 from vifscope.actions.declare.run import Outcome, run_rollback
 from vifscope.actions.declare.vifs import read_host
 from vifscope.cli.common import emit_json, make_console
+from vifscope.cli.vifstore import detach_release, open_store_view
 from vifscope.report.documents import EXIT_OK, EXIT_PROBLEMS
 
 
@@ -57,12 +59,14 @@ def refuse_if_pending(store: PendingStore) -> None:
         )
 
 
-def start_pending(args: argparse.Namespace, outcome: Outcome, uri: str, audit_path: Path) -> float:
+def start_pending(
+    args: argparse.Namespace, outcome: Outcome, uri: str, audit_path: Path, macs: tuple[str, ...] = ()
+) -> float:
     """Keep the verified apply's checkpoint and start its watchdog; the deadline (epoch s)."""
     assert outcome.checkpoint is not None  # a verified Outcome carries it
     store = store_of(args)
     deadline: float = time.time() + float(args.confirm_within)
-    pending = Pending(outcome.run, uri, deadline, outcome.checkpoint, str(audit_path), args.xml_dir, args.settle)
+    pending = Pending(outcome.run, uri, deadline, outcome.checkpoint, str(audit_path), args.xml_dir, args.settle, macs)
     with store.locked():
         store.write(pending)
     argv = [sys.executable, "-m", "vifscope", "apply", "--watchdog", outcome.run, "--pending-dir", str(store.root)]
@@ -87,6 +91,10 @@ def _roll_back(store: PendingStore, pending: Pending) -> Outcome:
         xml_dir=pending.xml_dir,
     )  # fmt: skip
     store.remove()
+    if outcome.status == "rolled-back" and pending.macs:  # the NICs that had them are unplugged
+        give_back = detach_release(open_store_view(None, socket.gethostname()))
+        for mac in pending.macs:
+            give_back(mac)
     return outcome
 
 

@@ -38,6 +38,7 @@ class Pending:
     audit_log: str
     xml_dir: str
     settle: float
+    macs: tuple[str, ...] = ()  # taken from the MAC store by mac: auto: given back on rollback
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class Pending:
             "audit_log": self.audit_log,
             "xml_dir": self.xml_dir,
             "settle": self.settle,
+            "macs": list(self.macs),
             "target": desired_to_json(self.target),
         }
 
@@ -60,6 +62,7 @@ class Pending:
             doc["audit_log"],
             doc["xml_dir"],
             float(doc["settle"]),
+            tuple(doc.get("macs", ())),
         )
 
 

@@ -177,7 +177,7 @@ def run_rollback(
     plan = plan_changes(target, read(uri), xml_dir)
     rolled, still = _rollback(txn, target, uri, read, settle, xml_dir)
     status = "rolled-back" if not still else "rollback-failed"
-    return Outcome(run, status, plan, (), "not confirmed in time", still, rolled, tuple(txn.audit_errors))
+    return Outcome(run, status, plan, (), "not confirmed: rolled back", still, rolled, tuple(txn.audit_errors))
 
 
 def _apply_and_verify(
