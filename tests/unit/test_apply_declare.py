@@ -36,8 +36,8 @@ CASES = Path(__file__).resolve().parents[1] / "golden_apply" / "cases"
         ("bridges:\n  - {name: a}\n  - {name: a}\n", "bridges[1].name: 'a' is declared twice"),
         ("bridges:\n  - {name: 'has space'}\n", "bridges[0].name: 'has space' does not match"),
         (
-            "domains:\n  web1:\n    interfaces:\n      - {mac: auto, network: n}\n",
-            "domains.web1.interfaces[0].mac: MAC pools (mac: auto) are not applied by this version yet",
+            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', pool: p, network: n}\n",
+            "domains.web1.interfaces[0].pool: is for mac: auto",
         ),
         (
             "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 1}}\n",

@@ -93,6 +93,7 @@ class VifSpec:
     present: bool = True
     isolated: bool | None = None  # <port isolated='yes'/>; None: not managed
     nwfilter: str | None = None  # <filterref filter=…/>; "": none; None: not managed
+    pool: str | None = None  # mac "auto": the MAC pool it comes from (None: the only pool)
 
 
 @dataclass(frozen=True)

@@ -110,8 +110,6 @@ def _not_yet(doc: Any) -> None:
             where = f"domains.{name}.interfaces[{i}]"
             if isinstance(vif, dict) and "qos" in vif:
                 raise LoadError(f"{where}.qos: QoS is not applied by this version yet (leave it out)")
-            if isinstance(vif, dict) and (vif.get("mac") == "auto" or "pool" in vif):
-                raise LoadError(f"{where}.mac: MAC pools (mac: auto) are not applied by this version yet: give the MAC")
 
 
 def _domain(name: str, raw: dict[str, Any]) -> DomainSpec:
@@ -123,13 +121,17 @@ def _domain(name: str, raw: dict[str, Any]) -> DomainSpec:
         if present and len(plugs) != 1:
             raise LoadError(f"{where}: give exactly one of network, bridge, ovs (or state: absent)")
         mac = vif["mac"].lower()
-        if int(mac[:2], 16) & 1:
+        if "pool" in vif and mac != "auto":
+            raise LoadError(f"{where}.pool: is for mac: auto (a given MAC is recorded in whichever pool holds it)")
+        if mac == "auto" and not present:
+            raise LoadError(f"{where}.mac: a NIC to unplug needs its MAC, not auto")
+        if mac != "auto" and int(mac[:2], 16) & 1:
             raise LoadError(f"{where}.mac: {mac} is a multicast MAC (first octet odd)")
         kind = VifKind(plugs[0]) if present else None
         source = vif[plugs[0]] if present else None
         extra = (vif.get("isolated"), vif.get("nwfilter"))
-        vifs.append(VifSpec(mac, kind, source, vif.get("model", "virtio"), present, *extra))
-    _unique([v.mac for v in vifs], f"domains.{name}.interfaces", "mac")
+        vifs.append(VifSpec(mac, kind, source, vif.get("model", "virtio"), present, *extra, pool=vif.get("pool")))
+    _unique([v.mac for v in vifs if v.mac != "auto"], f"domains.{name}.interfaces", "mac")
     return DomainSpec(name, tuple(vifs))
 
 

@@ -42,6 +42,7 @@ class Outcome:
     left: tuple[Change, ...] = ()  # what still differs after verify (or after rollback)
     rollback: tuple[Change, ...] = ()
     audit_errors: tuple[str, ...] = ()
+    checkpoint: Desired | None = None  # what rollback applies (--confirm-within keeps it)
 
     @property
     def ok(self) -> bool:
@@ -151,10 +152,32 @@ def run_apply(
         _rollback(txn, target, uri, read, settle, xml_dir)  # interrupted half-way: put the host back
         raise
     if error is None:
-        return Outcome(txn.run, "verified", plan, tuple(applied), audit_errors=tuple(txn.audit_errors))
+        return Outcome(
+            txn.run, "verified", plan, tuple(applied), audit_errors=tuple(txn.audit_errors), checkpoint=target
+        )
     rolled, still = _rollback(txn, target, uri, read, settle, xml_dir)
     status = "rolled-back" if not still else "rollback-failed"
     return Outcome(txn.run, status, plan, tuple(applied), error, still, rolled, tuple(txn.audit_errors))
+
+
+def run_rollback(
+    target: Desired,
+    uri: str,
+    *,
+    run: str,
+    read: ReadState,
+    audit: AuditLog | None,
+    runner: Runner | None = None,
+    settle: float = 10.0,
+    xml_dir: str = DEFAULT_XML_DIR,
+) -> Outcome:
+    """Put back a checkpoint kept from an earlier apply (``run``: its audit run id), e.g. a
+    ``--confirm-within`` that was not committed in time. Status rolled-back or rollback-failed."""
+    txn = _Txn(audit, runner or Runner(), lambda _line: None, run=run)
+    plan = plan_changes(target, read(uri), xml_dir)
+    rolled, still = _rollback(txn, target, uri, read, settle, xml_dir)
+    status = "rolled-back" if not still else "rollback-failed"
+    return Outcome(run, status, plan, (), "not confirmed: rolled back", still, rolled, tuple(txn.audit_errors))
 
 
 def _apply_and_verify(

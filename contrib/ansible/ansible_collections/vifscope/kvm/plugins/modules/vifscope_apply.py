@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# Converge a KVM host's network with `vifscope apply` (check mode: `vifscope apply --plan`).
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vifscope_apply
+short_description: Make a KVM host's bridges, libvirt networks and guest NICs what a vifscope apply file declares
+description:
+  - Runs C(vifscope apply FILE --plan --json) first; in check mode that is all it does.
+  - Otherwise, when the plan has changes, runs C(vifscope apply FILE --json) (checkpoint, apply,
+    verify, roll back on failure). C(changed) is true exactly when the plan had changes.
+  - Diff mode shows each planned change as before/after.
+  - A refused plan, an invalid file, a rollback or an unavailable source fails the task with
+    vifscope's one-line error and hint.
+options:
+  path:
+    description: The apply file on the managed host. One of I(path) or I(state) is required.
+    type: path
+  state:
+    description: The apply file's content inline (bridges, networks, domains).
+    type: dict
+  vifscope:
+    description: The vifscope binary (default C(vifscope) on PATH).
+    type: path
+  connect:
+    description: libvirt URI (C(-c)); apply only changes the local host.
+    type: str
+  audit_log:
+    description: Audit log path (C(--audit-log)).
+    type: path
+  settle:
+    description: How long verification may wait, seconds (C(--settle)).
+    type: float
+author: vifscope contributors
+"""
+
+EXAMPLES = r"""
+- name: host network as declared
+  vifscope.kvm.vifscope_apply:
+    path: /etc/vifscope/host.yaml
+
+- name: inline
+  vifscope.kvm.vifscope_apply:
+    vifscope: /opt/vifscope/.venv/bin/vifscope
+    state:
+      bridges:
+        - {name: br-prod, kind: linux, stp: false}
+"""
+
+RETURN = r"""
+plan:
+  description: C(vifscope apply --plan --json) (changes, refused, summary).
+  returned: always
+  type: dict
+result:
+  description: C(vifscope apply --json) (status, applied, audit_log, run...); absent in check mode or nothing to do.
+  returned: when applied
+  type: dict
+"""
+
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.vifscope.kvm.plugins.module_utils.vifscope_run import fail_from, find_vifscope, run_json
+
+
+def _side(line, after):
+    # "mtu 1500 → 9000": before is the left of the arrow, after the right.
+    if "→" in line:
+        head, _, tail = line.partition("→")
+        return (tail if after else head).strip()
+    return line if after else "-"
+
+
+def plan_diff(plan):
+    """Ansible diff (before/after text) of a plan: one block per changed object."""
+    before, after = [], []
+    for ch in plan.get("changes", []):
+        title = "{} {}".format(ch.get("kind"), ch.get("name"))
+        what = ch.get("what") or [ch.get("op", "")]
+        if ch.get("op") == "create":
+            before.append(f"{title}: absent\n")
+            after.append("{}:\n{}".format(title, "".join(f"  {w}\n" for w in what)))
+        elif ch.get("op") == "remove":
+            before.append(f"{title}: present\n")
+            after.append(f"{title}: absent\n")
+        else:
+            before.append("{}:\n{}".format(title, "".join(f"  {_side(w, False)}\n" for w in what)))
+            after.append("{}:\n{}".format(title, "".join(f"  {_side(w, True)}\n" for w in what)))
+    return {"before": "".join(before), "after": "".join(after)}
+
+
+def file_of(module):
+    if module.params["path"]:
+        return module.params["path"], None
+    # JSON is YAML: the inline dict is written as is, validated by vifscope like any file.
+    fd, name = tempfile.mkstemp(prefix="vifscope-apply-", suffix=".yaml")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(module.params["state"], fh)
+    return name, name
+
+
+def common_args(module):
+    argv = []
+    if module.params["connect"]:
+        argv += ["-c", module.params["connect"]]
+    return argv
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path"),
+            state=dict(type="dict"),
+            vifscope=dict(type="path"),
+            connect=dict(type="str"),
+            audit_log=dict(type="path"),
+            settle=dict(type="float"),
+        ),
+        required_one_of=[("path", "state")],
+        mutually_exclusive=[("path", "state")],
+        supports_check_mode=True,
+    )
+    binary = find_vifscope(module)
+    path, temp = file_of(module)
+    try:
+        run(module, binary, path)
+    finally:
+        if temp:
+            os.unlink(temp)
+
+
+def run(module, binary, path):
+    argv = [binary, "apply", path, "--plan", "--json", *common_args(module)]
+    rc, plan, err = run_json(module, argv)
+    if rc not in (0, 1):
+        fail_from(module, argv, rc, plan, err)
+    if plan.get("refused"):
+        module.fail_json(msg="vifscope refused: " + "; ".join(plan["refused"]), plan=plan, cmd=" ".join(argv))
+    changed = bool(plan.get("changes"))
+    out = dict(changed=changed, plan=plan)
+    if module._diff:
+        out["diff"] = plan_diff(plan)
+    if module.check_mode or not changed:
+        module.exit_json(**out)
+    argv = [binary, "apply", path, "--json", *common_args(module)]
+    if module.params["audit_log"]:
+        argv += ["--audit-log", module.params["audit_log"]]
+    if module.params["settle"] is not None:
+        argv += ["--settle", str(module.params["settle"])]
+    rc, result, err = run_json(module, argv)
+    out["result"] = result
+    if rc != 0:
+        if result.get("status"):
+            msg = "vifscope apply {}: {}".format(result["status"], result.get("error") or "see result")
+            module.fail_json(msg=msg, rc=rc, **out)
+        fail_from(module, argv, rc, result, err, plan=plan)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
