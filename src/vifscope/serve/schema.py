@@ -218,6 +218,7 @@ class InfoDoc(_Open):
     uri: str
     mutations: bool
     interval: float
+    fleet: bool = Field(default=False, description="a fleet hub (serve --fleet): /fleet and /api/v1/fleet answer")
 
 
 class FixRequest(BaseModel):

@@ -1,0 +1,155 @@
+"""``vifscope serve --fleet INVENTORY``: the hub's API over real agents (``vifscope serve``
+processes on test-driver node files): the fleet document with each host's counts, a host's
+topology through the hub (with the inventory's read token), the errors for a hung host and
+an unknown one, and no 500s under schemathesis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.fleet_agents import Agent, Guest, _stop, agent, closed_port_url
+
+pytestmark = pytest.mark.integration
+
+SHARED_MAC = "52:54:00:f3:00:99"
+EVIL = "<img src=x onerror=alert(1)>"  # a host name the page must show as text
+TOKEN = "vs-f3-read-0123456789abcdef"
+
+
+@contextmanager
+def hub_server(workdir: Path, inventory: Path) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "vifscope", "-c", "test:///default", "serve", "--json", "--listen", "127.0.0.1:0"]
+    cmd += ["--fleet", str(inventory), "--fleet-timeout", "3", "--audit-log", str(workdir / "hub.audit")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, f"hub did not start: {proc.stderr.read() if proc.stderr else ''}"
+        yield json.loads(line)["url"]
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, Agent]]]:
+    work = tmp_path_factory.mktemp("fleet-hub")
+    token = work / "read-token"
+    token.write_text(TOKEN + "\n")
+    os.chmod(token, 0o600)
+    with (
+        agent(work, "a1", [Guest("vs-f3-web1", ("52:54:00:f3:00:01", SHARED_MAC))]) as a1,
+        agent(work, "a2", [Guest("vs-f3-web2", (SHARED_MAC,))], "--read-token-file", str(token)) as a2,
+        agent(work, "hung", [Guest("vs-f3-hung", ("52:54:00:f3:00:05",))]) as hung,
+    ):
+        os.kill(hung.proc.pid, signal.SIGSTOP)
+        hosts = [
+            {"name": "a1", "url": a1.url, "labels": {"segment": "s1"}},
+            {"name": EVIL, "url": a2.url, "token_file": str(token), "labels": {"segment": "s1"}},
+            {"name": "hung", "url": hung.url},
+            {"name": "down", "url": closed_port_url()},
+        ]
+        inv = work / "inventory.yaml"
+        inv.write_text(json.dumps({"hosts": hosts}))
+        with hub_server(work, inv) as url:
+            yield url, {"a1": a1, "a2": a2, "hung": hung}
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_fleet_document_counts_each_hosts_vifs_and_findings(fleet: tuple[str, dict[str, Agent]]) -> None:
+    url, _ = fleet
+    status, doc = get(url + "api/v1/fleet")
+    assert status == 200
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert [h["name"] for h in doc["hosts"]] == ["a1", EVIL, "hung", "down"]
+    assert (hosts["a1"]["summary"], hosts[EVIL]["summary"]) == ({"missing": 2}, {"missing": 1})
+    assert {n: h["status"] for n, h in hosts.items()} == {
+        "a1": "ok",
+        EVIL: "ok",
+        "hung": "unreachable",
+        "down": "unreachable",
+    }
+    assert sorted(e["host"] for e in doc["host_errors"]) == ["down", "hung"]
+    dup = [f for f in doc["findings"] if f["check"] == "fleet.mac_duplicate"]
+    assert [(f["mac"], sorted(f["hosts"])) for f in dup] == [(SHARED_MAC, sorted(["a1", EVIL]))]
+    for name in ("a1", EVIL):  # each host's findings by severity: its own plus the fleet's naming it
+        mine = [f for f in doc["findings"] if name in f["hosts"]]
+        want = {s: sum(f["severity"] == s for f in mine) for s in ("error", "warning", "info")}
+        assert hosts[name]["findings"] == {s: n for s, n in want.items() if n}
+    assert hosts["a1"]["findings"]["error"] >= 1  # the shared MAC is an error in segment s1
+    assert hosts["hung"]["findings"] == {"error": 1}  # fleet.host_unreachable
+    assert doc["summary"]["hosts"] == 4 and doc["summary"]["answered"] == 2
+    assert {v["host"] for v in doc["vifs"]} == {"a1", EVIL}
+
+
+def test_a_hosts_topology_comes_through_the_hub_with_its_token(fleet: tuple[str, dict[str, Agent]]) -> None:
+    url, agents = fleet
+    status, _ = get(agents["a2"].url + "api/v1/topology")
+    assert status == 401  # the browser could not read it from the agent itself
+    name = urllib.request.quote(EVIL, safe="")
+    status, topo = get(f"{url}api/v1/fleet/hosts/{name}/topology")
+    assert status == 200
+    domains = {n["label"] for n in topo["nodes"] if n["kind"] == "domain"}
+    assert domains == {"vs-f3-web2"}
+    status, topo = get(url + "api/v1/fleet/hosts/a1/topology")
+    assert {n["label"] for n in topo["nodes"] if n["kind"] == "domain"} == {"vs-f3-web1"}
+
+
+def test_an_unknown_or_silent_host_is_a_clear_error(fleet: tuple[str, dict[str, Agent]]) -> None:
+    url, _ = fleet
+    status, doc = get(url + "api/v1/fleet/hosts/nosuch/topology")
+    assert status == 404 and "no host 'nosuch'" in doc["error"] and doc["hint"]
+    status, doc = get(url + "api/v1/fleet/hosts/hung/topology")
+    assert status == 502 and doc["error"] == "host hung: no answer within 3 s", doc
+    status, doc = get(url + "api/v1/fleet/hosts/down/topology")
+    assert status == 502 and doc["error"].startswith("host down: ") and doc["hint"]
+
+
+def test_the_page_is_served_and_the_info_says_hub(fleet: tuple[str, dict[str, Agent]]) -> None:
+    url, _ = fleet
+    assert get(url + "api/v1/info")[1]["fleet"] is True
+    with urllib.request.urlopen(url + "fleet", timeout=30) as resp:
+        page = resp.read().decode()
+    assert resp.status == 200 and "/static/fleet.js" in page
+    js = (Path(__file__).resolve().parents[2] / "src/vifscope/serve/static/fleet.js").read_text()
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js  # data only ever as text
+
+
+def test_a_server_that_is_not_a_hub_says_so(fleet: tuple[str, dict[str, Agent]]) -> None:
+    _, agents = fleet
+    status, doc = get(agents["a1"].url + "api/v1/fleet")
+    assert status == 404 and doc["error"] == "this server is not a fleet hub" and "--fleet" in doc["hint"]
+    assert get(agents["a1"].url + "api/v1/info")[1]["fleet"] is False
+
+
+def test_schemathesis_finds_no_500s_on_the_hub(fleet: tuple[str, dict[str, Agent]], tmp_path: Path) -> None:
+    """Over answering agents only: schemathesis counts any 5xx as a server error, and a silent
+    host's topology is rightly a (documented) 502, checked above."""
+    _, agents = fleet
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(json.dumps({"hosts": [{"name": "a1", "url": agents["a1"].url}]}))
+    with hub_server(tmp_path, inv) as url:
+        cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}openapi.json", "--no-color"]
+        cmd += ["--include-path-regex", "^/api/v1/fleet", "-n", "10", "--request-timeout", "30"]
+        cmd += ["--generation-deterministic", "--exclude-checks", "negative_data_rejection"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert " passed" in run.stdout and "ST101" not in run.stdout
