@@ -1,7 +1,7 @@
 """``vifscope serve --fleet INVENTORY``: the hub's API over real agents (``vifscope serve``
 processes on test-driver node files): the fleet document with each host's counts, a host's
 topology through the hub (with the inventory's read token), the errors for a hung host and
-an unknown one, and no 500s under schemathesis."""
+an unknown one, no 500s under schemathesis, and the page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.fleet_agents import Agent, Guest, _stop, agent, closed_port_url
 
@@ -153,3 +158,45 @@ def test_schemathesis_finds_no_500s_on_the_hub(fleet: tuple[str, dict[str, Agent
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=500, check=False)
     assert run.returncode == 0, run.stdout[-4000:]
     assert " passed" in run.stdout and "ST101" not in run.stdout
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    flags = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run")
+    for flag in (*flags, "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _cells(driver: WebDriver) -> dict[str, list[str]]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#hosts tbody tr")
+    return {str(r.get_attribute("data-host")): [c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows}
+
+
+def test_the_page_lists_the_hosts_as_text_and_clicks_through_to_a_topology(
+    fleet: tuple[str, dict[str, Agent]], browser: WebDriver, tmp_path: Path
+) -> None:
+    url, _ = fleet
+    browser.get(url + "fleet")
+    wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+    wait.until(lambda d: len(_cells(d)) == 4)
+    cells = _cells(browser)
+    assert cells["a1"][:3] == ["a1", "ok", "2 missing"] and cells[EVIL][:3] == [EVIL, "ok", "1 missing"]
+    assert cells["hung"][1] == "unreachable" and cells["down"][1] == "unreachable"
+    assert "error" in cells["a1"][3]  # the shared MAC
+    assert browser.find_elements(By.CSS_SELECTOR, "img:not(header img)") == []  # the name stayed text
+    browser.find_element(By.CSS_SELECTOR, "#hosts tbody tr:nth-child(2)").click()
+    wait.until(lambda d: d.find_element(By.ID, "graph").get_attribute("data-host") == EVIL)
+    labels = {e.text for e in browser.find_elements(By.CSS_SELECTOR, '#graph g.node[data-kind="domain"] text')}
+    assert labels == {"vs-f3-web2"}
+    assert browser.find_element(By.ID, "graph-title").text == EVIL
+    browser.save_screenshot(str(tmp_path / "fleet.png"))
+    browser.find_element(By.CSS_SELECTOR, "#hosts tbody tr:nth-child(3)").click()
+    wait.until(lambda d: "no answer within 3 s" in d.find_element(By.ID, "graph-title").text)
+    assert browser.find_elements(By.CSS_SELECTOR, "#graph g.node") == []
