@@ -13,7 +13,6 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +23,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.fleet_agents import Agent, Guest, _stop, agent, closed_port_url
+from tests.integration.fleet_agents import Agent, Guest, agent, closed_port_url, hub_server
 
 pytestmark = pytest.mark.integration
 
 SHARED_MAC = "52:54:00:f3:00:99"
 EVIL = "<img src=x onerror=alert(1)>"  # a host name the page must show as text
 TOKEN = "vs-f3-read-0123456789abcdef"
-
-
-@contextmanager
-def hub_server(workdir: Path, inventory: Path) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "vifscope", "-c", "test:///default", "serve", "--json", "--listen", "127.0.0.1:0"]
-    cmd += ["--fleet", str(inventory), "--fleet-timeout", "3", "--audit-log", str(workdir / "hub.audit")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"hub did not start: {proc.stderr.read() if proc.stderr else ''}"
-        yield json.loads(line)["url"]
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.fleet_agents import hub_server
 from tests.integration.fleet_netns import NET, NetnsHost, host_mac, netns_fleet
 
 pytestmark = [
@@ -144,3 +145,26 @@ def test_doctor_names_exactly_the_duplicates_and_the_unreachable(fleet: tuple[Pa
     assert by_check["fleet.mac_duplicate"]["mac"] == SHARED_MAC
     assert SHARED_IP in by_check["fleet.ip_duplicate"]["message"]
     assert elapsed < TIMEOUT + 8
+
+
+def test_the_hub_page_api_shows_the_same_fleet(fleet: tuple[Path, dict[str, NetnsHost]], tmp_path: Path) -> None:
+    """``serve --fleet`` over the namespaces' agents: the counts per host, and h1's topology
+    fetched through the hub over the veth with the read token."""
+    inv, hosts = fleet
+    with hub_server(tmp_path, inv) as url:
+        with urllib.request.urlopen(url + "api/v1/fleet", timeout=60) as resp:
+            doc = json.loads(resp.read())
+        with urllib.request.urlopen(url + "api/v1/fleet/hosts/h1/topology", timeout=60) as resp:
+            topo = json.loads(resp.read())
+    states = {h["name"]: (h["status"], h["summary"]) for h in doc["hosts"]}
+    assert states == {
+        "h1": ("ok", {"bound": 4}),
+        "h2": ("ok", {"bound": 4}),
+        "h3": ("ok", {"bound": 4}),
+        "h4": ("unreachable", {}),
+        "h5": ("unreachable", {}),
+    }
+    counted = {h["name"]: h["findings"].get("error", 0) for h in doc["hosts"]}
+    assert all(counted[n] >= 1 for n in hosts)  # a duplicate or an unreachable host names each
+    taps = {n["label"] for n in topo["nodes"] if n["kind"] == "vif"}
+    assert taps == {v.tap for v in hosts["h1"].synth.plan.vifs}
