@@ -55,6 +55,20 @@ clean:
 soak: setup
 	timeout 900 $(PY) bench/load.py --seconds 60
 
+# schemathesis at depth (negative data, stateful links) against serve on a host with hostile
+# names (a private netns): with and without the token; 5xx, check failures, unrefused POSTs
+# and a logged token all fail it. Writes RELIABILITY.md's api section; at most 15 min a run.
+.PHONY: api-fuzz
+api-fuzz: setup-test
+	timeout 2400 $(PY) bench/api_fuzz.py
+
+# Hostile names through every report, and every failed-fix scenario 10 times on a fresh netns
+# host (tests/integration/test_failed_fixes.py's, for real): RELIABILITY.md's names and
+# failed-fixes sections. About 5 minutes; stops by itself.
+.PHONY: hostile
+hostile: setup-test
+	timeout 1800 $(PY) bench/hostile.py --rounds 10
+
 # libvirtd and ovsdb-server (private instances: the host's are never signalled) SIGKILLed x10 and
 # SIGSTOPped 30 s under exporter, serve and watch --heal, then a 10,000-event netlink storm.
 # Writes RELIABILITY.md's outage section; fails on a daemon that died or did not recover, an

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchlib import median_runs, precompile, publish, run_timed, short_rev
 from fleet_status import agent
 
-from tests.integration.test_mac_alloc import private_postgres
+from tests.integration.pgserver import private_postgres
 
 
 def sync_rows(inv: Path, url: str, label: str, hosts: int, vifs: int, runs: int) -> list[str]:

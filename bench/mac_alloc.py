@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 from benchlib import write_section  # noqa: E402
 
-from tests.integration.test_mac_alloc import private_postgres  # noqa: E402
+from tests.integration.pgserver import private_postgres  # noqa: E402
 from vifscope.model.mac import MacPool, MacRange  # noqa: E402
 from vifscope.store import alloc, pools  # noqa: E402
 from vifscope.store.alloc import Strategy  # noqa: E402

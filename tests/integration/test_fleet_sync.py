@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.integration.fleet_agents import Agent, Guest, agents, closed_port_url
-from tests.integration.test_mac_alloc import private_postgres
+from tests.integration.pgserver import empty_store, private_postgres
 from vifscope.store.engine import open_store
 from vifscope.store.tables import fleet_addresses, fleet_hosts, fleet_vifs
 
@@ -68,18 +68,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store whose fleet tables have no rows."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'vifscope.db'}"
-        return
-    pg: str = request.getfixturevalue("pg_url")
-    engine = open_store(pg)
-    with engine.begin() as conn:
-        for table in ("fleet_addresses", "fleet_vifs", "fleet_hosts"):
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-    engine.dispose()
-    yield pg
+    return empty_store(request, tmp_path, ("fleet_addresses", "fleet_vifs", "fleet_hosts"))
 
 
 def hub_cmd(inv: Path, url: str) -> list[str]:

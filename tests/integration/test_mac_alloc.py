@@ -11,62 +11,28 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.integration.pgserver import empty_store, private_postgres
 from vifscope.model.mac import MacPool, MacRange
 from vifscope.store import alloc, pools
 from vifscope.store.engine import PoolExhausted, open_store
-from vifscope.store.tables import mac_addresses, mac_events, mac_pools
+from vifscope.store.tables import mac_addresses, mac_events, mac_pools, metadata
 
 # The timeout fails a hung test from inside (pytest-timeout's signal method), so the private
 # PostgreSQL is still stopped and removed; a SIGTERM from outside would skip that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PROCS = 10
 PER_PROC = 1000
 BASE = 0x525400100000
-
-
-def _as_postgres(*cmd: str) -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", *cmd], check=True, capture_output=True, timeout=120)
-
-
-@contextmanager
-def private_postgres(prefix: str = "vs-pg-") -> Iterator[str]:
-    """A throw-away PostgreSQL listening on no TCP port, only on a socket in its own temporary
-    directory; yields the SQLAlchemy URL of a fresh database. (bench/mac_alloc.py uses it too.)"""
-    if os.geteuid() != 0:
-        raise RuntimeError("starting a private PostgreSQL needs root (runuser -u postgres)")
-    if not (PG_BIN / "initdb").exists():
-        raise RuntimeError(f"no PostgreSQL 15 server in {PG_BIN}: scripts/setup.sh --test installs it")
-    top = Path(tempfile.mkdtemp(prefix=prefix))
-    data, sock = top / "data", top / "sock"
-    sock.mkdir()
-    shutil.chown(top, "postgres")
-    shutil.chown(sock, "postgres")
-    started = False
-    try:
-        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-        opts = f"-k {sock} -h '' -c listen_addresses='' -c max_connections=50"
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(top / "log"), "-w", "start")
-        started = True
-        _as_postgres(str(PG_BIN / "createdb"), "-h", str(sock), "-U", "postgres", "vifscope")
-        yield f"postgresql+psycopg://postgres@/vifscope?host={sock}"
-    finally:
-        if started:
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(top, ignore_errors=False)
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +45,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store with no rows: a new SQLite file, or the PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'vifscope.db'}"
-        return
-    pg: str = request.getfixturevalue("pg_url")
-    engine = open_store(pg)
-    with engine.begin() as conn:
-        for table in ("mac_events", "mac_addresses", "mac_pools"):
-            conn.exec_driver_sql(f"DELETE FROM {table}")
-    engine.dispose()
-    yield pg
+    return empty_store(request, tmp_path, ("mac_events", "mac_addresses", "mac_pools"))
 
 
 def allocate_many(url: str, pool: str, n: int, seed: int, start: float, batch: int = 1) -> tuple[list[int], int]:
@@ -194,9 +151,9 @@ def test_ten_first_uses_at_once_create_the_schema_once(url: str) -> None:
     from vifscope.store.engine import HEAD
 
     engine = open_store(url)
-    with engine.begin() as conn:
-        for table in ("mac_events", "mac_addresses", "mac_pools", "alembic_version"):
-            conn.exec_driver_sql(f"DROP TABLE {table}")
+    with engine.begin() as conn:  # every table of every migration: an empty database again
+        metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE alembic_version")
     engine.dispose()
     start = time.time() + 1.0
     with multiprocessing.get_context("fork").Pool(PROCS) as workers:

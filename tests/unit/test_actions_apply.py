@@ -140,8 +140,13 @@ def test_failed_step_stops_the_plan_and_undoes_what_ran(tmp_path: Path) -> None:
 
 def test_an_interrupt_during_verification_rolls_back_then_propagates(tmp_path: Path) -> None:
     target = tmp_path / "t"
+    looks: list[str] = []
 
     def interrupted(_plan: Plan, _runner: Runner) -> Observed:
+        looks.append("look")
+        if len(looks) == 1:  # the look before apply
+            return seen("tap-detached")
+        assert target.exists()  # applied by now
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -151,7 +156,7 @@ def test_an_interrupt_during_verification_rolls_back_then_propagates(tmp_path: P
             audit=None,
             observe=interrupted,
         )
-    assert not target.exists()
+    assert not target.exists() and len(looks) == 2
 
 
 def test_empty_plan_is_nothing_to_do_and_writes_no_log(tmp_path: Path) -> None:

@@ -4,6 +4,13 @@ nmstate's shape. Actions run in plan order; if a step fails, or any promise does
 on the fresh snapshot, every applied action is undone in reverse order (best effort: an undo
 step that fails is reported, the others still run). Every apply, verification and rollback
 goes to the audit log. An interrupt (Ctrl-C) mid-apply rolls back too, then propagates.
+
+A rollback is itself verified: a look is taken just before the first change and another after
+the undo, and every undone action's promised subjects must read as before (actions.restore);
+``ApplyOutcome.restored`` says whether they do. The audit log is checked before the first
+change (writable, room for the run's lines: else nothing is done, AUDIT_UNAVAILABLE), and a
+line that cannot be written mid-run undoes everything applied (AUDIT_FAILED): no change is
+kept that the log does not record.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from enum import StrEnum
 
 from vifscope.actions.audit import AuditError, AuditLog, record
 from vifscope.actions.model import Action, Observed, Plan
+from vifscope.actions.restore import differences
 from vifscope.actions.runner import Runner, StepFailed
 from vifscope.sources.snapshot import take_snapshot
 
@@ -25,6 +33,8 @@ class ApplyStatus(StrEnum):
     VERIFIED = "verified"  # every action applied and every promise holds on a fresh snapshot
     ROLLED_BACK = "rolled-back"  # applied, but a promise did not hold: everything undone
     APPLY_FAILED = "apply-failed"  # a step failed: what was applied is undone
+    AUDIT_UNAVAILABLE = "audit-unavailable"  # the audit log cannot take the run: nothing changed
+    AUDIT_FAILED = "audit-failed"  # an audit line failed mid-run: what was applied is undone
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class ActionResult:
     broken: tuple[str, ...] = ()
     rolled_back: bool = False
     rollback_error: str | None = None
+    yielded: bool = False  # not undone: another tool changed it after apply (never fight it)
+    not_restored: tuple[str, ...] = ()  # undone, but a fresh look differs from before apply
 
 
 @dataclass(frozen=True)
@@ -45,8 +57,20 @@ class ApplyOutcome:
     run: str
     status: ApplyStatus
     results: tuple[ActionResult, ...]
-    after: Observed | None = None  # what verification looked at
+    after: Observed | None = None  # the last look: after the rollback if one ran, else verification's
     audit_errors: tuple[str, ...] = ()
+    # After a rollback: True when a fresh look shows every undone action's subjects as they
+    # were before apply; False when an undo step failed or the look differs. None: no rollback.
+    restored: bool | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.status is ApplyStatus.VERIFIED
+
+    @property
+    def host_unchanged(self) -> bool:
+        """Nothing vifscope did is left on the host (nothing applied, or all undone and verified)."""
+        return self.status in (ApplyStatus.NOTHING, ApplyStatus.AUDIT_UNAVAILABLE) or self.restored is True
 
 
 Observe = Callable[[Plan, Runner], Observed]
@@ -82,8 +106,8 @@ class _Txn:
     def update(self, index: int, **changes: object) -> None:
         self.results[index] = replace(self.results[index], **changes)  # type: ignore[arg-type]
 
-    def outcome(self, status: ApplyStatus, after: Observed | None = None) -> ApplyOutcome:
-        return ApplyOutcome(self.run, status, tuple(self.results), after, tuple(self.audit_errors))
+    def outcome(self, status: ApplyStatus, after: Observed | None = None, restored: bool | None = None) -> ApplyOutcome:
+        return ApplyOutcome(self.run, status, tuple(self.results), after, tuple(self.audit_errors), restored)
 
 
 def _apply_one(txn: _Txn, index: int) -> bool:
@@ -102,7 +126,7 @@ def _apply_one(txn: _Txn, index: int) -> bool:
             return False
     txn.update(index, applied=True)
     txn.log("apply", action, "ok", ran)
-    return True
+    return not txn.audit_errors  # applied but not logged: stop here, it is undone
 
 
 def _verify(txn: _Txn, seen: Observed) -> bool:
@@ -128,7 +152,7 @@ def _rollback(txn: _Txn, seen: Observed | None = None) -> None:
             continue
         if seen is not None and res.broken and res.action.kind.yields_to_others:
             why = "changed by someone else since it was applied: left as it is"
-            txn.update(i, rollback_error=why)
+            txn.update(i, rollback_error=why, yielded=True)
             txn.log("rollback", res.action, "rollback-skipped", (), "; ".join(res.broken) + f" ({why})")
             continue
         txn.progress(f"rolling back: {res.action.description}")
@@ -143,6 +167,20 @@ def _rollback(txn: _Txn, seen: Observed | None = None) -> None:
         txn.log(
             "rollback", res.action, "rolled-back" if not errors else "rollback-failed", res.action.undo_commands, error
         )
+
+
+def _check_rollback(txn: _Txn, before: Observed, observe: Observe) -> tuple[Observed, bool]:
+    """A fresh look after the undo: every undone action must read as before apply."""
+    txn.progress("checking the rollback on a fresh snapshot")
+    after = observe(txn.plan, txn.runner)
+    ok = True
+    for i, res in enumerate(txn.results):
+        if not res.applied or res.yielded:
+            continue
+        diff = differences(res.action, before, after)
+        txn.update(i, not_restored=diff)
+        ok = ok and res.rolled_back and not diff
+    return after, ok
 
 
 def apply_plan(
@@ -162,8 +200,16 @@ def apply_plan(
     txn = _Txn(plan, actor, audit, runner or Runner(), progress or (lambda _line: None))
     if not plan.actions:
         return txn.outcome(ApplyStatus.NOTHING)
+    if audit is not None:
+        try:
+            audit.check_writable(len(plan.actions))
+        except AuditError as exc:
+            txn.audit_errors.append(str(exc))
+            return txn.outcome(ApplyStatus.AUDIT_UNAVAILABLE)
     txn.results = [ActionResult(a) for a in plan.actions]
+    before = observe(plan, txn.runner)
     seen: Observed | None = None
+    verified = False
     try:
         applied_all = all(_apply_one(txn, i) for i in range(len(plan.actions)))
         if applied_all:
@@ -174,10 +220,12 @@ def apply_plan(
     except BaseException:
         _rollback(txn)  # interrupted (or a bug) half-way: leave the host as it was
         raise
-    if not applied_all:
-        _rollback(txn)
-        return txn.outcome(ApplyStatus.APPLY_FAILED)
-    if verified:
+    if verified and not txn.audit_errors:
         return txn.outcome(ApplyStatus.VERIFIED, seen)
+    if txn.audit_errors:
+        status = ApplyStatus.AUDIT_FAILED
+    else:
+        status = ApplyStatus.ROLLED_BACK if applied_all else ApplyStatus.APPLY_FAILED
     _rollback(txn, seen)
-    return txn.outcome(ApplyStatus.ROLLED_BACK, seen)
+    after, restored = _check_rollback(txn, before, observe)
+    return txn.outcome(status, after, restored)

@@ -7,6 +7,12 @@ Line fields: ts (ISO-8601 UTC), run (one id per apply), actor, phase (apply / ve
 rollback), action (ActionKind), target, domain, mac, reason (problem code or check id),
 commands (exact, as run), result (ok / failed / verified / not-verified / rolled-back / rollback-skipped /
 rollback-failed), error.
+
+A change that cannot be logged is not kept: ``check_writable`` refuses a run before its first
+change when the log cannot be opened for append or its file system has less than ``need``
+bytes free, and a line that fails mid-run (disk filled meanwhile) makes apply undo everything
+(vifscope.actions.apply). A short write counts as a failed one (the torn line is skipped by
+every reader).
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from pathlib import Path
 from vifscope.actions.model import Action
 
 DEFAULT_AUDIT_LOG = Path("/var/log/vifscope/actions.jsonl")
+# Free bytes a run needs: a line is ~0.5-2 kB, a run writes three per action (apply, verify,
+# rollback); this covers hundreds of actions, and a nearly full disk is refused outright.
+MIN_FREE = 256 * 1024
+LINE_BUDGET = 4096
 
 
 class AuditError(RuntimeError):
@@ -84,15 +94,29 @@ class AuditLog:
                 "run as root, or pass another audit log path",
             ) from exc
 
-    def check_writable(self) -> None:
-        """Fail before changing anything if changes could not be logged."""
-        os.close(self._open())
+    def check_writable(self, actions: int = 0) -> None:
+        """Fail before changing anything if changes could not be logged: the file opens for
+        append (not a read-only mount, not a directory) and its file system has room for the
+        lines of ``actions`` actions (at least MIN_FREE bytes)."""
+        fd = self._open()
+        try:
+            st = os.fstatvfs(fd)
+        finally:
+            os.close(fd)
+        free, need = st.f_bavail * st.f_frsize, max(MIN_FREE, 3 * LINE_BUDGET * actions)
+        if free < need:
+            raise AuditError(
+                f"the audit log {self.path} has {free} bytes free, a run needs {need}: nothing was changed",
+                f"free disk space on the file system of {self.path.parent}",
+            )
 
     def write(self, rec: AuditRecord) -> None:
         line = json.dumps(asdict(rec), ensure_ascii=False, separators=(",", ":")) + "\n"
         fd = self._open()
+        data = line.encode()
         try:
-            os.write(fd, line.encode())
+            if os.write(fd, data) != len(data):
+                raise OSError(28, "short write (file system full?)")
         except OSError as exc:
             raise AuditError(f"cannot append to {self.path}: {exc.strerror or exc}", "check free disk space") from exc
         finally:

@@ -4,9 +4,11 @@
 ``{"uri", "result", "run", "plan": {"actions": [{"kind", "target", "description", "reason",
 "domain", "mac", "commands", "undo", "promises"}], "skipped": [{"reason", "target", "why",
 "domain", "mac"}]}, "results": [{"kind", "target", "applied", "error", "verified", "broken",
-"rolled_back", "rollback_error"}], "after": [{"domain", "index", "mac", "target", "status",
-"problems"}], "audit_log", "audit_errors", "source_errors"}``. ``result`` is dry-run /
-declined / nothing-to-do / verified / rolled-back / apply-failed.
+"rolled_back", "rollback_error", "yielded", "not_restored"}], "after": [{"domain", "index", "mac",
+"target", "status", "problems"}], "audit_log", "audit_errors", "restored", "source_errors"}``.
+``result`` is dry-run / declined / nothing-to-do / verified / rolled-back / apply-failed /
+audit-unavailable / audit-failed; ``restored`` (after a rollback) says whether a fresh look
+shows the host as it was before apply (null: no rollback ran). ``after`` is the last look.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def result_dict(r: ActionResult) -> dict[str, Any]:
         "broken": list(r.broken),
         "rolled_back": r.rolled_back,
         "rollback_error": r.rollback_error,
+        "yielded": r.yielded,
+        "not_restored": list(r.not_restored),
     }
 
 
@@ -87,6 +91,7 @@ def fix_report(plan: Plan, result: str, outcome: ApplyOutcome | None, audit_log:
         "after": [after_dict(b) for b in touched_bindings(outcome)] if outcome else [],
         "audit_log": audit_log,
         "audit_errors": list(outcome.audit_errors) if outcome else [],
+        "restored": outcome.restored if outcome else None,
     }
 
 
@@ -112,14 +117,18 @@ def result_table(outcome: ApplyOutcome) -> Table:
     for col in ("ACTION", "TARGET", "RESULT", "DETAIL"):
         table.add_column(col, overflow="fold")
     for r in outcome.results:
-        detail = Text(r.error or "; ".join(r.broken))
+        detail = Text(r.error or "; ".join(r.broken + r.not_restored))
         table.add_row(r.action.kind.value, Text(r.action.target), _result_text(r), detail)
     return table
 
 
 def _result_text(r: ActionResult) -> Text:
+    if r.not_restored:
+        return Text("not restored", style="bold red")
     if r.rolled_back:
         return Text("rolled back", style="yellow")
+    if r.yielded:
+        return Text("left to another tool", style="yellow")
     if r.rollback_error:
         return Text("rollback failed", style="bold red")
     if r.error:

@@ -22,6 +22,7 @@ from vifscope.actions.vifplan import NicRequest, Scope, detach_xml, interface_ty
 from vifscope.bind.join import bind_one
 from vifscope.model import DeclaredVif, VifBinding, VifStatus
 from vifscope.model.devices import DomainView, Removal
+from vifscope.sources.libvirt.conn import LibvirtUnavailable
 from vifscope.sources.libvirt.devices import DeviceError, attach_interface, detach_interface, read_domain
 from vifscope.sources.snapshot import take_snapshot
 
@@ -79,7 +80,8 @@ class _Run:
 @dataclass(frozen=True)
 class Outcome:
     """``status``: attached / detached (verified), rolled-back, apply-failed, rollback-failed,
-    not-removed. ``binding``: the vif as status shows it, from the verifying snapshot."""
+    not-removed, audit-failed (the audit log failed mid-run: an attach is undone, a detach
+    kept). ``binding``: the vif as status shows it, from the verifying snapshot."""
 
     run: str
     status: str
@@ -154,6 +156,10 @@ def run_attach(
     mac, pool, took = macs.take()
     if took:
         run.log("apply", "mac-allocate", "ok", mac, [shlex.join(["allocate", mac, "pool", pool or "-"])])
+    if run.audit_errors:  # the log stopped taking lines: change nothing it cannot record
+        released = _give_back(run, macs, mac, took)
+        return Outcome(run.run, "audit-failed", mac, pool, None, run.audit_errors[0], released, None,
+                       tuple(run.audit_errors))  # fmt: skip
     xml = interface_xml(req, mac)
     call = call_text("attachDeviceFlags", dom.name, scope, xml)
     try:
@@ -162,11 +168,17 @@ def run_attach(
         run.log("apply", "vif-attach", "failed", mac, [call], str(exc))
         released = _give_back(run, macs, mac, took)
         return Outcome(run.run, "apply-failed", mac, pool, None, str(exc), released, None, tuple(run.audit_errors))
+    except LibvirtUnavailable as exc:  # no read-write connection: nothing plugged, the MAC goes back
+        run.log("apply", "vif-attach", "failed", mac, [call], str(exc))
+        _give_back(run, macs, mac, took)
+        raise
     run.log("apply", "vif-attach", "ok", mac, [call])
     binding, why = verify_attached(uri, dom, mac, scope, settle)
     run.log("verify", "vif-attach", "verified" if why is None else "not-verified", mac, (), why)
-    if why is None:
+    if why is None and not run.audit_errors:
         return Outcome(run.run, "attached", mac, pool, binding, None, False, None, tuple(run.audit_errors))
+    # Verification failed, or the audit log lost a line of this change: undo it all.
+    status, why = ("rolled-back", why) if why is not None else ("audit-failed", run.audit_errors[0])
     vif = binding.vif if binding else DeclaredVif(dom.name, dom.uuid, dom.state, 0, interface_type(req), mac)
     removal = _unplug(run, uri, vif, scope, timeout)
     undo = [call_text("detachDeviceFlags", dom.name, scope, detach_xml(vif))]
@@ -177,7 +189,7 @@ def run_attach(
         return Outcome(run.run, "rollback-failed", mac, pool, binding, errors, False, None, tuple(run.audit_errors))
     run.log("rollback", "vif-detach", "rolled-back", mac, undo)
     released = _give_back(run, macs, mac, took)
-    return Outcome(run.run, "rolled-back", mac, pool, binding, why, released, removal, tuple(run.audit_errors))
+    return Outcome(run.run, status, mac, pool, binding, why, released, removal, tuple(run.audit_errors))
 
 
 def _give_back(run: _Run, macs: MacBook, mac: str, took: bool) -> bool:
@@ -220,6 +232,9 @@ def run_detach(
         run.log("verify", "vif-detach", "not-verified", mac, (), why)
         return Outcome(run.run, "not-removed", mac, None, None, why, False, removal, tuple(run.audit_errors))
     run.log("verify", "vif-detach", "verified", mac, ())
+    if run.audit_errors:  # the NIC is gone (undoing a guest's unplug is the bigger change): say so, keep the MAC
+        return Outcome(run.run, "audit-failed", mac, None, None, run.audit_errors[0], False, removal,
+                       tuple(run.audit_errors))  # fmt: skip
     released = False
     if not still_declared(dom, mac, scope):
         try:

@@ -11,6 +11,7 @@ exhausted.
 from __future__ import annotations
 
 import argparse
+import shlex
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ from vifscope.sources.snapshot import take_snapshot
 from vifscope.store.engine import StoreError
 
 DEFAULT_SETTLE = 3.0  # seconds verification keeps looking for "bound" before it rolls back
+# An audit log that failed mid-run is a source the action needs (exit 3, as doctor --fix).
+EXIT_BY_RESULT = {"attached": report.EXIT_OK, "detached": report.EXIT_OK, "audit-failed": report.EXIT_SOURCE}
 EXIT_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (Refused, report.EXIT_USAGE),
     (MacError, report.EXIT_USAGE),
@@ -172,7 +175,7 @@ def _removal(out: Outcome) -> dict[str, Any] | None:
 
 
 def show(args: argparse.Namespace, doc: dict[str, Any], summary: str) -> int:
-    code = report.EXIT_OK if doc["result"] in ("attached", "detached") else report.EXIT_PROBLEMS
+    code = EXIT_BY_RESULT.get(doc["result"], report.EXIT_PROBLEMS)
     if args.json:
         emit_json(doc)
         return code
@@ -196,11 +199,14 @@ def _summary(doc: dict[str, Any]) -> str:
         gone = "; the MAC was released" if doc["released"] else ""
         return f"verification failed ({doc['error']}): the interface was detached again{gone}"
     if doc["result"] == "rollback-failed":
+        detach, release = (shlex.join(["vifscope", "detach", doc["domain"], "--mac", mac]),
+                           shlex.join(["vifscope", "mac", "release", mac]))  # fmt: skip
         return (
             f"verification failed and the rollback did not finish ({doc['error']}): the MAC stays allocated. "
-            f"Detach it with 'vifscope detach {doc['domain']} --mac {mac}' (if the guest let go meanwhile: "
-            f"'vifscope mac release {mac}')"
+            f"Detach it with: {detach} (if the guest let go meanwhile: {release})"
         )
+    if doc["result"] == "audit-failed" and doc["action"] == "attach":
+        return f"the audit log failed mid-run ({doc['error']}): the attach was undone"
     return f"{doc['result']}: {doc['error']}"
 
 

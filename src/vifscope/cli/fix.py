@@ -2,9 +2,16 @@
 
 The doctor command calls ``run_fix(args, snapshot, bindings, findings)``; ``args`` carries
 connect, json, yes, dry_run, fix_host, fix_link_down, audit_log, domain (and optionally
-settle, sysctl_dir). Exit codes: 0 fixed and verified (nothing left), 1 problems remain / rolled back /
-declined / dry run with something to do, 2 usage (remote URI, no terminal to confirm on),
-3 a needed source or the audit log is unavailable.
+settle, sysctl_dir). Exit codes:
+
+- 0 fixed and verified (nothing left);
+- 1 problems remain / declined / dry run with something to do / a step or the verification
+  failed and everything was rolled back, the rollback checked on a fresh snapshot;
+- 2 usage (remote URI, no terminal to confirm on);
+- 3 a needed source is unavailable, or the audit log cannot be written: refused before the
+  first change (read-only, full), or it failed mid-run and everything was rolled back;
+- 4 the host may be left changed: an undo step failed, or the fresh snapshot after the
+  rollback differs from the one taken before apply (the output says what differs).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ ACTOR = "doctor-fix"
 # Seconds between applying and the verifying snapshot: a tool that reverts our change within
 # this window (a flap loop) makes verification fail and the change is rolled back.
 DEFAULT_SETTLE = 0.5
+EXIT_NOT_RESTORED = 4
+AUDIT_STATUSES = (ApplyStatus.AUDIT_UNAVAILABLE, ApplyStatus.AUDIT_FAILED)
 
 
 class FixRefused(Exception):
@@ -85,6 +94,10 @@ def _show_plan(console: Console, plan: Plan) -> None:
 
 
 def _exit_code(plan: Plan, outcome: ApplyOutcome | None) -> int:
+    if outcome is not None and not outcome.host_unchanged and outcome.status is not ApplyStatus.VERIFIED:
+        return EXIT_NOT_RESTORED
+    if outcome is not None and outcome.status in AUDIT_STATUSES:
+        return report.EXIT_SOURCE
     if outcome is None or outcome.status in (ApplyStatus.ROLLED_BACK, ApplyStatus.APPLY_FAILED):
         return report.EXIT_PROBLEMS if (plan.actions or plan.skipped) else report.EXIT_OK
     remaining = any(b.status not in report.HEALTHY for b in touched_bindings(outcome))
@@ -95,9 +108,20 @@ def _summary(outcome: ApplyOutcome) -> str:
     n = len(outcome.results)
     if outcome.status == ApplyStatus.VERIFIED:
         return f"fixed: {n} action{'s' * (n != 1)} applied and verified on a fresh snapshot"
+    if outcome.status is ApplyStatus.AUDIT_UNAVAILABLE:
+        return "nothing applied: the audit log cannot take this run"
     undone = sum(r.rolled_back for r in outcome.results)
-    what = "a step failed" if outcome.status == ApplyStatus.APPLY_FAILED else "verification failed"
-    return f"{what}: rolled back {undone} action{'s' * (undone != 1)}; the host is as before"
+    what = WHAT_FAILED[outcome.status]
+    if not outcome.host_unchanged:
+        return f"{what}: rolled back {undone} action{'s' * (undone != 1)}, but the host is NOT as before (see above)"
+    return f"{what}: rolled back {undone} action{'s' * (undone != 1)}; a fresh snapshot shows the host as before"
+
+
+WHAT_FAILED = {
+    ApplyStatus.APPLY_FAILED: "a step failed",
+    ApplyStatus.ROLLED_BACK: "verification failed",
+    ApplyStatus.AUDIT_FAILED: "the audit log could not be written",
+}
 
 
 def _apply(args: argparse.Namespace, plan: Plan, audit: AuditLog, err: Console) -> ApplyOutcome:
@@ -121,7 +145,7 @@ def _run(args: argparse.Namespace, plan: Plan, snapshot: HostSnapshot, out: Cons
             err.print("nothing applied", highlight=False)
         return _exit_code(plan, None)
     audit = AuditLog(audit_path)
-    audit.check_writable()
+    audit.check_writable(len(plan.actions))
     outcome = _apply(args, plan, audit, err)
     if args.json:
         _emit(fix_report(plan, outcome.status.value, outcome, str(audit_path)), snapshot)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import socket
 import sys
@@ -50,6 +51,12 @@ def _positive(text: str) -> float:
     return value
 
 
+def _bytes(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a byte count >= 1, got {text!r}")
+    return int(text)
+
+
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("serve", help="HTTP API and a live web page with the topology graph")
     common(p)
@@ -65,7 +72,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
     p.add_argument("--fleet", type=Path, metavar="INVENTORY", help="also be the fleet's hub: /fleet, /api/v1/fleet")
     p.add_argument("--fleet-timeout", type=_positive, default=10.0, metavar="S", help="per agent (default 10)")
-    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.add_argument("--max-body", type=_bytes, metavar="BYTES", help="request body limit, 413 beyond (default 65536)")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr (never a header: no token)")
     p.set_defaults(func=run_serve)
 
 
@@ -82,6 +90,7 @@ def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | Non
         read_token_file=args.read_token_file,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        max_body=args.max_body,
     )
     host, port = parse_listen(cfg.listen)
     tls_context(cfg.tls_cert, cfg.tls_key)  # fails here, with a hint, not inside uvicorn
@@ -161,12 +170,36 @@ def run_serve(args: argparse.Namespace) -> int:
         ssl_certfile=cfg.tls_cert if tls else None,
         ssl_keyfile=cfg.tls_key if tls else None,
     )
+    if args.access_log:
+        _access_log_to_stderr()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
     # found: a no-op one makes that a clean exit 0 (what service managers expect), not -15.
     signal.signal(signal.SIGTERM, _stopped)
     uvicorn.Server(config).run(sockets=[sock])
     sys.stdout.flush()
     return report.EXIT_OK
+
+
+class _NoQuery(logging.Filter):
+    """uvicorn logs the path with its query string; a client may have put a secret there (the
+    token belongs in the Authorization header, which is never logged): log the path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?[query not logged]", *args[3:])
+        return True
+
+
+def _access_log_to_stderr() -> None:
+    """uvicorn's access lines are INFO (its log_level here is warning) and go to stdout, where
+    ``--json`` prints its events: raise the access logger to INFO and point it at stderr."""
+    access = logging.getLogger("uvicorn.access")
+    access.setLevel(logging.INFO)
+    access.addFilter(_NoQuery())
+    for handler in access.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
 
 
 def _stopped(_signum: int, _frame: FrameType | None) -> None:

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -32,6 +32,7 @@ FIELD_HINTS: dict[tuple[str, ...], str] = {
 STATUS_HINTS: dict[int, str] = {  # these also name the method and path the client used
     404: "see /docs for the endpoints",
     405: "see /docs for the methods each endpoint takes",
+    413: "send less (the server's max_body setting)",
 }
 BODY_HINT = "send a UTF-8 JSON object, or no body at all for the defaults"
 
@@ -125,7 +126,9 @@ class BodyLimit:
             msg = await receive()
             seen += len(msg.get("body", b""))
             if seen > self.limit:
-                raise ApiError(413, f"request body over {self.limit} bytes", "send less")
+                # An HTTPException, not ApiError: FastAPI re-raises those from the body reader
+                # (anything else becomes its generic 400 "error parsing the body").
+                raise HTTPException(413, f"request body over {self.limit} bytes")
             return msg
 
         await self.app(scope, counted, send)

@@ -2,12 +2,14 @@
 
 The token check runs after routing (so unknown paths stay 404 and wrong methods 405) but
 before the body is parsed: a request without the right token learns nothing, not even
-whether its body was valid. The comparison is constant-time (hmac.compare_digest). Without
+whether its body was valid. The comparison is constant-time (hmac.compare_digest of SHA-256
+digests, so not even the length shows). Without
 a configured token the server is read-only and these endpoints answer 403.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -47,9 +49,14 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _digest(token: str) -> bytes:
+    # Compared as fixed-length digests: compare_digest's time then says nothing of the length either.
+    return hashlib.sha256(token.encode()).digest()
+
+
 class Auth:
     def __init__(self, token: str | None) -> None:
-        self._token = token.encode() if token else None
+        self._token = _digest(token) if token else None
 
     def refusal(self, header: str | None) -> JSONResponse | None:
         """None when ``Authorization: Bearer <token>`` carries the configured token."""
@@ -59,7 +66,7 @@ class Auth:
         challenge = {"WWW-Authenticate": 'Bearer realm="vifscope"'}
         if scheme.lower() != "bearer" or not given.strip():
             resp = error_json(401, "this endpoint needs a bearer token", "send 'Authorization: Bearer TOKEN'")
-        elif not hmac.compare_digest(given.strip().encode(), self._token):
+        elif not hmac.compare_digest(_digest(given.strip()), self._token):
             resp = error_json(401, "wrong bearer token", "use the token from the server's token_file")
         else:
             return None
@@ -105,19 +112,19 @@ def write_router(b: Backend, feed: Feed) -> APIRouter:
     async def run(domain: str, mac: str, planner: Planner, dry_run: bool, local: bool = True) -> Response:
         return await run_in_threadpool(_act, b, feed, domain, mac, planner, dry_run, local)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/fix", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/fix", responses=RESPONSES, operation_id="fix_vif")
     async def fix(domain: str, mac: Mac, body: FixRequest | None = None) -> Response:
         """Plan and apply the safe fixes for this vif (``doctor --fix``): verify, roll back on failure."""
         req = body or FixRequest()
         return await run(domain, mac, lambda s, v: fix_plan(s, v, link_down=req.link_down), req.dry_run)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/heal", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/heal", responses=RESPONSES, operation_id="heal_vif")
     async def heal(domain: str, mac: Mac, body: HealRequest | None = None) -> Response:
         """Re-apply the binding only (``watch --heal``): plug into the declared bridge, OVS ids, tap up."""
         req = body or HealRequest()
         return await run(domain, mac, heal_only_plan, req.dry_run)
 
-    @r.post("/api/v1/vifs/{domain}/{mac}/link", responses=RESPONSES)
+    @r.post("/api/v1/vifs/{domain}/{mac}/link", responses=RESPONSES, operation_id="set_vif_link")
     async def link(domain: str, mac: Mac, body: LinkRequest) -> Response:
         """Set libvirt's ``<link state=>`` of this vif (``virsh domif-setlink``), verified."""
         return await run(domain, mac, lambda s, v: link_plan(s, v, body.state), body.dry_run, local=False)

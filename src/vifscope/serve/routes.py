@@ -23,7 +23,16 @@ from vifscope.serve.errors import ApiError, error_responses
 from vifscope.serve.etag import NOT_MODIFIED_DOC, conditional, content_tag
 from vifscope.serve.host import host_document
 from vifscope.serve.live import Feed, event_text
-from vifscope.serve.schema import FindingsDoc, HealthDoc, HostDoc, InfoDoc, NetworksDoc, StatusDoc, TopologyDoc
+from vifscope.serve.schema import (
+    VIF_LINKS,
+    FindingsDoc,
+    HealthDoc,
+    HostDoc,
+    InfoDoc,
+    NetworksDoc,
+    StatusDoc,
+    TopologyDoc,
+)
 from vifscope.serve.state import Rendered, View
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so proxies keep an idle stream open
@@ -108,13 +117,19 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     r = APIRouter(tags=["read"])
     age = b.interval
 
-    @r.get("/api/v1/vifs", responses={200: {"model": StatusDoc}, **NOT_MODIFIED})
+    @r.get(
+        "/api/v1/vifs", responses={200: {"model": StatusDoc, "links": VIF_LINKS}, **NOT_MODIFIED}, operation_id="vifs"
+    )
     async def vifs(domain: Domains = None, problems: Problems = False, if_none_match: IfNoneMatch = None) -> Response:
         """Every vif and its binding verdict (``vifscope status --json``)."""
         resp = await run_in_threadpool(lambda: status_doc(b.snapshots.get(age), tuple(domain or ()), problems))
         return conditional(if_none_match, resp)
 
-    @r.get("/api/v1/vifs/{domain}", responses={200: {"model": StatusDoc}, **error_responses(404, 503)})
+    @r.get(
+        "/api/v1/vifs/{domain}",
+        responses={200: {"model": StatusDoc, "links": VIF_LINKS}, **error_responses(404, 503)},
+        operation_id="vifs_of_domain",
+    )
     async def vifs_of(domain: str) -> Response:
         """The vifs of one domain, by name or UUID (``vifscope status -d DOMAIN --json``)."""
         return await run_in_threadpool(lambda: domain_doc(b.snapshots.get(age), domain))

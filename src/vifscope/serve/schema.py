@@ -221,19 +221,21 @@ class InfoDoc(_Open):
     fleet: bool = Field(default=False, description="a fleet hub (serve --fleet): /fleet and /api/v1/fleet answer")
 
 
+# Request bodies are strict: {"dry_run": 0} or {"dry_run": "off"} is refused (422), not coerced
+# into a boolean by pydantic's lax mode: a request that changes the host says true or false.
 class FixRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     dry_run: bool = Field(default=False, description="plan only, change nothing")
     link_down: bool = Field(default=False, description="also set libvirt <link state='up'/> where it is down")
 
 
 class HealRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     dry_run: bool = Field(default=False, description="plan only, change nothing")
 
 
 class LinkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     state: Literal["up", "down"] = Field(description="libvirt <link state=> to set (virsh domif-setlink)")
     dry_run: bool = Field(default=False, description="plan only, change nothing")
 
@@ -249,4 +251,19 @@ class ActionReportDoc(_Open):
     after: list[dict[str, object]]
     audit_log: str | None
     audit_errors: list[str]
+    restored: bool | None = None
     source_errors: list[SourceErrorDoc]
+
+
+def _first_vif(operation: str, *params: str) -> dict[str, object]:
+    return {"operationId": operation, "parameters": {p: f"$response.body#/vifs/0/{p}" for p in params}}
+
+
+# OpenAPI links from a vif listing to what can be done to its first vif: a client (and
+# schemathesis' stateful phase) follows them with a real domain name and MAC.
+VIF_LINKS: dict[str, object] = {
+    "VifsOfItsDomain": _first_vif("vifs_of_domain", "domain"),
+    "FixIt": _first_vif("fix_vif", "domain", "mac"),
+    "HealIt": _first_vif("heal_vif", "domain", "mac"),
+    "SetItsLink": _first_vif("set_vif_link", "domain", "mac"),
+}

@@ -24,7 +24,7 @@ from vifscope.watch.heal_actions import heal_plan
 
 ACTOR = "api"
 MAC_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$"
-FAILED = (ApplyStatus.ROLLED_BACK, ApplyStatus.APPLY_FAILED)
+FAILED = (ApplyStatus.ROLLED_BACK, ApplyStatus.APPLY_FAILED, ApplyStatus.AUDIT_FAILED)
 
 
 class ActionRefused(Exception):
@@ -97,7 +97,7 @@ def link_plan(snap: HostSnapshot, b: VifBinding, state: str) -> Plan:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: int  # HTTP: 200 done / nothing to do / dry run, 409 rolled back or failed
+    status: int  # HTTP: 200 done / nothing to do / dry run, 409 rolled back or failed (``restored`` says how it ended)
     doc: dict[str, Any]
 
 
@@ -116,11 +116,13 @@ class VifActions:
             return Outcome(200, self._doc(fix_report(plan, result, None, None), snap))
         audit = AuditLog(self.audit_log)
         try:
-            audit.check_writable()
+            audit.check_writable(len(plan.actions))
         except AuditError as exc:
             raise ActionRefused(503, str(exc), exc.hint) from exc
         with self._lock:
             outcome = apply_plan(plan, actor=ACTOR, audit=audit, settle=self.settle)
+        if outcome.status is ApplyStatus.AUDIT_UNAVAILABLE:  # filled up since the check above
+            raise ActionRefused(503, "; ".join(outcome.audit_errors), "free disk space for the audit log")
         doc = fix_report(plan, outcome.status.value, outcome, str(self.audit_log))
         return Outcome(409 if outcome.status in FAILED else 200, self._doc(doc, snap))
 

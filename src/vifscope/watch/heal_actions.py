@@ -36,6 +36,8 @@ RESULT_OF: dict[ApplyStatus, str] = {
     ApplyStatus.ROLLED_BACK: "rolled-back",
     ApplyStatus.APPLY_FAILED: "failed",
     ApplyStatus.NOTHING: "nothing",
+    ApplyStatus.AUDIT_UNAVAILABLE: "refused",  # the audit log cannot take it: nothing was changed
+    ApplyStatus.AUDIT_FAILED: "failed",
 }
 
 
@@ -87,7 +89,7 @@ def _why_nothing(plan: Plan, b: VifBinding) -> str:
 def _outcome_error(outcome: ApplyOutcome, actions: tuple[Action, ...]) -> str | None:
     mine = [r for r in outcome.results if r.action in actions]
     errors = [r.error for r in mine if r.error] + [b for r in mine for b in r.broken]
-    errors += list(outcome.audit_errors)
+    errors += [d for r in mine for d in r.not_restored] + list(outcome.audit_errors)
     return "; ".join(errors) or None
 
 
@@ -103,7 +105,7 @@ class ActionsHealer:
         if dry_run or not plan.actions:
             return [self._unapplied(plan, b, "dry-run" if dry_run else "nothing") for b in bindings]
         outcome = apply_plan(plan, actor="heal", audit=self.audit, settle=self.settle, observe=kernel_observer(snap))
-        if outcome.status is ApplyStatus.VERIFIED or len(bindings) == 1:
+        if outcome.status not in (ApplyStatus.ROLLED_BACK, ApplyStatus.APPLY_FAILED) or len(bindings) == 1:
             return [self._result(plan, outcome, b) for b in bindings]
         # One vif spoiled the batch (it was all rolled back): give each its own transaction.
         return [r for b in bindings for r in self.heal(snap, (b,), dry_run=False)]
@@ -121,4 +123,5 @@ class ActionsHealer:
         if not actions:
             return HealResult(b, "nothing", (), _why_nothing(plan, b))
         commands = tuple(c for a in actions for c in a.commands)
-        return HealResult(b, RESULT_OF[outcome.status], commands, _outcome_error(outcome, actions))
+        result = RESULT_OF[outcome.status] if outcome.host_unchanged or outcome.verified else "rollback-failed"
+        return HealResult(b, result, commands, _outcome_error(outcome, actions))

@@ -21,7 +21,9 @@ HEALTHY = (VifStatus.BOUND, VifStatus.INACTIVE, VifStatus.UNVERIFIED)
 
 @dataclass(frozen=True)
 class HealResult:
-    """What happened to one vif's heal: ``result`` is ok / failed / rolled-back / dry-run / nothing."""
+    """What happened to one vif's heal: ``result`` is ok / failed / rolled-back / dry-run / nothing,
+    refused (the audit log cannot take it: nothing changed) or rollback-failed (the host may be
+    left changed: ``error`` says what differs from before)."""
 
     binding: VifBinding
     result: str
