@@ -45,15 +45,18 @@ fi
 # status/doctor otherwise compiles ~40 modules (~40 ms) on every run where the environment
 # sets PYTHONDONTWRITEBYTECODE. Only changed files are recompiled.
 .venv/bin/python -m compileall -q src/vifscope >/dev/null
-# The watch --heal service unit, where systemd runs (these lab machines have none). Installed,
-# not enabled: healing is the admin's decision (systemctl enable --now vifscope-watch).
+# The service units, where systemd runs (these lab machines have none): watch --heal, the
+# fleet agent (serve) and the hub's fleet sync. Installed, not enabled: which host runs which
+# is the admin's decision (systemctl enable --now vifscope-watch / vifscope-agent / ...).
 if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then
-  unit=/etc/systemd/system/vifscope-watch.service
-  sed "s|@VIFSCOPE@|$PWD/.venv/bin/vifscope|" contrib/systemd/vifscope-watch.service > "$unit.tmp"
-  if ! cmp -s "$unit.tmp" "$unit"; then
-    mv "$unit.tmp" "$unit" && systemctl daemon-reload && echo "setup: installed $unit"
-  else
-    rm -f "$unit.tmp"
-  fi
+  for name in vifscope-watch vifscope-agent vifscope-fleet-sync; do
+    unit=/etc/systemd/system/$name.service
+    sed "s|@VIFSCOPE@|$PWD/.venv/bin/vifscope|" "contrib/systemd/$name.service" > "$unit.tmp"
+    if ! cmp -s "$unit.tmp" "$unit"; then
+      mv "$unit.tmp" "$unit" && systemctl daemon-reload && echo "setup: installed $unit"
+    else
+      rm -f "$unit.tmp"
+    fi
+  done
 fi
 echo "setup: ok ($(.venv/bin/vifscope --version))"

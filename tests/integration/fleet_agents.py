@@ -98,3 +98,18 @@ def self_signed(workdir: Path) -> tuple[Path, Path]:
 def agents(workdir: Path, hosts: dict[str, Sequence[Guest]]) -> Iterator[dict[str, Agent]]:
     with ExitStack() as stack:
         yield {name: stack.enter_context(agent(workdir, name, guests)) for name, guests in hosts.items()}
+
+
+@contextmanager
+def hub_server(workdir: Path, inventory: Path) -> Iterator[str]:
+    """``vifscope serve --fleet``: a hub (on the test driver's default host) for ``inventory``."""
+    cmd = [sys.executable, "-m", "vifscope", "-c", "test:///default", "serve", "--json", "--listen", "127.0.0.1:0"]
+    cmd += ["--fleet", str(inventory), "--fleet-timeout", "3", "--audit-log", str(workdir / "hub.audit")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line, f"hub did not start: {proc.stderr.read() if proc.stderr else ''}"
+        yield json.loads(line)["url"]
+    finally:
+        _stop(proc)

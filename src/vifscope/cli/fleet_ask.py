@@ -17,18 +17,10 @@ def ask(inv: Inventory, paths: Sequence[str], timeout: float, limit: int) -> lis
     """Every host's answer in inventory order. A token file that cannot be read is that host's
     error (the rest of the fleet is still asked)."""
     from vifscope.fleet.merge import OPTIONAL_PATHS, host_answer
-    from vifscope.serve.config import ServeConfigError, load_token
-    from vifscope.sources.agents import AgentReply, AgentTarget, fetch_all
+    from vifscope.serve.fleetask import targets as fleet_targets
+    from vifscope.sources.agents import fetch_all
 
-    targets: list[AgentTarget] = []
-    early: dict[str, AgentReply] = {}
-    for h in inv.hosts:
-        try:
-            token = load_token(h.token_file) if h.token_file else None
-        except ServeConfigError as exc:
-            early[h.name] = AgentReply(h.name, (), f"token: {exc}", 0.0)
-            continue
-        targets.append(AgentTarget(h.name, h.url, token, h.ca_file))
+    targets, early = fleet_targets(inv)
     replies = {
         r.name: r for r in fetch_all(targets, paths, timeout=timeout, limit=limit, optional=OPTIONAL_PATHS)
     } | early

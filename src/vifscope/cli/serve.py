@@ -17,8 +17,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
+from vifscope.fleet.inventory import InventoryError, load_inventory
 from vifscope.report import documents as report
 from vifscope.report.tables import make_console
 from vifscope.serve.config import (
@@ -33,6 +36,9 @@ from vifscope.serve.config import (
     with_overrides,
 )
 from vifscope.sources.libvirt.conn import resolve_uri
+
+if TYPE_CHECKING:
+    from vifscope.serve.fleetask import FleetHub
 
 
 def _positive(text: str) -> float:
@@ -64,6 +70,8 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--read-token-file", type=Path, metavar="PATH", help="reads need this bearer token too (mode 0600)")
     p.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
+    p.add_argument("--fleet", type=Path, metavar="INVENTORY", help="also be the fleet's hub: /fleet, /api/v1/fleet")
+    p.add_argument("--fleet-timeout", type=_positive, default=10.0, metavar="S", help="per agent (default 10)")
     p.add_argument("--max-body", type=_bytes, metavar="BYTES", help="request body limit, 413 beyond (default 65536)")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr (never a header: no token)")
     p.set_defaults(func=run_serve)
@@ -95,6 +103,15 @@ def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | Non
     return cfg, host, port, token
 
 
+def _hub(args: argparse.Namespace) -> FleetHub | None:
+    """The fleet hub's settings, or None; InventoryError for a bad inventory."""
+    if args.fleet is None:
+        return None
+    from vifscope.serve.fleetask import FleetHub
+
+    return FleetHub(load_inventory(args.fleet), timeout=args.fleet_timeout)
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -118,10 +135,11 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         cfg, host, port, token = settings(args)
         reader = load_token(cfg.read_token_file) if cfg.read_token_file else None
-    except ServeConfigError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        hub = _hub(args)
+    except (ServeConfigError, InventoryError) as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)))  # Text: YAML's "[...]" is not markup
         if exc.hint:
-            err.print(f"  hint: {exc.hint}", highlight=False)
+            err.print(Text(f"  hint: {exc.hint}"))
         return report.EXIT_USAGE
     try:
         sock = listen_socket(host, port)
@@ -135,7 +153,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from vifscope.serve.backend import Backend
 
     uri = resolve_uri(args.connect)
-    app = create_app(Backend.for_host(uri, cfg, token, reader))
+    app = create_app(Backend.for_host(uri, cfg, token, reader, hub))
     tls = cfg.tls_cert is not None
     url = _url(sock, tls)
     if args.json:

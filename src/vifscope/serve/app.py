@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from vifscope import __version__
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import BodyLimit, SecurityHeaders, install_handlers
+from vifscope.serve.fleetroutes import fleet_page, fleet_router
 from vifscope.serve.live import Feed
 from vifscope.serve.mutate import write_router
 from vifscope.serve.readauth import read_guard
@@ -74,10 +75,13 @@ def create_app(b: Backend) -> FastAPI:
         static_url="/static/docs",
     )
     install_handlers(app)
-    app.include_router(read_router(b, feed), dependencies=[Depends(read_guard(b.read_token, b.token))])
+    guard = [Depends(read_guard(b.read_token, b.token))]
+    app.include_router(read_router(b, feed), dependencies=guard)
+    app.include_router(fleet_router(b.fleet), dependencies=guard)
     app.include_router(write_router(b, feed))
     page = static_dir()
     app.mount("/static", StaticFiles(directory=page), name="static")
+    app.include_router(fleet_page(str(page)))
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import Exporter
 from vifscope.serve.config import ServeConfig
+from vifscope.serve.fleetask import FleetHub
 from vifscope.serve.host import Identity
 from vifscope.serve.state import Snapshots
 from vifscope.serve.vifactions import VifActions
@@ -33,9 +34,17 @@ class Backend:
     max_body: int = 65536
     identity: Identity = field(default_factory=lambda: Identity.resolve(None))  # GET /api/v1/host
     read_token: str | None = None  # set: the read endpoints want it (or the API token); serve.readauth
+    fleet: FleetHub | None = None  # serve --fleet: this server is also the fleet's hub
 
     @classmethod
-    def for_host(cls, uri: str, config: ServeConfig, token: str | None, read_token: str | None = None) -> Backend:
+    def for_host(
+        cls,
+        uri: str,
+        config: ServeConfig,
+        token: str | None,
+        read_token: str | None = None,
+        fleet: FleetHub | None = None,
+    ) -> Backend:
         fast = DeadlineSnapshotter(uri, config.timeout, addresses=True)
         deep = DeadlineSnapshotter(uri, config.timeout, deep=True)
         exporter = Exporter(
@@ -52,4 +61,5 @@ class Backend:
             max_body=config.max_body,
             identity=Identity.resolve(config.host_id),
             read_token=read_token,
+            fleet=fleet,
         )

@@ -165,7 +165,8 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     @r.get("/api/v1/info", responses={200: {"model": InfoDoc}})
     async def info() -> Response:
         """What the page needs to know about this server (no snapshot taken)."""
-        return _json({"version": __version__, "uri": b.uri, "mutations": b.token is not None, "interval": age})
+        doc = {"version": __version__, "uri": b.uri, "mutations": b.token is not None, "interval": age}
+        return _json({**doc, "fleet": b.fleet is not None})
 
     @r.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(request: Request) -> Response:

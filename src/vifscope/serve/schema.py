@@ -218,6 +218,7 @@ class InfoDoc(_Open):
     uri: str
     mutations: bool
     interval: float
+    fleet: bool = Field(default=False, description="a fleet hub (serve --fleet): /fleet and /api/v1/fleet answer")
 
 
 # Request bodies are strict: {"dry_run": 0} or {"dry_run": "off"} is refused (422), not coerced

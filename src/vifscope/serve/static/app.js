@@ -110,6 +110,7 @@ async function main() {
   $("filter").addEventListener("input", applyFilter);
   try {
     state.info = await getJSON("/api/v1/info");
+    $("fleet-link").hidden = !state.info.fleet; // a hub (serve --fleet): its fleet page
   } catch (err) {
     report(err);
   }
