@@ -1,5 +1,6 @@
 """``qos set --backend tc`` on a real busybox TCG guest: the cap holds for traffic the guest
-really sends (busybox ``dd | nc``) and receives (``nc -l``), and --clear lifts it.
+really sends (busybox ``dd | nc``) and receives (``nc -l``), and --clear lifts it; ``--dscp``
+marks what the guest sends (counted by DSCP in the peer namespace's own nft ruleset).
 
 Bounds are generous (0.5x to 1.3x the cap): the TCG guest's speed depends on the load other
 sessions put on the host. The numbers themselves go to BENCHMARKS.md (bench/qos_guest.py).
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vifscope.lab.qosguest import QosGuest, vifscope
+from vifscope.sources.libvirt.qosmark import MARK_NS
 
 CAP_KBYTES = 500  # 4 Mbit/s: TCG guests here send 30-45 Mbit/s unshaped (BENCHMARKS.md)
 CAP = CAP_KBYTES * 8000
@@ -52,3 +57,32 @@ def test_tc_cap_holds_for_a_real_guest_both_ways_and_clear_lifts_it(guest: QosGu
     _set(guest, tmp_path / "audit.jsonl", "--clear")
     after = guest.outbound(5)
     assert after > 2 * CAP, f"still {after / 1e6:.2f} Mbit/s after --clear"
+
+
+def _ef_pings(g: QosGuest) -> int:
+    """Echo requests from the guest that reached the namespace marked EF (its own ruleset)."""
+    g.type(f"ping -c 4 -i 0.3 {g.host_ip} >/dev/null")
+    time.sleep(4)
+    text = subprocess.run(
+        ["ip", "netns", "exec", g.netns, "nft", "list", "table", "inet", "probe"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return int(re.findall(r"counter packets (\d+)", text)[0])
+
+
+def test_dscp_marks_what_the_guest_sends_and_clear_unmarks(guest: QosGuest, tmp_path: Path) -> None:
+    for cmd in ("add table inet probe", "add chain inet probe c { type filter hook input priority 0 ; }",
+                "add rule inet probe c icmp type echo-request ip dscp 46 counter"):  # fmt: skip
+        subprocess.run(["ip", "netns", "exec", guest.netns, "nft", *cmd.split()], check=True)
+    assert _ef_pings(guest) == 0  # unmarked before: the probe can tell
+    doc = _set(guest, tmp_path / "audit.jsonl", "--dscp", "ef")
+    assert doc["dscp"]["status"] == "enforced", doc
+    assert doc["dscp"]["in_force"] == 46
+    meta = subprocess.run(["virsh", "-c", "qemu:///system", "metadata", guest.domain, MARK_NS],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert 'dscp="46"' in meta or "dscp='46'" in meta
+    marked = _ef_pings(guest)
+    assert marked >= 4
+    doc = _set(guest, tmp_path / "audit.jsonl", "--clear")
+    assert doc["dscp"]["status"] == "cleared", doc
+    assert _ef_pings(guest) == marked

@@ -16,7 +16,7 @@ import pytest
 
 from vifscope.actions.qosdscp import carry_out
 from vifscope.model.qosdscp import DSCP_TABLE
-from vifscope.sources.kernel.nftdscp import read_dscp_marks, run_nft
+from vifscope.sources.kernel.nftdscp import read_dscp_marks, run_argv
 
 P = os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-t-")
 NET = os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.78")
@@ -64,7 +64,7 @@ def rig() -> Iterator[Rig]:
             sh("ip", "netns", "exec", r.receiver, "nft", *cmd.split())
         yield r
     finally:
-        carry_out(tap, None, read_dscp_marks, run_nft)
+        carry_out(tap, None, read_dscp_marks, run_argv)
         for name in (tap, up, br):
             sh("ip", "link", "del", name, check=False)
         for ns in (r.sender, r.receiver):
@@ -86,13 +86,13 @@ def pings(r: Rig) -> None:
 def test_mark_reaches_the_wire_both_families_and_clear_removes_it(rig: Rig) -> None:
     pings(rig)
     assert ef_counts(rig) == (0, 0)  # unmarked before: the probe can tell
-    out = carry_out(rig.tap, 46, read_dscp_marks, run_nft)
+    out = carry_out(rig.tap, 46, read_dscp_marks, run_argv)
     assert out.status == "enforced", out.error
     assert all(DSCP_TABLE in argv and "netdev" in argv for argv in out.commands)
     pings(rig)
     v4, v6 = ef_counts(rig)
     assert v4 >= 3 and v6 >= 3  # echo requests (replies go the other way, unmarked)
-    cleared = carry_out(rig.tap, None, read_dscp_marks, run_nft)
+    cleared = carry_out(rig.tap, None, read_dscp_marks, run_argv)
     assert cleared.status == "cleared"
     assert rig.tap not in read_dscp_marks()
     pings(rig)

@@ -8,10 +8,15 @@ tc-free netdev filtering a user may add at 0.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from vifscope.actions.audit import AuditLog
+from vifscope.actions.qosapply import new_log
 from vifscope.model.qosdscp import DSCP_FAMILY, DSCP_TABLE, DscpMark, chain_name
+from vifscope.sources.kernel.nftdscp import read_dscp_marks, run_argv
+from vifscope.sources.libvirt.qosmark import MARK_KEY, MARK_NS, read_domain_marks, render_marks
 
 Argv = tuple[str, ...]
 NFT = ("nft",)
@@ -88,3 +93,39 @@ def _undo(
     for argv in back:
         run(argv)
     return DscpOutcome("rolled_back", done, back, read().get(dev), error)
+
+
+def marks_command(uri: str, domain: str, marks: dict[str, int], flags: tuple[str, ...]) -> Argv:
+    """``virsh metadata`` writing the domain's whole mark element (or removing it: none left)."""
+    change = ("--key", MARK_KEY, "--set", render_marks(marks)) if marks else ("--remove",)
+    return ("virsh", "-c", uri, "metadata", *change, *flags, "--", domain, MARK_NS)
+
+
+@dataclass(frozen=True)
+class DscpRequest:
+    uri: str
+    domain: str
+    mac: str
+    value: int | None  # None: remove the mark
+    flags: tuple[str, ...]  # --live / --config for the metadata
+
+
+def set_dscp(req: DscpRequest, audit: AuditLog, dev: str) -> DscpOutcome:
+    """Mark (or unmark) ``dev``, verified in nft; then record it in the domain's metadata.
+    Audit-logged as ``qos-dscp``."""
+    log = new_log(audit, "qos-dscp", req.domain, req.mac)
+    out = carry_out(dev, req.value, read_dscp_marks, run_argv)
+    log("apply", "ok" if out.status in ("enforced", "cleared") else out.status, [shlex.join(c) for c in out.commands],
+        out.error)  # fmt: skip
+    if out.status not in ("enforced", "cleared"):
+        return out
+    before = read_domain_marks(req.uri, req.domain)
+    marks = {k: v for k, v in before.items() if k != req.mac}
+    if req.value is not None:
+        marks[req.mac] = req.value
+    if marks == before:
+        return out
+    meta = marks_command(req.uri, req.domain, marks, req.flags)
+    err = run_argv(meta)
+    log("metadata", "failed" if err else "ok", [shlex.join(meta)], err)
+    return replace(out, commands=(*out.commands, meta), error=err, status="failed" if err else out.status)

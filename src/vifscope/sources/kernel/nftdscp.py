@@ -57,7 +57,7 @@ def read_dscp_marks() -> dict[str, DscpMark]:
     return parse_dscp_table(proc.stdout)
 
 
-def run_nft(argv: tuple[str, ...]) -> str | None:
-    """Run one nft command; its error text, or None."""
+def run_argv(argv: tuple[str, ...]) -> str | None:
+    """Run one command (nft, virsh metadata); its error text, or None."""
     proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     return (proc.stderr.strip() or f"exit {proc.returncode}") if proc.returncode else None
