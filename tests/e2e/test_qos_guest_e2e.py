@@ -81,8 +81,13 @@ def test_dscp_marks_what_the_guest_sends_and_clear_unmarks(guest: QosGuest, tmp_
     meta = subprocess.run(["virsh", "-c", "qemu:///system", "metadata", guest.domain, MARK_NS],
                           capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert 'dscp="46"' in meta or "dscp='46'" in meta
+    shown = json.loads(vifscope("qos", "show", "--json").stdout)
+    row = next(v for v in shown["vifs"] if v["domain"] == guest.domain)
+    assert row["dscp"]["declared"] == 46 and row["dscp"]["verdict"] == "enforced", row["dscp"]
     marked = _ef_pings(guest)
     assert marked >= 4
     doc = _set(guest, tmp_path / "audit.jsonl", "--clear")
     assert doc["dscp"]["status"] == "cleared", doc
     assert _ef_pings(guest) == marked
+    shown = json.loads(vifscope("qos", "show", "--json").stdout)
+    assert next(v for v in shown["vifs"] if v["domain"] == guest.domain)["dscp"] is None

@@ -25,6 +25,13 @@ def parse_marks(text: str | None) -> dict[str, int]:
     return out
 
 
+def marks_in_element(root: ET.Element) -> dict[str, int]:
+    """The marks of a parsed ``<domain>``'s ``<metadata>`` (unreadable values: skipped)."""
+    meta = root.find("metadata")
+    elem = meta.find(f"{{{MARK_NS}}}marks") if meta is not None else None
+    return parse_marks(ET.tostring(elem, encoding="unicode")) if elem is not None else {}
+
+
 def render_marks(marks: dict[str, int]) -> str:
     root = ET.Element("marks")
     for mac in sorted(marks):
