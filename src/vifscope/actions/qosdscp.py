@@ -16,7 +16,8 @@ from vifscope.actions.audit import AuditLog
 from vifscope.actions.qosapply import new_log
 from vifscope.model.qosdscp import DSCP_FAMILY, DSCP_TABLE, DscpMark, chain_name
 from vifscope.sources.kernel.nftdscp import read_dscp_marks, run_argv
-from vifscope.sources.libvirt.qosmark import MARK_KEY, MARK_NS, read_domain_marks, render_marks
+from vifscope.sources.libvirt.qosmark import MARK_KEY, MARK_NS, render_marks
+from vifscope.sources.qosset import read_domain_marks
 
 Argv = tuple[str, ...]
 NFT = ("nft",)

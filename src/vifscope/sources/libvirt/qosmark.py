@@ -51,11 +51,3 @@ def read_marks(dom: object, live: bool = True) -> dict[str, int]:
             return {}
         raise
     return parse_marks(str(text))
-
-
-def read_domain_marks(uri: str, domain: str) -> dict[str, int]:
-    """The live marks of ``domain`` (libvirt errors propagate: the caller reports them)."""
-    from vifscope.sources.libvirt.conn import connect
-
-    with connect(uri) as conn:
-        return read_marks(conn.lookupByName(domain))
