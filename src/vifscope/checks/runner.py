@@ -6,7 +6,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from vifscope.checks import addresses, backends, binding, bridges, hostdev, networks, performance, qos, security
+from vifscope.checks import (
+    addresses,
+    backends,
+    binding,
+    bridges,
+    hostdev,
+    networks,
+    performance,
+    qos,
+    qospolice,
+    security,
+)
 from vifscope.checks.base import CATEGORIES, Check, CheckContext
 from vifscope.checks.config import DoctorConfig
 from vifscope.checks.isolation import IsolationSummary, summarize
@@ -22,6 +33,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     *security.CHECKS,
     *performance.CHECKS,
     *qos.CHECKS,
+    *qospolice.CHECKS,
 )
 CHECKS_BY_ID: Mapping[str, Check] = MappingProxyType({c.id: c for c in ALL_CHECKS})  # read-only table
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

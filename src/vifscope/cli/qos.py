@@ -59,6 +59,18 @@ def judged(args: argparse.Namespace) -> tuple[HostSnapshot, QosSources, tuple[Vi
     return snap, src, judge(snap, src.tc or TcShaping(), ovs, src.config, config.policies)
 
 
+def _marks(snap: HostSnapshot) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str] | None]:
+    """DSCP entries by (domain, mac), and a source error when nft could not be read."""
+    from vifscope.bind.qosdscp import mark_rows
+    from vifscope.sources.kernel.nftdscp import NftUnavailable, read_dscp_marks
+
+    try:
+        marks = read_dscp_marks()
+    except NftUnavailable as exc:
+        return mark_rows(snap.vifs, {}), {"source": "nft", "error": str(exc), "hint": "install nftables (nft)"}
+    return mark_rows(snap.vifs, marks), None
+
+
 def cmd_qos(args: argparse.Namespace) -> int:
     if args.action == "set":
         return cmd_qos_set(args)
@@ -71,6 +83,15 @@ def cmd_qos(args: argparse.Namespace) -> int:
     code = report.qos_exit_code(snap, vifs, src.errors)
     shown = [q for q in vifs if q.verdict in PROBLEM_VERDICTS] if args.problems else list(vifs)
     doc = report.qos_report(shown, errors)
+    marks, mark_error = _marks(snap)
+    if mark_error is not None:
+        doc["source_errors"].append(mark_error)
+        code = max(code, 3)
+    for row in doc["vifs"]:
+        entry = marks.get((row["domain"], (row["mac"] or "").lower()))
+        row["dscp"] = entry
+        if entry and entry["verdict"] in ("missing", "drift", "undeclared"):
+            code = max(code, 1)
 
     def human(console: Console) -> None:
         from vifscope.report.qostable import qos_table
@@ -78,5 +99,11 @@ def cmd_qos(args: argparse.Namespace) -> int:
         if shown:
             console.print(qos_table(shown))
         console.print(report.qos_summary(vifs), highlight=False)
+        for row in doc["vifs"]:
+            if row["dscp"]:
+                d = row["dscp"]
+                got = d["in_force"]["ipv4"] if d["in_force"] else None
+                line = f"dscp {row['domain']} {row['target'] or row['mac']}: declared {d['declared']}, in force {got}"
+                console.print(f"{line}: {d['verdict']}", highlight=False, markup=False)
 
     return show(doc, code, args.json, human)

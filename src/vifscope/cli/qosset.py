@@ -12,7 +12,9 @@ from vifscope.actions.qosapply import SetOutcome
 from vifscope.actions.qosplan import Refusal
 from vifscope.actions.qosset import SetRequest, set_libvirt, set_tc
 from vifscope.cli.common import emit_json, make_console
+from vifscope.cli.qosdscp import DSCP_HELP, dscp_value, run_dscp, wants_dscp
 from vifscope.model.qos import BandwidthRate
+from vifscope.model.qosdscp import DscpError
 from vifscope.report.qos import direction_dict, direction_text
 from vifscope.sources.kernel.kconfig import read_shaping
 from vifscope.sources.libvirt.conn import resolve_uri
@@ -46,14 +48,17 @@ def add_set_arguments(qos: argparse.ArgumentParser) -> None:
     qos.add_argument("--live", action="store_true", help="set: the running domain only")
     qos.add_argument("--config", action="store_true", help="set: the persistent definition (default: both)")
     qos.add_argument("--backend", choices=["libvirt", "tc"], default="libvirt", help="set: who enforces")
+    qos.add_argument("--dscp", metavar="NAME|NUM|none", help=DSCP_HELP)
     qos.add_argument("--audit-log", help=f"set: the audit log (default {DEFAULT_AUDIT_LOG})")
 
 
 def _request(args: argparse.Namespace) -> SetRequest:
     if not args.name or not args.mac:
         raise RateError("qos set needs a DOMAIN and --mac MAC")
-    if not (args.clear or args.inbound is not None or args.outbound is not None):
-        raise RateError("qos set needs --inbound, --outbound or --clear")
+    if not (args.clear or args.inbound is not None or args.outbound is not None or args.dscp is not None):
+        raise RateError("qos set needs --inbound, --outbound, --dscp or --clear")
+    if args.dscp is not None:
+        dscp_value(args)  # a bad value is a usage error before anything runs
     return SetRequest(
         resolve_uri(args.connect), args.name, args.mac.lower(), parse_rate(args.inbound), parse_rate(args.outbound),
         args.inbound is not None, args.outbound is not None, args.clear, args.live, args.config,
@@ -81,26 +86,23 @@ def outcome_dict(req: SetRequest, backend: str, out: SetOutcome, audit: Path) ->
     }  # fmt: skip
 
 
-def cmd_qos_set(args: argparse.Namespace) -> int:
-    try:
-        req = _request(args)
-    except RateError as exc:
-        return _fail(args.json, str(exc), "see 'vifscope qos --help'", 2, "usage")
-    path = Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT_LOG
+def _rates(args: argparse.Namespace, req: SetRequest, path: Path) -> tuple[int, dict[str, Any]]:
+    """The rate step: (exit code, its JSON document)."""
     audit = AuditLog(path)
     try:
         out = set_tc(req, audit) if args.backend == "tc" else set_libvirt(req, audit, read_shaping())
     except SiteUnavailable as exc:
-        return _fail(args.json, str(exc), exc.hint, exc.code, "unavailable")
+        return exc.code, {"status": "unavailable", "error": str(exc), "hint": exc.hint}
     except AuditError as exc:
-        return _fail(args.json, str(exc), exc.hint, 3, "unavailable")
+        return 3, {"status": "unavailable", "error": str(exc), "hint": exc.hint}
     if isinstance(out, Refusal):
-        return _fail(args.json, out.message, out.hint, 1, "refused")
-    doc = outcome_dict(req, args.backend, out, path)
-    if args.json:
-        emit_json(doc)
-        return EXIT[out.status]
+        return 1, {"status": "refused", "error": out.message, "hint": out.hint}
+    return EXIT[out.status], {**outcome_dict(req, args.backend, out, path), "_outcome": out}
+
+
+def _print_rates(req: SetRequest, doc: dict[str, Any]) -> None:
     console = make_console()
+    out: SetOutcome = doc["_outcome"]
     for cmd in out.commands:
         console.print(f"ran: {cmd}", highlight=False, markup=False)
     for cmd in out.rollback_commands:
@@ -109,4 +111,42 @@ def cmd_qos_set(args: argparse.Namespace) -> int:
         for name, d in (("inbound: ", out.judged.inbound), ("outbound:", out.judged.outbound)):
             console.print(f"{name} {' '.join(direction_text(d).split(chr(10)))}", highlight=False, markup=False)
     console.print(f"{req.domain} {req.mac}: {out.status}" + (f" ({out.error})" if out.error else ""), markup=False)
-    return EXIT[out.status]
+
+
+def _print_dscp(req: SetRequest, doc: dict[str, Any]) -> None:
+    console = make_console()
+    for cmd in doc.get("commands", []):
+        console.print(f"ran: {cmd}", highlight=False, markup=False)
+    for cmd in doc.get("rollback_commands", []):
+        console.print(f"rolled back: {cmd}", highlight=False, markup=False)
+    mark = doc.get("in_force_name") or "none"
+    err = f" ({doc['error']})" if doc.get("error") else ""
+    console.print(f"{req.domain} {req.mac}: dscp {mark} in force, {doc['status']}{err}", markup=False)
+
+
+def cmd_qos_set(args: argparse.Namespace) -> int:
+    try:
+        req = _request(args)
+    except (RateError, DscpError) as exc:
+        return _fail(args.json, str(exc), "see 'vifscope qos --help'", 2, "usage")
+    path = Path(args.audit_log) if args.audit_log else DEFAULT_AUDIT_LOG
+    code = 0
+    doc: dict[str, Any] = {"domain": req.domain, "mac": req.mac, "status": "enforced"}
+    if args.clear or args.inbound is not None or args.outbound is not None:
+        code, doc = _rates(args, req, path)
+        if "_outcome" not in doc:
+            return _fail(args.json, doc["error"], doc["hint"], code, doc["status"])
+        if not args.json:
+            _print_rates(req, doc)
+    if wants_dscp(args):
+        mark = run_dscp(args, path)
+        doc["dscp"] = mark
+        code = max(code, {"enforced": 0, "cleared": 0, "unavailable": 3}.get(mark["status"], 1))
+        if not args.json and "hint" in mark:
+            return _fail(False, mark["error"], mark["hint"], code, mark["status"])
+        if not args.json:
+            _print_dscp(req, mark)
+    if args.json:
+        doc.pop("_outcome", None)
+        emit_json(doc)
+    return code

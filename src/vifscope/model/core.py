@@ -122,6 +122,7 @@ class DeclaredVif:
     bandwidth: Bandwidth | None = None  # <bandwidth> (model/qos.py)
     vlan_tags: tuple[int, ...] = ()  # <vlan><tag id=>, in document order
     qos_policy: VifPolicy | None = None  # vifscope's tc-backend policy in <metadata> (model/qospolicy.py)
+    dscp_mark: int | None = None  # vifscope's DSCP mark in <metadata> (model/qosdscp.py)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.tcshaping import read_tc
 from vifscope.sources.libvirt.bandwidth import BandwidthXmlError, bandwidth_by_mac
 from vifscope.sources.libvirt.conn import LibvirtUnavailable, connect, domain_vifs
+from vifscope.sources.libvirt.qosmark import read_marks
 from vifscope.sources.libvirt.qosmeta import QosMetaError, parse_policies
 from vifscope.sources.qos import live_policy_xml
 
@@ -96,3 +97,9 @@ def read_vif(uri: str, domain: str, mac: str) -> VifRead:
         domain, mac, dev, _exists(dev) if dev else 0, root, ingress, present, bandwidth is not None, kind, ovs
     )
     return VifRead(site, bandwidth, policies, vif.type, vif.domain_state.has_taps)
+
+
+def read_domain_marks(uri: str, domain: str) -> dict[str, int]:
+    """The live DSCP marks of ``domain``'s vifscope metadata (libvirt errors propagate)."""
+    with connect(uri) as conn:
+        return read_marks(conn.lookupByName(domain))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from vifscope.model import DeclaredVif, DomainState, InterfaceExtras
 from vifscope.sources.libvirt.bandwidth import parse_bandwidth
 from vifscope.sources.libvirt.factxml import interface_extras
+from vifscope.sources.libvirt.qosmark import marks_in_element
 from vifscope.sources.libvirt.qosmeta import QosMetaError, policies_in_element
 from vifscope.sources.libvirt.xmlroot import xml_root
 
@@ -185,6 +186,9 @@ def parse_domain(
 def with_policies(vifs: tuple[DeclaredVif, ...], root: ET.Element) -> tuple[DeclaredVif, ...]:
     """Each vif with its entry of the domain's vifscope QoS metadata (an unreadable element:
     none, as if absent -- ``qos set`` reads it itself and says why)."""
+    marks = marks_in_element(root)
+    if marks:
+        vifs = tuple(replace(v, dscp_mark=marks.get((v.mac or "").lower())) for v in vifs)
     try:
         policies = policies_in_element(root)
     except QosMetaError:
