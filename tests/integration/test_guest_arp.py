@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,11 @@ link set vs-g-atap master vs-g-abr
 link set vs-g-atap up
 link set vs-g-abr up
 link set vs-g-abr2 up
+"""
+# Added once the bridge shows its carrier: a carrier event the kernel handles late (linkwatch
+# is deferred, more so under load) flushes the link's non-permanent neighbours
+# (neigh_carrier_down); in one loaded CI run that took the STALE entry away.
+NEIGHBOURS = f"""\
 neigh add 10.82.250.5 lladdr {MAC} dev vs-g-abr nud permanent
 neigh add fd00:82::5 lladdr {MAC} dev vs-g-abr nud stale
 neigh add 10.82.250.6 lladdr 52:54:00:82:00:02 dev vs-g-abr nud permanent
@@ -41,6 +47,16 @@ NODE = f"""<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
 </devices></domain></node>"""
 
 
+def _wait_for_carrier(ns: str, link: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "dev", link], capture_output=True, text=True)
+        if "LOWER_UP" in json.loads(out.stdout or "[{}]")[0].get("flags", []):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{link} got no carrier within {seconds} s")
+
+
 @pytest.fixture
 def netns() -> Iterator[str]:
     if os.geteuid() != 0:
@@ -49,6 +65,8 @@ def netns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "-batch", "-"], input=BATCH, text=True, check=True)
+        _wait_for_carrier(ns, "vs-g-abr")
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input=NEIGHBOURS, text=True, check=True)
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
