@@ -163,7 +163,7 @@ def names_section() -> str:
         every_report(case.snap)
         bindings = bind(case.snap)
         vifs += len(bindings)
-        doc = doctor_report(case.snap, evaluate(case.snap, bindings, case.config))
+        doc = doctor_report(case.snap, evaluate(case.snap, bindings, case.config), bindings)
         for f in doc["findings"]:
             if f["fix_argv"]:
                 fixes += 1

@@ -187,7 +187,7 @@ def every_report(snap: HostSnapshot) -> str:
     run = evaluate(snap, bindings, DoctorConfig())
     status = json.loads(json.dumps(status_report(snap, bindings), ensure_ascii=False))
     _console().print(vif_table(status["vifs"]))
-    doctor = json.loads(json.dumps(doctor_report(snap, run), ensure_ascii=False))
+    doctor = json.loads(json.dumps(doctor_report(snap, run, bindings), ensure_ascii=False))
     print_doctor(_console(), doctor)
     topo = build_topology(snap, bindings)
     json.loads(json.dumps(graph_document(snap, bindings, topo), ensure_ascii=False))

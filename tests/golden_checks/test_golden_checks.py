@@ -116,7 +116,7 @@ def test_exit_code(case: Case) -> None:
 
 
 def test_json_contract(case: Case) -> None:
-    doc = doctor_report(case.snap, _run(case))
+    doc = doctor_report(case.snap, _run(case), bind(case.snap))
     assert {"findings", "source_errors", "summary", "skipped", "isolation"} <= doc.keys()
     for f in doc["findings"]:
         assert {"check", "severity", "category", "domain", "mac", "target", "message", "evidence", "fix"} <= f.keys()

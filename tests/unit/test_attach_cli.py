@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import Engine
 
 from vifscope.cli import main as cli
+from vifscope.lab.private import PrivateOvsdb
 from vifscope.model import DomainState
 from vifscope.model.mac import MacPool, MacRange, MacState, parse_mac
 from vifscope.sources.libvirt.devices import NoSuchDomain, read_domain
@@ -49,8 +51,21 @@ def node(tmp_path: Path) -> str:
     return f"test://{path}"
 
 
+@pytest.fixture(scope="module")
+def ovsdb() -> Iterator[PrivateOvsdb]:
+    """An OVSDB of the test's own: whether a bridge exists must not hang on the host's OVS
+    (with OVSDB unreadable, an unknown bridge may be an OVS netdev one: exit 3, not 2)."""
+    with PrivateOvsdb() as db:
+        db.start()
+        yield db
+
+
 @pytest.fixture
-def run(tmp_path: Path, node: str, capsys: pytest.CaptureFixture[str]) -> Any:
+def run(
+    tmp_path: Path, node: str, capsys: pytest.CaptureFixture[str], ovsdb: PrivateOvsdb, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    monkeypatch.setenv("OVS_RUNDIR", str(ovsdb.rundir))
+
     def go(*argv: str) -> tuple[int, dict[str, Any]]:
         extra = ["--json", "--db", f"sqlite:///{tmp_path / 'store.db'}", "--audit-log", str(tmp_path / "a.jsonl")]
         code = cli.main(["-c", node, *argv, *extra])
@@ -66,6 +81,7 @@ def run(tmp_path: Path, node: str, capsys: pytest.CaptureFixture[str]) -> Any:
         (["attach", "nosuch", "--network", "default"], "attach.no_domain"),
         (["attach", "noacpi", "--network", "default", "--mac", "52:54:00:0c:00:09"], "attach.no_acpi"),
         (["attach", "run1", "--bridge", "vs-no-such-br", "--mac", "52:54:00:0c:00:09"], "xml.bridge_missing"),
+        (["attach", "run1", "--bridge", "lo", "--mac", "52:54:00:0c:00:09"], "xml.not_a_bridge"),
         (["attach", "run1", "--network", "nonet", "--mac", "52:54:00:0c:00:09"], "xml.network_missing"),
         (["attach", "run1", "--network", "default", "--mac", "52:54:00:0c:00:01"], "xml.mac_in_use"),
         (["attach", "run1", "--network", "default", "--mac", "53:54:00:0c:00:09"], "xml.mac_invalid"),
@@ -85,6 +101,17 @@ def test_refusals_exit_2_and_change_nothing(run: Any, tmp_path: Path, argv: list
     assert doc["error"] and doc["hint"]
     assert not (tmp_path / "a.jsonl").exists()
     assert not (tmp_path / "store.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["--bridge", "--ovs"])
+def test_unknown_bridge_with_ovsdb_unreadable_is_exit_3(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.setenv("OVS_RUNDIR", str(tmp_path))  # no db.sock there
+    code, doc = run("attach", "run1", kind, "vs-no-such-br", "--mac", "52:54:00:0c:00:09")
+    assert (code, doc["exit"]) == (3, 3), doc
+    assert "cannot tell whether bridge vs-no-such-br exists" in doc["error"] and doc["hint"]
+    assert not (tmp_path / "a.jsonl").exists()
 
 
 def test_human_refusal_is_one_line_and_a_hint(node: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -69,7 +69,7 @@ def test_exit_codes() -> None:
 
 def test_report_is_json_and_counts() -> None:
     case = load_case(CASES_DIR / "lab-baseline")
-    doc = doctor_report(case.snap, evaluate(case.snap, bind(case.snap)))
+    doc = doctor_report(case.snap, evaluate(case.snap, bind(case.snap)), bind(case.snap))
     assert doc["summary"] == {"error": 1, "warning": 8, "info": 2}  # per-host and per-bridge causes are reported once
     layers = doc["isolation"][0]["layers"]
     assert list(layers) == ["physical", "host", "virtual", "application"]

@@ -39,8 +39,9 @@ ACTION_OF = {
 
 
 def _run(case: HostileCase) -> tuple[tuple[Finding, ...], dict[str, Any]]:
-    run = evaluate(case.snap, bind(case.snap), case.config)
-    return run.findings, doctor_report(case.snap, run)
+    bindings = bind(case.snap)
+    run = evaluate(case.snap, bindings, case.config)
+    return run.findings, doctor_report(case.snap, run, bindings)
 
 
 def _table(findings: list[dict[str, Any]]) -> str:

@@ -26,7 +26,7 @@ RECORD = "\x1e"  # printf prints it after each command's words
 
 def _docs() -> Iterator[tuple[HostileCase, dict[str, Any]]]:
     for case in hostile_cases():
-        doc = doctor_report(case.snap, evaluate(case.snap, bind(case.snap), case.config))
+        doc = doctor_report(case.snap, evaluate(case.snap, bind(case.snap), case.config), bind(case.snap))
         for f in doc["findings"]:
             yield case, f
 

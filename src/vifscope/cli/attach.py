@@ -218,6 +218,19 @@ def _book(args: argparse.Namespace, req: NicRequest, store: Store | None, snap: 
     return explicit_book(store, req.mac, domain, socket.gethostname())
 
 
+def need_bridge(req: NicRequest, snap: HostSnapshot) -> None:
+    """A bridge no kernel link has may still be an OVS netdev bridge: with OVSDB unreadable,
+    check-xml cannot say it is missing, so attach stops (exit 3) instead of trying libvirt."""
+    if req.kind not in (NicKind.BRIDGE, NicKind.OVS) or req.source in snap.links_by_name:
+        return
+    err = next((e for e in snap.errors if e.source == "ovs"), None)
+    if err is not None:
+        raise SourceDown(
+            f"cannot tell whether bridge {req.source} exists: no such kernel link, OVSDB unreadable ({err.error})",
+            err.hint or "start ovsdb-server, or name an existing Linux bridge",
+        )
+
+
 def cmd_attach(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.connect)
     audit_path = args.audit_log or DEFAULT_AUDIT_LOG
@@ -229,6 +242,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         store = open_store_view(args.db, snap.host)
         book = _book(args, req, store, snap, dom.name)
         check_attach(req, dom, scope, snap, store.view if store else None, req.mac)
+        need_bridge(req, snap)
         audit = AuditLog(audit_path)
         audit.check_writable()
         outcome = run_attach(uri, dom, req, scope, book, audit, args.settle, args.timeout)

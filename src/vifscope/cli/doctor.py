@@ -156,7 +156,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def _output(args: argparse.Namespace, snap: HostSnapshot, bindings: Any, run: Any) -> int:
-    doc = doctor_report(snap, run)
+    doc = doctor_report(snap, run, bindings)
     code = doctor_exit_code(snap, bindings, run.findings)
     if args.json:
         _emit(doc)

@@ -44,10 +44,17 @@ def findings_tables(findings: Sequence[dict[str, Any]]) -> list[Table]:
             finding = Text(f["message"])
             if f["evidence"]:
                 finding.append("\n" + _evidence(f["evidence"]), style="dim")
+            if f.get("caused_by"):
+                finding.append("\nfollows from " + cause_text(f["caused_by"]) + ": fix that first", style="italic")
             sev = Text(f["severity"], style=SEVERITY_STYLE.get(f["severity"], ""))
             table.add_row(sev, f["check"], finding, Text(f["fix"] or "-"))
         tables.append(table)
     return tables
+
+
+def cause_text(ref: dict[str, Any]) -> str:
+    where = ref["subject"] if ref["domain"] is None else f"{ref['domain']} {ref['mac'] or ''}".rstrip()
+    return f"{ref['check']} ({where})" if where else ref["check"]
 
 
 def isolation_table(rows: Sequence[dict[str, Any]]) -> Table:
@@ -69,7 +76,11 @@ def summary_line(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     parts = [f"{s['error']} error(s)", f"{s['warning']} warning(s)", f"{s['info']} info"]
     skipped = f"; {len(doc['skipped'])} check(s) not evaluated" if doc["skipped"] else ""
-    return "doctor: " + ", ".join(parts) + skipped
+    followers = sum(bool(f.get("caused_by")) for f in doc["findings"])
+    roots = (
+        f" ({followers} follow from the others: {len(doc['findings']) - followers} to fix first)" if followers else ""
+    )
+    return "doctor: " + ", ".join(parts) + roots + skipped
 
 
 def print_doctor(console: Console, doc: dict[str, Any]) -> None:

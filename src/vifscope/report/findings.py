@@ -3,8 +3,13 @@ dicts (the ``doctor --json`` contract), the ``--domain`` filter, and doctor's ex
 
 Contract (issue 3; fields are added, never renamed):
 ``{"findings": [{"check", "severity", "category", "domain", "mac", "target", "message",
-"evidence": {...}, "fix", "fix_argv", "fix_chain", "fix_note", "subject", "title"}],
-"source_errors": [...], "summary", "skipped", "isolation", "notes", "host", "uri", "taken_at"}``
+"evidence": {...}, "fix", "fix_argv", "fix_chain", "fix_note", "subject", "title", "caused_by"}],
+"source_errors": [...], "summary", "root_causes", "skipped", "isolation", "notes", "host", "uri",
+"taken_at"}``
+
+``caused_by`` names the root finding this one follows from (``{"check", "domain", "mac",
+"subject"}``, see checks/causes.py) or is null; ``root_causes`` counts the findings that follow
+from no other: fix those first, the rest usually clear with them.
 
 ``fix`` is one paste-safe shell line (every word quoted as needed, the note after ``#``);
 ``fix_argv`` the same commands as argv lists (run them in order; ``fix_chain`` "&&" stops at
@@ -19,11 +24,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vifscope.checks import CHECKS_BY_ID, CheckRun, IsolationSummary
+from vifscope.checks.causes import root_causes
 from vifscope.model import Finding, Fix, HostSnapshot, Problem, Severity, VifBinding
 from vifscope.report import documents as report
 
 
-def finding_dict(f: Finding) -> dict[str, Any]:
+def finding_dict(f: Finding, caused_by: Finding | None = None) -> dict[str, Any]:
     check = CHECKS_BY_ID.get(f.check)
     return {
         "check": f.check,
@@ -37,7 +43,12 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "evidence": f.evidence_dict(),
         **fix_fields(f.fix),
+        "caused_by": None if caused_by is None else cause_ref(caused_by),
     }
+
+
+def cause_ref(root: Finding) -> dict[str, Any]:
+    return {"check": root.check, "domain": root.domain, "mac": root.mac, "subject": root.subject}
 
 
 def fix_fields(fix: Fix | None) -> dict[str, Any]:
@@ -67,14 +78,17 @@ def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return {s.value: c[s.value] for s in Severity}
 
 
-def doctor_report(snap: HostSnapshot, run: CheckRun) -> dict[str, Any]:
+def doctor_report(snap: HostSnapshot, run: CheckRun, bindings: Sequence[VifBinding]) -> dict[str, Any]:
     """The whole ``vifscope doctor --json`` document."""
+    causes = root_causes(run.findings, bindings)
+    found = run.findings
     return {
         "host": snap.host,
         "uri": snap.uri,
         "taken_at": snap.taken_at.isoformat(),
-        "summary": severity_counts(run.findings),
-        "findings": [finding_dict(f) for f in run.findings],
+        "summary": severity_counts(found),
+        "root_causes": len(found) - len(causes),
+        "findings": [finding_dict(f, found[causes[i]] if i in causes else None) for i, f in enumerate(found)],
         "skipped": [{"check": cid, "reason": why} for cid, why in run.skipped],
         "isolation": [isolation_dict(s) for s in run.isolation],
         "notes": list(snap.facts.notes) if snap.facts else [],

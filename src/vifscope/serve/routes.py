@@ -84,7 +84,7 @@ def networks_doc(view: View) -> Response:
 
 def findings_doc(view: View, domains: tuple[str, ...]) -> Response:
     def build() -> Rendered:
-        return _encode(doctor_report(view.snapshot, select(view.check_run, view.bindings, domains)))
+        return _encode(doctor_report(view.snapshot, select(view.check_run, view.bindings, domains), view.bindings))
 
     return _once(view, ("findings", domains), build)
 

@@ -144,12 +144,16 @@ class FindingDoc(_Open):
         description='"&&": stop at the first failing command; ";": run every one'
     )
     fix_note: str | None = Field(description="what is not a command: an XML change, a placeholder to fill in")
+    caused_by: dict[str, str | None] | None = Field(
+        default=None, description="the root finding this one follows from (check, domain, mac, subject), or null"
+    )
 
 
 class FindingsDoc(_Report):
     """``vifscope doctor --json``."""
 
     summary: dict[str, int]
+    root_causes: int = Field(default=0, description="findings that follow from no other finding: fix those first")
     findings: list[FindingDoc]
     skipped: list[dict[str, str]]
     isolation: list[dict[str, object]]
