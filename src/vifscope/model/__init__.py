@@ -1,23 +1,20 @@
 """Pure data model (frozen dataclasses + enums). ``core``: declared vifs, kernel links,
-OVS ports, libvirt networks, the snapshot and bindings; ``command``: commands as argv and
+OVS ports, libvirt networks and the snapshot; ``binding``: the join and its verdicts; ``command``: commands as argv and
 the fixes made of them. Import names from here."""
 
 from vifscope.model.backend import BackendFacts, PciFunction, QemuProcess, SocketHolder, UnixSocketFact, VfConfig
+from vifscope.model.binding import Expectation, Problem, VifBinding, VifStatus
 from vifscope.model.command import Chain, Command, Fix
 from vifscope.model.core import (
     DeclaredVif,
     DhcpRange,
     DomainState,
-    Expectation,
     HostSnapshot,
     LibvirtNetwork,
     LinkStats,
     ObservedLink,
     OvsPort,
-    Problem,
     SourceError,
-    VifBinding,
-    VifStatus,
 )
 from vifscope.model.finding import Evidence, Finding, Severity
 from vifscope.model.guestaddr import AddressFacts, VifAddress
