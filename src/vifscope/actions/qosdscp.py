@@ -130,3 +130,22 @@ def set_dscp(req: DscpRequest, audit: AuditLog, dev: str) -> DscpOutcome:
     err = run_argv(meta)
     log("metadata", "failed" if err else "ok", [shlex.join(meta)], err)
     return replace(out, commands=(*out.commands, meta), error=err, status="failed" if err else out.status)
+
+
+def heal_mark(
+    dev: str,
+    value: int | None,
+    who: tuple[str, str],
+    audit: AuditLog,
+    read: Callable[[], dict[str, DscpMark]] = read_dscp_marks,
+    run: Callable[[Argv], str | None] = run_argv,
+) -> DscpOutcome:
+    """``watch --heal``: the declared mark put back on a (re-created) tap, or (``value`` None) the
+    chain of a tap that went away deleted. The metadata is not touched: it already says so.
+    Audit-logged as ``qos-dscp`` for ``who`` (domain, MAC), phase ``heal`` / ``release``."""
+    log = new_log(audit, "qos-dscp", *who)
+    out = carry_out(dev, value, read, run)
+    ok = out.status in ("enforced", "cleared")
+    log("heal" if value is not None else "release", "ok" if ok else out.status,
+        [shlex.join(c) for c in (*out.commands, *out.rollback_commands)], out.error)  # fmt: skip
+    return out

@@ -94,10 +94,10 @@ def orphan_ifb(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     used = _ifbs_in_use(ctx)
     by_index = {link.ifindex: link.name for link in ctx.snap.links}
     for link in ctx.snap.links:
-        if link.kind != "ifb" or not link.name.startswith(IFB_PREFIX) or link.name in used:
-            continue
         suffix = link.name.removeprefix(IFB_PREFIX)
-        tap = by_index.get(int(suffix)) if suffix.isdecimal() else None
+        if link.kind != "ifb" or not link.name.startswith(IFB_PREFIX) or not suffix.isdecimal() or link.name in used:
+            continue  # only the tc backend's own names: vsq-<the tap's ifindex>
+        tap = by_index.get(int(suffix))
         ev = [("ifb", link.name), ("tap_ifindex", suffix), ("tap_now", tap)]
         msg = f"{link.name} is a vifscope ifb device no running vif uses (its tap, ifindex {suffix}, is gone)"
         if tap is not None:

@@ -48,6 +48,11 @@ def _exists(name: str) -> int:
         return 0
 
 
+def link_exists(name: str) -> bool:
+    """Whether a link of that name exists in this network namespace."""
+    return _exists(name) != 0
+
+
 def read_shaping_of(devs: frozenset[str]) -> tuple[dict[str, tuple[str | None, bool]], TcShaping]:
     """(dev -> (root qdisc kind, has an ingress qdisc), tc's shaping) for ``devs``."""
     try:
