@@ -4,6 +4,8 @@ the kernel and suggest the exact command.
 
 * qos.mark_missing / qos.mark_drift: a running vif's declared mark (``vifscope qos set
   --dscp``) has no chain hooked to its tap, or one setting another value.
+* qos.mark_bypassed: a declared mark on a tap whose ingress tc redirects to an ifb (the tc
+  backend's outbound cap): the packets never reach nft's netdev ingress hook (measured).
 * qos.mark_stale: a chain in vifscope's table hooked to a device that is no running vif's tap
   with a declared mark. On recent kernels (measured on 6.18) a netdev chain outlives its device
   and hooks the next device of that name -- a later guest given the same ``vnetN`` is marked.
@@ -56,6 +58,27 @@ def mark_drift(ctx: CheckContext, c: Check) -> Iterator[Finding]:
         ev = [("declared", value), ("ipv4", mark.ipv4 if mark else None), ("ipv6", mark.ipv6 if mark else None),
               ("chain", mark.chain if mark else None)]  # fmt: skip
         yield c.on_vif(b, msg, ev, _mark_fix(ctx, b, value))
+
+
+def mark_bypassed(ctx: CheckContext, c: Check) -> Iterator[Finding]:
+    """A declared mark on a tap whose ingress a tc filter redirects (the tc backend's ifb): tc's
+    ingress runs before nft's netdev ingress, and ifb hands the packets back past both
+    (__netif_receive_skb_core's skip_classify), so the chain never sees them."""
+    tc = ctx.facts.tc_shaping
+    redirects = tc.redirect_by_dev if tc else {}
+    for b in ctx.running:
+        v = b.vif
+        if v.dscp_mark is None or b.link is None or (v.target or "") not in redirects:
+            continue
+        ifb = redirects[v.target or ""]
+        msg = (
+            f"DSCP {dscp_name(v.dscp_mark)} is declared for {v.target}, but its ingress is redirected to {ifb}: "
+            "the packets bypass nft's netdev ingress hook, so none is marked"
+        )
+        argv = ("vifscope", "-c", ctx.snap.uri, "qos", "set", v.domain, "--mac", v.mac or "", "--backend", "tc")
+        note = "keep one: this drops the tc-backend outbound cap; or drop the mark with --dscp none"
+        ev = [("declared", v.dscp_mark), ("redirect_to", ifb), ("chain_present", v.target in ctx.facts.marks_by_dev)]
+        yield c.on_vif(b, msg, ev, Fix((Command((*argv, "--outbound", "0", "--live")),), note))
 
 
 def _declaring_taps(ctx: CheckContext) -> frozenset[str]:
@@ -138,6 +161,22 @@ CHECKS: tuple[Check, ...] = (
             "vifscope qos set DOMAIN --mac MAC --dscp NAME --live (flushes the chain and writes both rules again).",
         ),
         (_MARKS,),
+    ),
+    Check(
+        "qos.mark_bypassed",
+        "performance",
+        Severity.WARNING,
+        "DSCP mark bypassed by a tc redirect",
+        mark_bypassed,
+        Explain(
+            "A running vif declares a DSCP mark, and a tc filter on its tap's ingress redirects the guest's packets "
+            "(qos set --backend tc --outbound sends them through an ifb device).",
+            "tc's ingress runs before nft's netdev ingress hook, and ifb re-injects the packets past both: the mark's "
+            "chain never sees them, so the guest's traffic leaves unmarked although chain and metadata look right.",
+            "Keep one of the two on this vif: vifscope qos set DOMAIN --mac MAC --backend tc --outbound 0, or "
+            "vifscope qos set DOMAIN --mac MAC --dscp none.",
+        ),
+        (_MARKS, needs("tc_shaping", "tc classes and filters")),
     ),
     Check(
         "qos.mark_stale",

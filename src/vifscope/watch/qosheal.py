@@ -70,7 +70,7 @@ def tap_changes(
         b.vif.target for k, b in after.items()
         if b.link is not None and b.vif.target and _ifindex(before.get(k)) != b.link.ifindex
     }  # fmt: skip
-    arrived |= {t.new.vif.target for t in moved if t.new and t.new.vif.qos_policy and t.new.vif.target}
+    arrived |= {t.new.vif.target for t in moved if t.new and t.new.link and t.new.vif.qos_policy and t.new.vif.target}
     return TapChanges(gone, frozenset(arrived))
 
 
@@ -143,7 +143,8 @@ def mark_heal(snap: HostSnapshot, names: frozenset[str], shown: Shown, audit: Au
     """``qos-mark-heal`` documents: declared marks missing or drifted on the taps ``names``."""
     vifs = [
         v for v in snap.vifs
-        if v.target in names and v.dscp_mark is not None and v.domain_state.has_taps and shown(v.domain, v.domain_uuid)
+        if v.target in names and v.dscp_mark is not None and v.domain_state.has_taps
+        and v.target in snap.links_by_name and shown(v.domain, v.domain_uuid)
     ]  # fmt: skip
     if not vifs:
         return []

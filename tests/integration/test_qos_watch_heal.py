@@ -1,0 +1,166 @@
+"""``watch --heal`` and vifscope's own QoS objects, on real links in this test's namespaces: the
+lab of vifscope.lab.qoslink (namespace ``A`` plays the host, a veth end the tap, a libvirt
+test-driver node file the running domain). ``qos set`` gives the vif a tc-backend outbound cap
+(an ifb device, ``vsq-<ifindex>``) and a DSCP mark (a chain in ``A``'s own nft table
+``netdev vifscope_qos`` -- never the host's); then ``vifscope watch --heal`` runs inside ``A``.
+
+* the tap deleted (what a domain stop or a detach does to it): watch removes the ifb and the
+  mark's chain -- on this kernel the chain would otherwise outlive the tap and mark the next
+  device of that name;
+* the tap plugged again (a restart): the outbound cap and the mark are rebuilt, and the guest's
+  packets go through the new chain (its counter, read in ``A``);
+* deleted and re-created at once (one link dump may see only the new ifindex): same end state,
+  and the old ifb is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vifscope.lab.qoslink import Pair, QosLink
+
+pytestmark = pytest.mark.integration
+
+PREFIX = os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-r-") + "h"
+NET = os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.90")
+Event = dict[str, Any]
+
+
+class Watch:
+    """``vifscope watch --heal --json`` inside ``A``; its lines in a queue."""
+
+    def __init__(self, lab: QosLink, uri: str, audit: str) -> None:
+        argv = ["ip", "netns", "exec", lab.ns_a, sys.executable, "-m", "vifscope", "-c", uri, "watch", "--heal",
+                "--json", "--audit-log", audit]  # fmt: skip
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
+        self.seen: list[Event] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait(self, match: Callable[[Event], bool], timeout: float = 15.0) -> Event:
+        while True:
+            try:
+                ev = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no such watch line in {timeout} s; seen {self.seen[-6:]}") from None
+            if ev is None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"watch exited ({self.proc.wait()}): {err}")
+            self.seen.append(ev)
+            if match(ev):
+                return ev
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def in_a(lab: QosLink, *argv: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", lab.ns_a, *argv], capture_output=True, text=True, check=False).stdout
+
+
+def ifbs(lab: QosLink) -> set[str]:
+    return set(re.findall(r"^\d+: (vsq-\d+)", in_a(lab, "ip", "-o", "link", "show", "type", "ifb"), re.M))
+
+
+def ifindex(lab: QosLink, dev: str) -> int:
+    return int(in_a(lab, "cat", f"/sys/class/net/{dev}/ifindex").strip())
+
+
+def marks(lab: QosLink) -> str:
+    """``A``'s vifscope_qos table ("" when there is none)."""
+    return in_a(lab, "nft", "list", "table", "netdev", "vifscope_qos")
+
+
+def ping_counted(lab: QosLink, x: Pair) -> int:
+    """IPv4 packets the tap's mark chain counted after three pings from the guest side."""
+    subprocess.run(["ip", "netns", "exec", lab.ns_b, "ping", "-c", "3", "-i", "0.2", "-W", "1", x.host_ip],
+                   capture_output=True, check=False)  # fmt: skip
+    got = re.search(r"ip dscp set ef counter packets (\d+)", marks(lab))
+    return int(got.group(1)) if got else -1
+
+
+@pytest.fixture
+def marked(tmp_path: Path) -> Iterator[tuple[QosLink, Pair, Watch, Path]]:
+    """One vif shaped (outbound 500 kB/s, tc backend) and marked EF, watch --heal running."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (network namespaces)")
+    audit = tmp_path / "audit.jsonl"
+    with QosLink(PREFIX, NET, 1, tmp_path) as lab:
+        uri = lab.write_node()
+        (x,) = lab.pairs
+        common = ("--mac", x.mac, "--audit-log", str(audit), "--json")
+        rates = lab.vifscope(uri, "qos", "set", x.domain, "--backend", "tc", "--outbound", "500", *common)
+        assert rates.returncode == 0, rates.stdout + rates.stderr
+        mark = lab.vifscope(uri, "qos", "set", x.domain, "--dscp", "ef", *common)
+        assert mark.returncode == 0, mark.stdout + mark.stderr
+        uri = lab.remember(json.loads(rates.stdout), json.loads(mark.stdout))
+        assert ifbs(lab) == {f"vsq-{ifindex(lab, x.tap)}"} and f'device "{x.tap}"' in marks(lab)
+        watch = Watch(lab, uri, str(audit))
+        try:
+            watch.wait(lambda e: e["event"] == "start")
+            yield lab, x, watch, audit
+        finally:
+            watch.stop()
+
+
+def _of(event: str, **fields: str) -> Callable[[Event], bool]:
+    return lambda e: e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+
+
+def test_a_gone_tap_loses_its_ifb_and_chain_and_a_new_one_gets_rates_and_mark(
+    marked: tuple[QosLink, Pair, Watch, Path],
+) -> None:
+    lab, x, watch, audit = marked
+    old_ifb = f"vsq-{ifindex(lab, x.tap)}"
+    subprocess.run(["ip", "-n", lab.ns_a, "link", "del", x.tap], check=True)
+    ifb = watch.wait(_of("qos-release", object="ifb"))
+    chain = watch.wait(_of("qos-release", object="mark"))
+    assert (ifb["device"], ifb["status"], chain["status"]) == (old_ifb, "removed", "removed")
+    assert ifbs(lab) == set() and x.tap not in marks(lab)  # nothing of ours is left in the kernel
+
+    lab._plug(x)  # the domain's restart: the same name, a new ifindex, no qdisc, no chain
+    rates = watch.wait(_of("qos-heal"))
+    mark = watch.wait(_of("qos-mark-heal"))
+    assert (rates["was"], rates["status"]) == ("missing", "enforced")
+    assert (mark["was"], mark["status"], mark["declared"]) == ("missing", "enforced", 46)
+    assert ifbs(lab) == {f"vsq-{ifindex(lab, x.tap)}"} != {old_ifb}
+    assert "mirred" in in_a(lab, "tc", "filter", "show", "dev", x.tap, "ingress")
+    assert ping_counted(lab, x) >= 3  # the guest's packets pass the new chain
+    logged = [(r["action"], r["phase"], r["result"]) for r in map(json.loads, audit.read_text().splitlines())]
+    assert ("qos-ifb", "release", "ok") in logged and ("qos-dscp", "release", "ok") in logged
+    assert ("qos-dscp", "heal", "ok") in logged
+
+
+def test_a_tap_recreated_at_once_ends_with_one_new_ifb_and_its_mark(
+    marked: tuple[QosLink, Pair, Watch, Path],
+) -> None:
+    lab, x, watch, _audit = marked
+    old_ifb = f"vsq-{ifindex(lab, x.tap)}"
+    lab.recreate(x)  # deleted and plugged again within one command's time
+    watch.wait(_of("qos-heal", status="enforced"))  # printed once the whole update's QoS work is done
+    lines = [e for e in watch.seen if e["event"].startswith("qos-")]
+    assert ifbs(lab) == {f"vsq-{ifindex(lab, x.tap)}"}, lines
+    assert old_ifb not in ifbs(lab)
+    assert len(re.findall(r"ip6? dscp set ef", marks(lab))) == 2 and f'device "{x.tap}"' in marks(lab)
+    assert ping_counted(lab, x) >= 3
