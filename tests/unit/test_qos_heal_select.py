@@ -1,6 +1,6 @@
 """What watch --heal's QoS part selects from one table update (pure): taps gone or re-created
 (by ifindex, not by the transitions a user sees), taps that appeared, the ifb a gone tap leaves,
-the network's inbound a floor needs."""
+the network's inbound a floor needs, and how qos show states a floor."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 from tests.unit.ipjson import snapshot, tap
 from vifscope.bind.join import bind
 from vifscope.model import DeclaredVif, DomainState, VifBinding
-from vifscope.model.qos import BandwidthRate
+from vifscope.model.qos import BandwidthRate, DirectionQos, QosVerdict
 from vifscope.model.qospolicy import Created, VifPolicy
+from vifscope.report.qos import direction_text
 from vifscope.sources.libvirt.netxml import parse_network_xml
 from vifscope.watch.qosheal import stale_ifb, tap_changes
 from vifscope.watch.state import vif_key
@@ -71,3 +72,11 @@ def test_a_network_inbound_average_is_read_and_a_portgroup_one_is_not() -> None:
         "<network><name>n</name><portgroup name='p'><bandwidth><inbound average='5'/></bandwidth></portgroup></network>"
     )
     assert parse_network_xml(bare, active=True, autostart=False).inbound_average is None
+
+
+def test_qos_show_cells_say_the_declared_floor() -> None:
+    only_floor = DirectionQos(BandwidthRate(floor=200), None, QosVerdict.NONE)
+    assert direction_text(only_floor).startswith("floor 1.6 Mbit/s")
+    both = DirectionQos(BandwidthRate(1000, floor=200), None, QosVerdict.MISSING)
+    assert direction_text(both).splitlines()[0] == "8.0 Mbit/s, floor 1.6 Mbit/s"
+    assert direction_text(DirectionQos(None, None, QosVerdict.NONE)) == "-"
