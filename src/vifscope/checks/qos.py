@@ -141,7 +141,8 @@ CHECKS: tuple[Check, ...] = (
         not_enforced,
         Explain(
             "A running vif declares <bandwidth> but its link has no htb class (inbound) or no police filter "
-            "(outbound) where libvirt puts them.",
+            "(outbound) where libvirt puts them; on an OVS port, OVSDB has no linux-htb QoS row (inbound) or no "
+            "ingress policing (outbound).",
             "The guest is not capped: a noisy neighbour takes the host's bandwidth the operator thinks is limited.",
             "virsh domiftune DOMAIN MAC --live --inbound AVG,PEAK,BURST --outbound AVG,,BURST (libvirt re-creates "
             "the tc objects), after finding what removed them (Open vSwitch deletes ingress qdiscs, ovs-issues #210).",
