@@ -120,7 +120,7 @@ def set_dscp(req: DscpRequest, audit: AuditLog, dev: str) -> DscpOutcome:
         out.error)  # fmt: skip
     if out.status not in ("enforced", "cleared"):
         return out
-    before = read_domain_marks(req.uri, req.domain)
+    before = read_domain_marks(req.uri, req.domain, live="--live" in req.flags)
     marks = {k: v for k, v in before.items() if k != req.mac}
     if req.value is not None:
         marks[req.mac] = req.value

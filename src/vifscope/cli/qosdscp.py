@@ -37,9 +37,11 @@ def run_dscp(args: argparse.Namespace, audit: Path) -> dict[str, Any]:
         read = read_vif(uri, args.name, args.mac.lower())
     except SiteUnavailable as exc:
         return {"status": "unavailable", "error": str(exc), "hint": exc.hint}
-    if not read.running or not read.site.ifindex:
+    stopped_clear = value is None and not read.running  # the persistent mark, and a chain its tap left
+    if not stopped_clear and (not read.running or not read.site.ifindex):
         return {"status": "refused", "error": f"{args.name} {args.mac}: no tap to mark (domain not running?)"}
     flags = tuple(f for f, on in (("--live", args.live), ("--config", args.config)) if on) or ("--live", "--config")
+    flags = ("--config",) if stopped_clear else flags
     req = DscpRequest(uri, args.name, args.mac.lower(), value, flags)
     try:
         out = set_dscp(req, AuditLog(audit), read.site.dev)
