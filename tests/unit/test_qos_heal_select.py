@@ -9,8 +9,10 @@ from typing import Any
 
 from tests.unit.ipjson import snapshot, tap
 from vifscope.bind.join import bind
+from vifscope.bind.qosdscp import mark_dict
 from vifscope.model import DeclaredVif, DomainState, VifBinding
 from vifscope.model.qos import BandwidthRate, DirectionQos, QosVerdict
+from vifscope.model.qosdscp import DscpMark
 from vifscope.model.qospolicy import Created, VifPolicy
 from vifscope.report.qos import direction_text
 from vifscope.sources.libvirt.netxml import parse_network_xml
@@ -80,3 +82,11 @@ def test_qos_show_cells_say_the_declared_floor() -> None:
     both = DirectionQos(BandwidthRate(1000, floor=200), None, QosVerdict.MISSING)
     assert direction_text(both).splitlines()[0] == "8.0 Mbit/s, floor 1.6 Mbit/s"
     assert direction_text(DirectionQos(None, None, QosVerdict.NONE)) == "-"
+
+
+def test_qos_show_calls_a_mark_on_a_redirected_tap_bypassed() -> None:
+    marked = replace(VIF, dscp_mark=46)
+    chain = {"vnet0": DscpMark("vnet0", "tap_vnet0", 46, 46)}
+    assert mark_dict(marked, chain)["verdict"] == "enforced"
+    assert mark_dict(marked, chain, frozenset({"vnet0"}))["verdict"] == "bypassed"
+    assert mark_dict(marked, {}, frozenset({"vnet0"}))["verdict"] == "missing"
