@@ -118,6 +118,8 @@ def marked(tmp_path: Path) -> Iterator[tuple[QosLink, Watch, Path]]:
             done = lab.vifscope(uri, "qos", "set", x.domain, "--mac", x.mac, *args, "--audit-log", str(audit), "--json")
             assert done.returncode == 0, done.stdout + done.stderr
             docs.append(json.loads(done.stdout))
+        assert "qos.mark_bypassed" in docs[1]["warnings"][0]  # the mark on the redirected tap
+        assert "warnings" not in docs[0] and "warnings" not in docs[2]
         uri = lab.remember(*docs)
         assert ifbs(lab) == {f"vsq-{ifindex(lab, shaped.tap)}"}
         assert all(f'device "{x.tap}"' in marks(lab) for x in lab.pairs)
