@@ -176,3 +176,27 @@ def test_a_tap_recreated_at_once_ends_with_one_new_ifb_and_its_mark(marked: tupl
     assert ifbs(lab) == {f"vsq-{ifindex(lab, shaped.tap)}"} and old_ifb not in ifbs(lab), lines
     table = marks(lab)
     assert f'device "{shaped.tap}"' in table and len(re.findall(r"ip6? dscp set ef", table)) == 4
+
+
+def test_qos_reapply_sets_a_lost_mark_again(tmp_path: Path) -> None:
+    """Without watch: the table flushed behind vifscope's back, ``qos reapply`` puts the mark back."""
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (network namespaces)")
+    audit = str(tmp_path / "audit.jsonl")
+    with QosLink(PREFIX + "r", NET, 1, tmp_path) as lab:
+        (x,) = lab.pairs
+        uri = lab.write_node()
+        done = lab.vifscope(
+            uri, "qos", "set", x.domain, "--mac", x.mac, "--dscp", "af41", "--audit-log", audit, "--json"
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        uri = lab.remember(json.loads(done.stdout))
+        in_a(lab, "nft", "delete", "table", "netdev", "vifscope_qos")
+        assert marks(lab) == ""
+        again = lab.vifscope(uri, "qos", "reapply", "--audit-log", audit, "--json")
+        assert again.returncode == 0, again.stdout + again.stderr
+        (one,) = json.loads(again.stdout)["remarked"]
+        assert (one["domain"], one["was"], one["status"], one["declared"]) == (x.domain, "missing", "enforced", 34)
+        assert f'device "{x.tap}"' in marks(lab) and "ip dscp set af41" in marks(lab)
+        quiet = lab.vifscope(uri, "qos", "reapply", "--audit-log", audit, "--json")
+        assert json.loads(quiet.stdout)["remarked"] == []  # in force: nothing to do

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vifscope.actions.audit import AuditLog
-from vifscope.actions.qosdscp import Argv, heal_mark
+from vifscope.actions.qosdscp import Argv, heal_mark, remark
 from vifscope.actions.qosreapply import due, reapply_one, release_ifb
 from vifscope.bind.qos import judge
-from vifscope.bind.qosdscp import mark_verdict
 from vifscope.model import DeclaredVif, HostSnapshot, VifBinding
 from vifscope.model.qosdscp import DscpMark
 from vifscope.model.qospolicy import IFB_PREFIX
@@ -148,21 +147,11 @@ def mark_heal(snap: HostSnapshot, names: frozenset[str], shown: Shown, audit: Au
     ]  # fmt: skip
     if not vifs:
         return []
-    marks = _marks(kernel)
-    if isinstance(marks, str):
-        return [{"event": "qos-mark-heal", "status": "unavailable", "error": marks}]
-    docs = []
-    for v in vifs:
-        was = mark_verdict(v.dscp_mark, marks.get(v.target or ""))
-        if was == "enforced":
-            continue
-        doc = {"event": "qos-mark-heal", **_who(v), "was": was, "declared": v.dscp_mark}
-        if dry_run:
-            docs.append(doc | {"status": "dry-run"})
-            continue
-        out = heal_mark(v.target or "", v.dscp_mark, (v.domain, v.mac or ""), audit, kernel.read_marks, kernel.run)
-        docs.append(doc | {"status": out.status, "commands": [shlex.join(c) for c in out.commands], "error": out.error})
-    return docs
+    try:
+        docs = remark(vifs, audit, dry_run=dry_run, read=kernel.read_marks, run=kernel.run)
+    except NftUnavailable as exc:
+        return [{"event": "qos-mark-heal", "status": "unavailable", "error": str(exc)}]
+    return [{"event": "qos-mark-heal", **d} for d in docs]
 
 
 def qos_heal(
