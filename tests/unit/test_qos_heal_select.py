@@ -5,18 +5,20 @@ the network's inbound a floor needs, and how qos show states a floor."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from tests.unit.ipjson import snapshot, tap
+from vifscope.actions.audit import AuditLog
 from vifscope.bind.join import bind
 from vifscope.bind.qosdscp import mark_dict
-from vifscope.model import DeclaredVif, DomainState, VifBinding
+from vifscope.model import DeclaredVif, DomainState, SourceError, VifBinding
 from vifscope.model.qos import BandwidthRate, DirectionQos, QosVerdict
 from vifscope.model.qosdscp import DscpMark
 from vifscope.model.qospolicy import Created, VifPolicy
 from vifscope.report.qos import direction_text
 from vifscope.sources.libvirt.netxml import parse_network_xml
-from vifscope.watch.qosheal import stale_ifb, tap_changes
+from vifscope.watch.qosheal import QosKernel, qos_after_update, stale_ifb, tap_changes
 from vifscope.watch.state import vif_key
 
 MAC = "52:54:00:00:00:01"
@@ -90,3 +92,19 @@ def test_qos_show_calls_a_mark_on_a_redirected_tap_bypassed() -> None:
     assert mark_dict(marked, chain)["verdict"] == "enforced"
     assert mark_dict(marked, chain, frozenset({"vnet0"}))["verdict"] == "bypassed"
     assert mark_dict(marked, {}, frozenset({"vnet0"}))["verdict"] == "missing"
+
+
+def test_nothing_is_released_when_the_link_dump_failed(tmp_path: Path) -> None:
+    """A failed dump leaves no links: every tap would look gone, every ifb stale."""
+
+    def tripwire(*_args: object) -> Any:
+        raise AssertionError("the kernel was touched")
+
+    before = table([with_index(tap("vnet0"), 41)])
+    failed = snapshot([VIF], [], errors=[SourceError("netlink", "dump failed", "")])
+    changes = tap_changes(before, {vif_key(b.vif): b for b in bind(failed)})
+    assert changes.gone  # it does look gone
+    kernel = QosKernel(read_marks=tripwire, run=tripwire, exists=tripwire)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    assert qos_after_update(changes, failed, lambda _n, _u: True, audit, False, kernel) == []
+    assert not (tmp_path / "audit.jsonl").exists()
