@@ -36,11 +36,13 @@ from vifscope.model import (
     Sysctls,
 )
 from vifscope.model.host import Qdisc
-from vifscope.model.qos import RootQdisc, TcShaping
+from vifscope.model.qos import OvsQos, RootQdisc, TcShaping
+from vifscope.model.qosdscp import DscpMark
 from vifscope.sources.kernel.firewall import merge, parse_iptables_save, parse_nft_ruleset
 from vifscope.sources.kernel.iproute import parse_addresses, parse_neighbors, parse_qdiscs
 from vifscope.sources.kernel.kconfig import parse_kernel_config
 from vifscope.sources.kernel.links import parse_links
+from vifscope.sources.kernel.nftdscp import parse_dscp_table
 from vifscope.sources.kernel.procfs import read_sysctls
 from vifscope.sources.libvirt.domxml import parse_domain_xml
 from vifscope.sources.libvirt.facts import parse_lease
@@ -53,6 +55,7 @@ from vifscope.sources.libvirt.factxml import (
 from vifscope.sources.libvirt.guestip import merge_guest_addresses
 from vifscope.sources.libvirt.netxml import parse_network_xml
 from vifscope.sources.ovs import parse_ovs_tables
+from vifscope.sources.ovsqos import parse_ovs_qos_output
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
 
@@ -232,7 +235,25 @@ def _facts(files: Files, macs: list[str], dom_xml: dict[str, str], net_xml: dict
         interface_extras=tuple(e for name, text in dom_xml.items() for e in parse_domain_extras(text, name)[1]),
         tc_shaping=_tc_shaping(files, parse_qdiscs(tc) if tc is not None else None),
         kernel_shaping=parse_kernel_config(files.text(KCONFIG)) if files.find(KCONFIG) else None,
+        ovs_qos=_ovs_qos(files),
+        dscp_marks=_dscp_marks(files),
     )
+
+
+def _ovs_qos(files: Files) -> tuple[OvsQos, ...] | None:
+    """``facts/ovs-qos.json``: the four JSON lines of read_ovs_qos's ovs-vsctl call (absent:
+    OVSDB's QoS rows were not read, so OVS ports are not judged)."""
+    found = files.find("facts/ovs-qos.json")
+    return parse_ovs_qos_output(found.read_text(encoding="utf-8")) if found is not None else None
+
+
+def _dscp_marks(files: Files) -> tuple[DscpMark, ...] | None:
+    """``facts/nft-dscp.txt``: ``nft list table netdev vifscope_qos``. Absent: the table does not
+    exist (no marks) when nft itself answered (facts/nft.json), else nft is unavailable."""
+    found = files.find("facts/nft-dscp.txt")
+    if found is not None:
+        return tuple(parse_dscp_table(found.read_text(encoding="utf-8")).values())
+    return () if files.find("facts/nft.json") is not None else None
 
 
 KCONFIG = "facts/kconfig.txt"  # the CONFIG_ lines of /proc/config.gz (absent: the kernel has none)

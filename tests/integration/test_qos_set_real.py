@@ -74,6 +74,39 @@ def paused(tmp_path: Path) -> Iterator[None]:
         virsh("undefine", NAME)
 
 
+def _ifb() -> str:
+    """The ifb vifscope made for the domain's tap (named in the live metadata)."""
+    (name,) = re.findall(r'ifb="(vsq-\d+)"', virsh("dumpxml", NAME).stdout)
+    return name
+
+
+def _link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True, check=False).returncode == 0
+
+
+def test_clear_on_a_destroyed_domain_removes_the_ifb_it_left_and_doctor_saw(paused: None, tmp_path: Path) -> None:
+    audit = str(tmp_path / "audit.jsonl")
+    done = vifscope("qos", "set", NAME, "--mac", MAC, "--backend", "tc", "--outbound", "500", "--audit-log", audit,
+                    "--json")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    ifb = _ifb()
+    assert virsh("destroy", NAME).returncode == 0  # nobody watching: the ifb stays behind
+    assert _link_exists(ifb)
+
+    def orphans() -> list[dict[str, object]]:
+        doc = json.loads(vifscope("doctor", "--json").stdout)
+        return [f for f in doc["findings"] if f["check"] == "qos.orphan_ifb" and f["subject"] == ifb]
+
+    (found,) = orphans()
+    assert found["fix_argv"] == [["ip", "link", "del", "dev", ifb]]
+    cleared = vifscope("qos", "set", NAME, "--mac", MAC, "--backend", "tc", "--clear", "--audit-log", audit, "--json")
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    assert json.loads(cleared.stdout)["status"] == "cleared"
+    assert not _link_exists(ifb)
+    assert "vifscope:qos" not in virsh("dumpxml", "--inactive", NAME).stdout
+    assert orphans() == []
+
+
 def test_policy_travels_in_the_domain_definition_and_clear_removes_it(paused: None, tmp_path: Path) -> None:
     audit = str(tmp_path / "audit.jsonl")
     done = vifscope("qos", "set", NAME, "--mac", MAC, "--backend", "tc", "--inbound", "1000,2000", "--outbound", "500",
@@ -116,13 +149,17 @@ def test_watch_heal_rebuilds_the_policy_on_the_new_tap_after_a_restart(paused: N
         assert watch.stdout is not None
         lines = iter(watch.stdout.readline, "")
         assert next(d for d in map(json.loads, lines) if d["event"] == "start")
+        old_ifb = _ifb()
         assert virsh("destroy", NAME).returncode == 0
+        released = next(d for d in map(json.loads, lines) if d["event"] == "qos-release")
+        assert (released["object"], released["device"], released["status"]) == ("ifb", old_ifb, "removed")
+        assert not _link_exists(old_ifb)
         assert virsh("start", "--paused", NAME).returncode == 0  # a new tap: none of vifscope's qdiscs
         healed = next(d for d in map(json.loads, lines) if d["event"] == "qos-heal")
     finally:
         deadline.cancel()
         watch.terminate()
         watch.wait(timeout=30)
-    assert (healed["domain"], healed["was"], healed["status"]) == (NAME, "missing", "enforced")
+    assert (healed["domain"], healed["was"], healed["status"]) == (NAME, "missing", "enforced"), healed
     (vif,) = json.loads(vifscope("qos", "-d", NAME, "--json").stdout)["vifs"]
     assert (vif["read_from"], vif["verdict"]) == ("vifscope-metadata", "enforced")

@@ -18,6 +18,7 @@ from typing import Any
 from tests.golden_checks.loader import CASES_DIR, load_case
 from vifscope.checks import DoctorConfig
 from vifscope.model import HostSnapshot
+from vifscope.model.qospolicy import IFB_PREFIX
 
 IFNAMSIZ = 16
 IFACES = (
@@ -68,7 +69,8 @@ def _interfaces(snap: HostSnapshot) -> set[str]:
         names |= {x for x in (v.target, v.live_dev, v.live_bridge) if x}
         if v.type in ("bridge", "direct") and v.source:
             names.add(v.source)
-    return names - KEEP
+    owned = {n for n in names if n.startswith(IFB_PREFIX)}  # vifscope's own ifb names (vsq-<ifindex>)
+    return names - KEEP - owned
 
 
 def renames(snap: HostSnapshot, profile: int) -> dict[str, str]:

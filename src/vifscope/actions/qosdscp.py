@@ -9,11 +9,14 @@ tc-free netdev filtering a user may add at 0.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from vifscope.actions.audit import AuditLog
 from vifscope.actions.qosapply import new_log
+from vifscope.bind.qosdscp import mark_verdict
+from vifscope.model import DeclaredVif
 from vifscope.model.qosdscp import DSCP_FAMILY, DSCP_TABLE, DscpMark, chain_name
 from vifscope.sources.kernel.nftdscp import read_dscp_marks, run_argv
 from vifscope.sources.libvirt.qosmark import MARK_KEY, MARK_NS, render_marks
@@ -120,7 +123,7 @@ def set_dscp(req: DscpRequest, audit: AuditLog, dev: str) -> DscpOutcome:
         out.error)  # fmt: skip
     if out.status not in ("enforced", "cleared"):
         return out
-    before = read_domain_marks(req.uri, req.domain)
+    before = read_domain_marks(req.uri, req.domain, live="--live" in req.flags)
     marks = {k: v for k, v in before.items() if k != req.mac}
     if req.value is not None:
         marks[req.mac] = req.value
@@ -130,3 +133,48 @@ def set_dscp(req: DscpRequest, audit: AuditLog, dev: str) -> DscpOutcome:
     err = run_argv(meta)
     log("metadata", "failed" if err else "ok", [shlex.join(meta)], err)
     return replace(out, commands=(*out.commands, meta), error=err, status="failed" if err else out.status)
+
+
+def heal_mark(
+    dev: str,
+    value: int | None,
+    who: tuple[str, str],
+    audit: AuditLog,
+    read: Callable[[], dict[str, DscpMark]] = read_dscp_marks,
+    run: Callable[[Argv], str | None] = run_argv,
+) -> DscpOutcome:
+    """``watch --heal``: the declared mark put back on a (re-created) tap, or (``value`` None) the
+    chain of a tap that went away deleted. The metadata is not touched: it already says so.
+    Audit-logged as ``qos-dscp`` for ``who`` (domain, MAC), phase ``heal`` / ``release``."""
+    log = new_log(audit, "qos-dscp", *who)
+    out = carry_out(dev, value, read, run)
+    ok = out.status in ("enforced", "cleared")
+    log("heal" if value is not None else "release", "ok" if ok else out.status,
+        [shlex.join(c) for c in (*out.commands, *out.rollback_commands)], out.error)  # fmt: skip
+    return out
+
+
+def remark(
+    vifs: Sequence[DeclaredVif],
+    audit: AuditLog,
+    *,
+    dry_run: bool,
+    read: Callable[[], dict[str, DscpMark]] = read_dscp_marks,
+    run: Callable[[Argv], str | None] = run_argv,
+) -> list[dict[str, Any]]:
+    """Each vif's declared mark (``dscp_mark``) set again on its tap where nft's table lacks it
+    or has another value: ``{domain, mac, target, was, declared, status, commands, error}`` per
+    vif that needed it (``qos reapply``, ``watch --heal``). Raises NftUnavailable."""
+    marks = read()
+    docs: list[dict[str, Any]] = []
+    for v in vifs:
+        was = mark_verdict(v.dscp_mark, marks.get(v.target or ""))
+        if was == "enforced" or v.dscp_mark is None:
+            continue
+        doc = {"domain": v.domain, "mac": v.mac, "target": v.target, "was": was, "declared": v.dscp_mark}
+        if dry_run:
+            docs.append(doc | {"status": "dry-run"})
+            continue
+        out = heal_mark(v.target or "", v.dscp_mark, (v.domain, v.mac or ""), audit, read, run)
+        docs.append(doc | {"status": out.status, "commands": [shlex.join(c) for c in out.commands], "error": out.error})
+    return docs

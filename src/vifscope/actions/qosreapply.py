@@ -6,15 +6,18 @@ roll back; audit-logged, actor ``qos``) with the rates its metadata declares. Us
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shlex
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from vifscope.actions.audit import AuditLog
+from vifscope.actions.qosapply import new_log
 from vifscope.actions.qosplan import Refusal
 from vifscope.actions.qosset import SetRequest, set_tc
 from vifscope.bind.qos import POLICY_WHERE
 from vifscope.model.qos import QosVerdict, VifQos
-from vifscope.sources.qosset import SiteUnavailable
+from vifscope.sources.kernel.nftdscp import run_argv
+from vifscope.sources.qosset import SiteUnavailable, link_exists
 
 REBUILD = frozenset({QosVerdict.MISSING, QosVerdict.DRIFT, QosVerdict.PARTIAL})
 
@@ -36,3 +39,23 @@ def reapply_one(uri: str, q: VifQos, audit: AuditLog) -> dict[str, Any]:
     if isinstance(out, Refusal):
         return {**doc, "status": "refused", "error": out.message}
     return {**doc, "status": out.status, "commands": list(out.commands), "error": out.error}
+
+
+def release_ifb(
+    ifb: str,
+    who: tuple[str, str],
+    audit: AuditLog,
+    run: Callable[[tuple[str, ...]], str | None] = run_argv,
+    exists: Callable[[str], bool] = link_exists,
+) -> dict[str, Any]:
+    """Delete the ifb device vifscope made for a tap that is gone (the domain stopped, the vif
+    was detached, the tap re-created), then check it is gone. Nothing to roll back: the device
+    shaped only what the gone tap redirected to it. Audit-logged as ``qos-ifb``, phase release."""
+    argv = ("ip", "link", "del", "dev", ifb)
+    log = new_log(audit, "qos-ifb", *who)
+    err = run(argv)
+    still = exists(ifb)
+    status = "removed" if not still else "failed"
+    error = (err or "still present after ip link del") if still else None
+    log("release", "ok" if status == "removed" else "failed", [shlex.join(argv)], error)
+    return {"status": status, "commands": [shlex.join(argv)], "error": error}

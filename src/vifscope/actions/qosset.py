@@ -19,10 +19,10 @@ from vifscope.checks.commands import virsh
 from vifscope.checks.qos import tune_value
 from vifscope.model import Command
 from vifscope.model.host import Shaping
-from vifscope.model.qos import Bandwidth, BandwidthRate, QosVerdict
+from vifscope.model.qos import Bandwidth, BandwidthRate, DirectionQos, Enforced, QosVerdict
 from vifscope.model.qospolicy import QOS_KEY, QOS_NS, VifPolicy
 from vifscope.sources.libvirt.qosmeta import render_policies
-from vifscope.sources.qosset import VifRead, read_shaping_of, read_vif
+from vifscope.sources.qosset import VifRead, link_exists, read_config_policies, read_shaping_of, read_vif
 
 V = QosVerdict
 
@@ -84,6 +84,8 @@ def _tc_attempt(req: SetRequest, read: VifRead, current: VifPolicy | None, targe
 
 def set_tc(req: SetRequest, audit: AuditLog) -> SetOutcome | Refusal:
     read = read_vif(req.uri, req.domain, req.mac)
+    if not read.running and req.clear:
+        return clear_stopped(req, audit)
     if not read.running:
         return Refusal(f"{req.domain} is not running: the tc backend shapes a running domain's tap", "start it first")
     current = read.policies.get(req.mac)
@@ -105,6 +107,38 @@ def set_tc(req: SetRequest, audit: AuditLog) -> SetOutcome | Refusal:
         return back
 
     return carry_out(attempt, rollback, new_log(audit, "qos-tc", req.domain, req.mac))
+
+
+def _stopped_verify(req: SetRequest, ifb: str | None) -> Judged:
+    """A domain that is not running after ``--clear``: nothing left is verdict ``none``; a
+    lingering ifb is outbound ``undeclared``, a policy still in the definition ``inactive``."""
+    left = ifb is not None and link_exists(ifb)
+    outbound = DirectionQos(None, Enforced("ifb") if left else None, V.UNDECLARED if left else V.NONE)
+    kept = req.mac in read_config_policies(req.uri, req.domain)
+    verdict = V.UNDECLARED if left else (V.INACTIVE if kept else V.NONE)
+    return Judged(DirectionQos(None, None, V.INACTIVE if kept else V.NONE), outbound, verdict)
+
+
+def clear_stopped(req: SetRequest, audit: AuditLog) -> SetOutcome | Refusal:
+    """``--clear`` on a domain that is not running: no tap is left to unshape, but the ifb a
+    destroyed domain left behind (named in the persistent policy's ``created``) is deleted and
+    the policy removed from the persistent definition. A rollback restores the metadata only."""
+    if req.live:
+        return Refusal(f"{req.domain} is not running: it has no live definition to clear", "leave out --live")
+    policies = read_config_policies(req.uri, req.domain)
+    made = policies[req.mac].created if req.mac in policies else None
+    ifb = made.ifb if made else None
+    gone = (Command(("ip", "link", "del", "dev", ifb)),) if ifb and link_exists(ifb) else ()
+    rest = {k: v for k, v in policies.items() if k != req.mac}
+    meta = (metadata_command(req, rest, ("--config",)),) if req.mac in policies else ()
+    audit.check_writable()
+    apply = Attempt((*gone, *meta), lambda: _stopped_verify(req, ifb), frozenset({V.NONE}))
+
+    def rollback() -> Attempt:
+        back = (metadata_command(req, policies, ("--config",)),) if meta else ()
+        return Attempt(back, lambda: _stopped_verify(req, ifb), frozenset(V))
+
+    return carry_out(apply, rollback, new_log(audit, "qos-tc", req.domain, req.mac))
 
 
 def missing_in_kernel(bw: Bandwidth | None, shaping: Shaping | None) -> tuple[str, ...]:

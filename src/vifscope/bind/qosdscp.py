@@ -19,24 +19,33 @@ def mark_verdict(declared: int | None, mark: DscpMark | None) -> str:
     return "enforced" if got == declared else "drift"
 
 
-def mark_dict(v: DeclaredVif, marks: dict[str, DscpMark]) -> dict[str, Any] | None:
-    """A vif's ``dscp`` entry for ``qos show --json`` (None: nothing declared or in force)."""
+def mark_dict(
+    v: DeclaredVif, marks: dict[str, DscpMark], redirected: frozenset[str] = frozenset()
+) -> dict[str, Any] | None:
+    """A vif's ``dscp`` entry for ``qos show --json`` (None: nothing declared or in force).
+    ``redirected``: taps whose ingress a tc filter redirects (the tc backend's ifb): their
+    packets never reach the chain, so a chain in place is ``bypassed``, not ``enforced``."""
     mark = marks.get(v.target or "") if v.domain_state.has_taps else None
     if v.dscp_mark is None and mark is None:
         return None
+    verdict = mark_verdict(v.dscp_mark, mark) if v.domain_state.has_taps else "inactive"
+    if verdict == "enforced" and (v.target or "") in redirected:
+        verdict = "bypassed"
     return {
         "declared": v.dscp_mark,
         "in_force": {"ipv4": mark.ipv4, "ipv6": mark.ipv6, "chain": mark.chain} if mark else None,
-        "verdict": mark_verdict(v.dscp_mark, mark) if v.domain_state.has_taps else "inactive",
+        "verdict": verdict,
         "name": dscp_name(v.dscp_mark) if v.dscp_mark is not None else None,
     }
 
 
-def mark_rows(vifs: Iterable[DeclaredVif], marks: dict[str, DscpMark]) -> dict[tuple[str, str], dict[str, Any]]:
+def mark_rows(
+    vifs: Iterable[DeclaredVif], marks: dict[str, DscpMark], redirected: frozenset[str] = frozenset()
+) -> dict[tuple[str, str], dict[str, Any]]:
     """(domain, mac) -> ``dscp`` entry, for the vifs that have one."""
     out = {}
     for v in vifs:
-        d = mark_dict(v, marks)
+        d = mark_dict(v, marks, redirected)
         if d is not None:
             out[(v.domain, (v.mac or "").lower())] = d
     return out

@@ -2,7 +2,8 @@
 that this kernel cannot apply at all. Read-only: they compare (bind/qos.py) and suggest.
 
 Undeclared shaping (a qdisc on a tap without ``<bandwidth>``) is perf.tap_qdisc's finding. OVS
-ports are not judged here: doctor does not read OVSDB's QoS rows (``vifscope qos`` does).
+ports are judged on OVSDB's rows (the Port's linux-htb QoS, the Interface's ingress policing)
+when doctor could read them.
 """
 
 from __future__ import annotations
@@ -39,22 +40,28 @@ def reapply_fix(ctx: CheckContext, v: DeclaredVif) -> Fix:
         tune_value(bw.outbound if bw else None),
     )
     cmd = virsh(ctx.snap.uri, "domiftune", v.domain, v.mac or v.target or "", options=opts)
+    if (v.target or "") in ctx.snap.ovs_by_name:  # libvirt rewrites OVSDB's QoS rows: no tc module needed
+        return Fix((cmd,), "libvirt rewrites the port's QoS and ingress policing in OVSDB")
     ks = ctx.facts.kernel_shaping
     note = "" if ks is None or (ks.sfq and ks.police) else "fails on this kernel: see qos.kernel_unsupported"
     return Fix((cmd,), note)
 
 
 def _judged(ctx: CheckContext) -> Iterator[tuple[VifBinding, VifQos]]:
-    """Running vifs with a ``<bandwidth>`` that libvirt shapes, on links tc reads (not OVS). A
+    """Running vifs with a ``<bandwidth>`` that libvirt shapes: on links tc reads, and on OVS
+    ports when OVSDB's QoS rows were read (else those are left out, not called missing). A
     vif without its link is the binding checks' finding, not a missing cap."""
     tc = ctx.facts.tc_shaping
+    ovs = ctx.facts.ovs_qos_by_name
     if tc is None:
         return
     for b in ctx.running:
         v = b.vif
-        if v.bandwidth is None or v.type not in SHAPED_TYPES or b.link is None or b.link.name in ctx.snap.ovs_by_name:
+        if v.bandwidth is None or v.type not in SHAPED_TYPES or b.link is None:
             continue
-        yield b, judge_vif(v, ctx.snap, tc, {})
+        if b.link.name in ctx.snap.ovs_by_name and ctx.facts.ovs_qos is None:
+            continue
+        yield b, judge_vif(v, ctx.snap, tc, ovs)
 
 
 def _side(name: str, d: DirectionQos) -> str:
@@ -134,7 +141,8 @@ CHECKS: tuple[Check, ...] = (
         not_enforced,
         Explain(
             "A running vif declares <bandwidth> but its link has no htb class (inbound) or no police filter "
-            "(outbound) where libvirt puts them.",
+            "(outbound) where libvirt puts them; on an OVS port, OVSDB has no linux-htb QoS row (inbound) or no "
+            "ingress policing (outbound).",
             "The guest is not capped: a noisy neighbour takes the host's bandwidth the operator thinks is limited.",
             "virsh domiftune DOMAIN MAC --live --inbound AVG,PEAK,BURST --outbound AVG,,BURST (libvirt re-creates "
             "the tc objects), after finding what removed them (Open vSwitch deletes ingress qdiscs, ovs-issues #210).",

@@ -15,6 +15,8 @@ from vifscope.checks import (
     networks,
     performance,
     qos,
+    qosfloor,
+    qosowned,
     qospolice,
     security,
 )
@@ -34,6 +36,8 @@ ALL_CHECKS: tuple[Check, ...] = (
     *performance.CHECKS,
     *qos.CHECKS,
     *qospolice.CHECKS,
+    *qosowned.CHECKS,
+    *qosfloor.CHECKS,
 )
 CHECKS_BY_ID: Mapping[str, Check] = MappingProxyType({c.id: c for c in ALL_CHECKS})  # read-only table
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

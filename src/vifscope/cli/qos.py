@@ -59,7 +59,9 @@ def judged(args: argparse.Namespace) -> tuple[HostSnapshot, QosSources, tuple[Vi
     return snap, src, judge(snap, src.tc or TcShaping(), ovs, src.config, config.policies)
 
 
-def _marks(snap: HostSnapshot) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str] | None]:
+def _marks(
+    snap: HostSnapshot, redirected: frozenset[str]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, str] | None]:
     """DSCP entries by (domain, mac), and a source error when nft could not be read."""
     from vifscope.bind.qosdscp import mark_rows
     from vifscope.sources.kernel.nftdscp import NftUnavailable, read_dscp_marks
@@ -67,8 +69,12 @@ def _marks(snap: HostSnapshot) -> tuple[dict[tuple[str, str], dict[str, Any]], d
     try:
         marks = read_dscp_marks()
     except NftUnavailable as exc:
-        return mark_rows(snap.vifs, {}), {"source": "nft", "error": str(exc), "hint": "install nftables (nft)"}
-    return mark_rows(snap.vifs, marks), None
+        return mark_rows(snap.vifs, {}, redirected), {
+            "source": "nft",
+            "error": str(exc),
+            "hint": "install nftables (nft)",
+        }
+    return mark_rows(snap.vifs, marks, redirected), None
 
 
 def cmd_qos(args: argparse.Namespace) -> int:
@@ -83,14 +89,14 @@ def cmd_qos(args: argparse.Namespace) -> int:
     code = report.qos_exit_code(snap, vifs, src.errors)
     shown = [q for q in vifs if q.verdict in PROBLEM_VERDICTS] if args.problems else list(vifs)
     doc = report.qos_report(shown, errors)
-    marks, mark_error = _marks(snap)
+    marks, mark_error = _marks(snap, frozenset(src.tc.redirect_by_dev) if src.tc else frozenset())
     if mark_error is not None:
         doc["source_errors"].append(mark_error)
         code = max(code, 3)
     for row in doc["vifs"]:
         entry = marks.get((row["domain"], (row["mac"] or "").lower()))
         row["dscp"] = entry
-        if entry and entry["verdict"] in ("missing", "drift", "undeclared"):
+        if entry and entry["verdict"] in ("missing", "drift", "undeclared", "bypassed"):
             code = max(code, 1)
 
     def human(console: Console) -> None:

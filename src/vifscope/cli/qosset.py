@@ -12,7 +12,7 @@ from vifscope.actions.qosapply import SetOutcome
 from vifscope.actions.qosplan import Refusal
 from vifscope.actions.qosset import SetRequest, set_libvirt, set_tc
 from vifscope.cli.common import emit_json, make_console
-from vifscope.cli.qosdscp import DSCP_HELP, dscp_value, run_dscp, wants_dscp
+from vifscope.cli.qosdscp import DSCP_HELP, bypass_warning, dscp_value, may_bypass, run_dscp, wants_dscp
 from vifscope.model.qos import BandwidthRate
 from vifscope.model.qosdscp import DscpError
 from vifscope.report.qos import direction_dict, direction_text
@@ -146,6 +146,11 @@ def cmd_qos_set(args: argparse.Namespace) -> int:
             return _fail(False, mark["error"], mark["hint"], code, mark["status"])
         if not args.json:
             _print_dscp(req, mark)
+    warning = bypass_warning(args) if may_bypass(args) else None
+    if warning is not None:
+        doc["warnings"] = [warning]
+        if not args.json:
+            make_console(stderr=True).print(f"warning: {warning}", highlight=False, markup=False)
     if args.json:
         doc.pop("_outcome", None)
         emit_json(doc)

@@ -18,8 +18,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from vifscope.model.qospolicy import QOS_NS
-
 DOMAIN = """  <domain type='test'>
     <name>{name}</name>
     <uuid>7d3e8c2a-1b4f-4c6d-9e8f-0a1b2c3d{i:04x}</uuid>
@@ -90,16 +88,20 @@ class QosLink:
         self.node.write_text("<node>\n" + "".join(doms) + "</node>\n")
         return f"test://{self.node}"
 
-    def remember(self, set_doc: dict[str, Any]) -> str:
-        """Rewrite the node file with the metadata a ``qos set --json`` run wrote (its ``virsh
-        metadata --set`` argument, namespaced): the test driver keeps changes per connection
-        only, so the next process would otherwise not see them. Returns the URI."""
+    def remember(self, *set_docs: dict[str, Any]) -> str:
+        """Rewrite the node file with the metadata ``qos set --json`` runs wrote (their ``virsh
+        metadata --set`` arguments -- rates and DSCP marks -- namespaced): the test driver keeps
+        changes per connection only, so the next process would otherwise not see them. Returns
+        the URI."""
         meta: dict[str, str] = {}
-        for text in set_doc["commands"]:
-            argv = shlex.split(text)
-            if "metadata" in argv and "--set" in argv:
-                qos = argv[argv.index("--set") + 1].replace("<qos>", f"<qos xmlns='{QOS_NS}'>", 1)
-                meta[argv[argv.index("--") + 1]] = qos
+        for doc in set_docs:
+            for text in (*doc.get("commands", ()), *(doc.get("dscp") or {}).get("commands", ())):
+                argv = shlex.split(text)
+                if "metadata" in argv and "--set" in argv:
+                    domain, ns = argv[argv.index("--") + 1 : argv.index("--") + 3]
+                    elem = argv[argv.index("--set") + 1]
+                    tag = elem[1:].split(">", 1)[0].split(" ", 1)[0]
+                    meta[domain] = meta.get(domain, "") + elem.replace(f"<{tag}", f"<{tag} xmlns='{ns}'", 1)
         return self.write_node(meta)
 
     def __enter__(self) -> QosLink:

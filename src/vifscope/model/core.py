@@ -167,6 +167,7 @@ class LibvirtNetwork:
     mtu: int | None = None
     forward_pci: tuple[str, ...] = ()  # hostdev pool given as <forward><address type='pci'/> (DDDD:BB:SS.F)
     vlan_tags: tuple[int, ...] = ()  # the network's own <vlan><tag id=> (an interface's <vlan> wins)
+    inbound_average: int | None = None  # <bandwidth><inbound average=> kB/s (a vif's floor needs one)
 
     @property
     def kind(self) -> str:

@@ -13,7 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
-from vifscope.model.qos import TcShaping
+from vifscope.model.qos import OvsQos, TcShaping
+from vifscope.model.qosdscp import DscpMark
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,8 @@ class HostFacts:
     interface_extras: tuple[InterfaceExtras, ...] | None = None
     tc_shaping: TcShaping | None = None  # htb classes and ingress police filters (qos.* checks)
     kernel_shaping: Shaping | None = None  # sfq / police built in (/proc/config.gz); None: unknown
+    ovs_qos: tuple[OvsQos, ...] | None = None  # OVSDB's QoS rows and ingress policing per Interface
+    dscp_marks: tuple[DscpMark, ...] | None = None  # vifscope's nft table (netdev vifscope_qos); () no table
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "guest agent needs a read-write connection"
 
     @cached_property
@@ -235,6 +238,14 @@ class HostFacts:
         for q in self.qdiscs or ():
             grouped.setdefault(q.dev, []).append(q)
         return {k: tuple(v) for k, v in grouped.items()}
+
+    @cached_property
+    def ovs_qos_by_name(self) -> dict[str, OvsQos]:
+        return {q.name: q for q in self.ovs_qos or ()}
+
+    @cached_property
+    def marks_by_dev(self) -> dict[str, DscpMark]:
+        return {m.dev: m for m in self.dscp_marks or ()}
 
     @cached_property
     def bindings_by_port(self) -> dict[str, NwfilterBinding]:

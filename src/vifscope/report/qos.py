@@ -109,9 +109,11 @@ def direction_text(d: DirectionQos) -> str:
     """One table cell: declared, then what is in force (and how), then the verdict; "-" when
     there is neither."""
     dec = d.declared
+    floor = f"floor {bits(dec.floor)}" if dec is not None and dec.floor else ""
     if (dec is None or not dec.shapes) and d.enforced is None:
-        return "-"
+        return f"{floor}\n(a share of the network's inbound)" if floor else "-"
     declared = rate_text(dec.average, dec.peak, dec.burst) if dec is not None and dec.shapes else "-"
+    declared += f", {floor}" if floor else ""
     e = d.enforced
     enforced = f"{rate_text(e.average, e.peak, e.burst)} [{e.mechanism}]" if e is not None else "-"
     return f"{declared}\n→ {enforced}\n{d.verdict.value}"

@@ -3,16 +3,20 @@ and leaves its part of HostFacts as None (its checks are then skipped, with the 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 from vifscope.model import HostFacts, NeighEntry, SourceError
+from vifscope.model.qos import OvsQos
+from vifscope.model.qosdscp import DscpMark
 from vifscope.sources.cmd import CommandError
 from vifscope.sources.kernel.addrdump import read_addresses
 from vifscope.sources.kernel.firewall import read_firewall
 from vifscope.sources.kernel.kconfig import read_shaping
+from vifscope.sources.kernel.nftdscp import NftUnavailable, read_dscp_marks
 from vifscope.sources.kernel.procfs import read_device_nodes, read_sysctls
 from vifscope.sources.kernel.tcdump import read_neighbors
 from vifscope.sources.kernel.tcshaping import read_tc
@@ -20,6 +24,8 @@ from vifscope.sources.libvirt.conn import LibvirtState, LibvirtUnavailable
 from vifscope.sources.libvirt.facts import LibvirtFacts, read_libvirt_facts
 from vifscope.sources.libvirt.guestip import merge_guest_addresses
 from vifscope.sources.libvirt.runtime import NETWORK_RUN, QEMU_RUN, domain_runtime, network_runtime
+from vifscope.sources.ovs import OvsError
+from vifscope.sources.ovsqos import read_ovs_qos
 
 T = TypeVar("T")
 
@@ -40,6 +46,25 @@ def _guarded(source: str, hint: str, fn: Callable[[], T], errors: list[SourceErr
         return fn()
     except CommandError as exc:
         errors.append(SourceError(source, str(exc), hint))
+        return None
+
+
+def _dscp_marks(errors: list[SourceError]) -> tuple[DscpMark, ...] | None:
+    try:
+        return tuple(read_dscp_marks().values())
+    except NftUnavailable as exc:
+        errors.append(SourceError("nft-dscp", str(exc), NFT_HINT))
+        return None
+
+
+def _ovs_qos() -> tuple[OvsQos, ...] | None:
+    """OVSDB's QoS rows; None without a word when OVSDB does not answer: the snapshot's own
+    OVS read reports that (one outage, one source error)."""
+    if shutil.which("ovs-vsctl") is None:
+        return None
+    try:
+        return read_ovs_qos()
+    except OvsError:
         return None
 
 
@@ -117,6 +142,8 @@ def gather_kernel_facts() -> GatheredFacts:
         neighbors=neighbors,
         addresses=_guarded("addr", ADDR_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
+        ovs_qos=_ovs_qos(),
+        dscp_marks=_dscp_marks(errors),
     )
     return GatheredFacts(None, neighbors, facts, tuple(errors))
 
@@ -130,4 +157,5 @@ def finish_host_facts(got: GatheredFacts, uri: str, lv: LibvirtState | None) -> 
     return replace(
         base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,
         addresses=f.addresses, firewall=f.firewall, tc_shaping=f.tc_shaping, kernel_shaping=f.kernel_shaping,
+        ovs_qos=f.ovs_qos, dscp_marks=f.dscp_marks,
     )  # fmt: skip

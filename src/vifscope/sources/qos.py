@@ -42,12 +42,14 @@ def _running_targets(snap: HostSnapshot) -> frozenset[str]:
     return frozenset(v.target for v in snap.vifs if v.target and v.domain_state.has_taps)
 
 
-def live_policy_xml(dom: Any) -> str | None:
-    """The live vifscope QoS metadata element of a domain (None: it has none)."""
+def live_policy_xml(dom: Any, *, live: bool = True) -> str | None:
+    """The live (or, ``live=False``, persistent) vifscope QoS metadata element of a domain
+    (None: it has none)."""
     import libvirt
 
+    flag = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
     try:
-        return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, QOS_NS, libvirt.VIR_DOMAIN_AFFECT_LIVE))
+        return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, QOS_NS, flag))
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
             return None

@@ -48,6 +48,11 @@ def _exists(name: str) -> int:
         return 0
 
 
+def link_exists(name: str) -> bool:
+    """Whether a link of that name exists in this network namespace."""
+    return _exists(name) != 0
+
+
 def read_shaping_of(devs: frozenset[str]) -> tuple[dict[str, tuple[str | None, bool]], TcShaping]:
     """(dev -> (root qdisc kind, has an ingress qdisc), tc's shaping) for ``devs``."""
     try:
@@ -99,7 +104,25 @@ def read_vif(uri: str, domain: str, mac: str) -> VifRead:
     return VifRead(site, bandwidth, policies, vif.type, vif.domain_state.has_taps)
 
 
-def read_domain_marks(uri: str, domain: str) -> dict[str, int]:
-    """The live DSCP marks of ``domain``'s vifscope metadata (libvirt errors propagate)."""
+def read_domain_marks(uri: str, domain: str, *, live: bool = True) -> dict[str, int]:
+    """The live (or persistent) DSCP marks of ``domain``'s vifscope metadata (libvirt errors
+    propagate)."""
     with connect(uri) as conn:
-        return read_marks(conn.lookupByName(domain))
+        return read_marks(conn.lookupByName(domain), live)
+
+
+def read_config_policies(uri: str, domain: str) -> dict[str, VifPolicy]:
+    """The persistent definition's tc-backend policies of ``domain`` by MAC (what a domain that
+    is not running keeps). Raises SiteUnavailable."""
+    import libvirt
+
+    try:
+        with connect(uri) as conn:
+            meta = live_policy_xml(conn.lookupByName(domain), live=False)
+        return parse_policies(meta)
+    except LibvirtUnavailable as exc:
+        raise SiteUnavailable(str(exc), exc.hint) from exc
+    except libvirt.libvirtError as exc:
+        raise SiteUnavailable(str(exc).strip(), "check the name with 'virsh list --all'") from exc
+    except QosMetaError as exc:
+        raise SiteUnavailable(str(exc), "fix or remove the domain's vifscope metadata by hand") from exc

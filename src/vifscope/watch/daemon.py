@@ -39,7 +39,7 @@ from vifscope.watch.lvevents import LibvirtWatcher
 from vifscope.watch.nlmon import LinkWatch
 from vifscope.watch.output import Printer
 from vifscope.watch.ovsmon import OvsMonitor
-from vifscope.watch.qosheal import qos_heal
+from vifscope.watch.qosheal import qos_after_update, tap_changes
 from vifscope.watch.state import (
     Affects,
     Everything,
@@ -61,7 +61,7 @@ class WatchOptions:
     config_path: Path | None = None
     domains: frozenset[str] = frozenset()  # -d: only these domains are shown and healed
     healer: Healer | None = None  # None: watch only
-    qos_audit: AuditLog | None = None  # with a healer: tc-backend QoS policies are re-applied too (watch/qosheal.py)
+    qos_audit: AuditLog | None = None  # with a healer: vifscope's QoS is healed too (watch/qosheal.py)
     dry_run: bool = False
 
 
@@ -169,15 +169,16 @@ class Watch:
 
     def apply(self, snap: HostSnapshot, affects: Affects, cause: str) -> None:
         snap = dataclasses.replace(snap, taken_at=datetime.now(UTC))
+        before = self.table.bindings
         moved = self.table.update(snap, affects, cause)
         for t in moved:
             if self.scope.shown(t.vif.domain, t.vif.domain_uuid):
                 self.printer.transition(t)
         self._wants_heal()
-        if self.opt.qos_audit is not None:  # a vif with a tc-backend policy that (re)gained its tap
-            taps = frozenset(t.new.vif.target for t in moved if t.new and t.new.vif.qos_policy and t.new.vif.target)
-            heal = qos_heal(self.table.snap, taps, self.scope.shown, self.opt.qos_audit, dry_run=self.opt.dry_run)
-            self.apply_all(fx.Emit(doc) for doc in heal)
+        if self.opt.qos_audit is not None:  # taps gone (release ifb, marks) or (re)gained (rates, marks)
+            changes = tap_changes(before, self.table.bindings, moved)
+            docs = qos_after_update(changes, self.table.snap, self.scope.shown, self.opt.qos_audit, self.opt.dry_run)
+            self.apply_all(fx.Emit(doc) for doc in docs)
 
     def _wants_heal(self) -> None:
         if self.opt.healer is not None and self.table.broken():

@@ -147,7 +147,8 @@ class LibvirtWatcher:
         ]
         conn.networkEventRegisterAny(None, libvirt.VIR_NETWORK_EVENT_ID_LIFECYCLE, self._on_network, None)
         # Keepalive makes a silently dead (or hung) peer show up as a close within ~15 s.
-        conn.setKeepAlive(5, 3)
+        with contextlib.suppress(libvirt.libvirtError):  # in-process drivers (test:///) have none
+            conn.setKeepAlive(5, 3)
         return callbacks
 
     def _on_close(self, generation: int) -> Callable[[Any, int, Any], None]:

@@ -57,6 +57,14 @@ def _address(ip: ET.Element) -> str | None:
     return text
 
 
+def _inbound_average(root: ET.Element) -> int | None:
+    """The network's own ``<bandwidth><inbound average=>`` (not a portgroup's): what libvirt
+    divides among its vifs' floors."""
+    inbound = root.find("bandwidth/inbound")
+    avg = inbound.get("average") if inbound is not None else None
+    return int(avg) if avg and avg.isdecimal() else None
+
+
 def _ips(root: ET.Element) -> tuple[tuple[str, ...], tuple[DhcpRange, ...]]:
     addresses: list[str] = []
     ranges: list[DhcpRange] = []
@@ -93,4 +101,5 @@ def parse_network_xml(text: str, *, active: bool, autostart: bool | None, leases
         mtu=int(mtu_size) if mtu_size and mtu_size.isdigit() else None,
         forward_pci=_forward_pci(root),
         vlan_tags=vlan_tags(root.find("vlan")),
+        inbound_average=_inbound_average(root),
     )
