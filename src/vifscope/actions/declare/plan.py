@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from vifscope.actions.declare.netxml import NetworkXmlUnsupported, canonical, render, same_ipv4, spec_of
+from vifscope.actions.declare.vifqos import QosRefused, QosSet, plan_qos
 from vifscope.actions.declare.vifs import VifRefused, guest_of, plan_vif
 from vifscope.actions.model import WriteFile
 from vifscope.model import Command
@@ -28,7 +29,7 @@ from vifscope.model.desired import (
 )
 
 DEFAULT_XML_DIR = "/run/vifscope/apply"
-Step = Command | WriteFile
+Step = Command | WriteFile | QosSet
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class DeclPlan:
 def step_text(step: Step) -> str:
     """One line per step (a written file by its path: its content is in the plan's JSON)."""
     return f"write {step.path}" if isinstance(step, WriteFile) else step.text()
+
+
+def step_lines(step: Step) -> tuple[str, ...]:
+    """What a step runs, a line a command (a QoS step runs several)."""
+    return step.lines() if isinstance(step, QosSet) else (step_text(step),)
 
 
 class Refuse(Exception):
@@ -267,13 +273,31 @@ def plan_vifs(spec: DomainSpec, state: HostState, xml_dir: str, present: bool) -
     return changes
 
 
+def plan_qos_of(spec: DomainSpec, state: HostState) -> list[Change]:
+    """The declared ``qos:`` of one guest's NICs (after they are plugged)."""
+    vifs = [v for v in spec.interfaces if v.present and v.qos is not None]
+    if not vifs:
+        return []
+    guest = guest_of(spec, state)
+    changes = []
+    for vif in vifs:
+        what, steps = plan_qos(guest, vif, state.uri, state.shaping)
+        if steps:
+            clear = vif.qos is not None and vif.qos.clear
+            live = next((v for v in guest.live if v.mac == vif.mac), None)
+            new = live is None or live.qos is None or live.qos.backend is None
+            op = "remove" if clear else ("create" if new else "change")
+            changes.append(Change("qos", f"{spec.name} {vif.mac}", op, what, steps))
+    return changes
+
+
 def _one(make: Callable[[], Change | None]) -> Callable[[], list[Change]]:
     return lambda: [c for c in (make(),) if c is not None]
 
 
 def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_DIR) -> DeclPlan:
     """Every change that makes ``state`` what ``desired`` says, in apply order: NICs to
-    unplug, networks then bridges to remove, bridges, networks, NICs to plug or move."""
+    unplug, networks then bridges to remove, bridges, networks, NICs to plug or move, QoS."""
     changes: list[Change] = []
     refused: list[str] = []
     gone = frozenset(v.mac for d in desired.domains for v in d.interfaces if not v.present)
@@ -284,11 +308,12 @@ def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_
         *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if b.present),
         *(_one(partial(plan_network, n, state, xml_dir, gone)) for n in desired.networks if n.present),
         *(partial(plan_vifs, d, state, xml_dir, True) for d in desired.domains),
+        *(partial(plan_qos_of, d, state) for d in desired.domains),
     ]
     for make in order:
         try:
             changes += make()
-        except (Refuse, VifRefused) as exc:
+        except (Refuse, VifRefused, QosRefused) as exc:
             if str(exc) not in refused:  # a missing guest is said once, not per pass
                 refused.append(str(exc))
     return DeclPlan(state.uri, tuple(changes), tuple(refused))
