@@ -44,11 +44,13 @@ CASES = Path(__file__).resolve().parents[1] / "golden_apply" / "cases"
             "domains.web1.interfaces[0].qos: want none (clear the rates) or {inbound: RATE",
         ),
         (
-            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 5, backend: x}}\n",
+            "domains:\n  web1:\n    interfaces:\n"
+            "      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 5, backend: x}}\n",
             "domains.web1.interfaces[0].qos: want none",
         ),
         (
-            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: {average: 5, peak: 2}}}\n",
+            "domains:\n  web1:\n    interfaces:\n"
+            "      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: {average: 5, peak: 2}}}\n",
             "domains.web1.interfaces[0].qos.inbound.peak: 2 is below the average 5",
         ),
         (

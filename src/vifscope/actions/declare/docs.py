@@ -7,8 +7,9 @@ from typing import Any
 
 from vifscope.actions.declare.plan import Change, DeclPlan, Step, step_lines
 from vifscope.actions.declare.run import Outcome
-from vifscope.actions.declare.vifqos import QosSet, rate_arg
+from vifscope.actions.declare.vifqos import QosSet
 from vifscope.actions.model import WriteFile
+from vifscope.checks.qos import tune_value
 
 
 def _step_doc(step: Step) -> dict[str, Any]:
@@ -16,7 +17,9 @@ def _step_doc(step: Step) -> dict[str, Any]:
         return {"write": step.path, "content": step.content}
     if isinstance(step, QosSet):
         req = step.request
-        rates = {"clear": True} if req.clear else {"inbound": rate_arg(req.inbound), "outbound": rate_arg(req.outbound)}
+        rates = (
+            {"clear": True} if req.clear else {"inbound": tune_value(req.inbound), "outbound": tune_value(req.outbound)}
+        )
         return {
             "qos_set": {"domain": req.domain, "mac": req.mac, "backend": step.backend, **rates},
             "equivalent": list(step.equivalent()),

@@ -19,8 +19,9 @@ from vifscope.actions.qosplan import Refusal
 from vifscope.actions.qosset import SetRequest, missing_in_kernel, plan_set_libvirt, plan_set_tc, set_libvirt, set_tc
 from vifscope.actions.runner import StepFailed
 from vifscope.bind.qos import judge_vif
+from vifscope.checks.qos import tune_value
 from vifscope.model import Command, DeclaredVif, HostSnapshot
-from vifscope.model.desired import GuestState, QosSpec, QosState, VifSpec
+from vifscope.model.desired import GuestState, QosSpec, QosState, VifSpec, VifState
 from vifscope.model.host import Shaping
 from vifscope.model.qos import Bandwidth, BandwidthRate
 from vifscope.sources.hoststate import StateUnavailable
@@ -55,7 +56,7 @@ class QosSet:
         if req.clear:
             rates: tuple[str, ...] = ("--clear",)
         else:
-            rates = ("--inbound", rate_arg(req.inbound), "--outbound", rate_arg(req.outbound))
+            rates = ("--inbound", tune_value(req.inbound), "--outbound", tune_value(req.outbound))
         return (
             "vifscope",
             "-c",
@@ -69,16 +70,6 @@ class QosSet:
             "--backend",
             self.backend,
         )
-
-
-def rate_arg(rate: BandwidthRate | None) -> str:
-    """``AVG[,PEAK[,BURST]]`` as ``qos set`` takes it; 0: none."""
-    if rate is None:
-        return "0"
-    fields = [rate.average, rate.peak, rate.burst]
-    while fields and fields[-1] is None:
-        fields.pop()
-    return ",".join("" if f is None else str(f) for f in fields)
 
 
 def rate_text(rate: BandwidthRate | None) -> str:
@@ -101,9 +92,8 @@ def _commands(
     read = _read(guest, have)
     planned = plan_set_tc(req, read) if backend == "tc" else plan_set_libvirt(req, read, shaping)
     if isinstance(planned, Refusal):
-        raise QosRefused(
-            f"domain {guest.name}: NIC {req.mac}: qos (backend {backend}): {planned.message}; {planned.hint}"
-        )
+        hint = planned.hint.replace("--backend ", "backend: ")  # the file's words, not the CLI's
+        raise QosRefused(f"domain {guest.name}: NIC {req.mac}: qos (backend {backend}): {planned.message}; {hint}")
     return planned
 
 
@@ -113,7 +103,7 @@ def _what(have: QosState, want: QosSpec, backend: str) -> tuple[str, ...]:
     what = [
         f"qos ({backend}) {name} {rate_text(now)} → {rate_text(new)}"
         for name, now, new in (("inbound", have.inbound, want.inbound), ("outbound", have.outbound, want.outbound))
-        if now != new or have.backend is None
+        if now != new
     ]
     return tuple(what) or (f"qos ({backend}) is {have.verdict}: set it again",)
 
@@ -167,6 +157,16 @@ def plan_qos(
         return (), ()
     req = _request(guest, spec.mac, want, uri)
     return _what(have, want, backend), (QosSet(req, backend, _commands(guest, have, req, backend, shaping)),)
+
+
+def clear_before_unplug(guest: GuestState, live: VifState | None, uri: str) -> tuple[QosSet, ...]:
+    """Clear a NIC's tc-backend QoS before it is unplugged: its ifb device would outlive the
+    tap, its metadata entry the NIC."""
+    have = live.qos if live is not None else None
+    if live is None or have is None or have.backend != "tc":
+        return ()
+    req = _request(guest, live.mac, QosSpec(), uri)
+    return (QosSet(req, "tc", _commands(guest, have, req, "tc", None)),)
 
 
 def run_qos(step: QosSet, audit: AuditLog | None) -> None:

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vifscope.actions.declare.vifqos import with_qos
+from vifscope.actions.declare.vifqos import QosSet, clear_before_unplug, with_qos
 from vifscope.actions.model import WriteFile
 from vifscope.actions.vifplan import NicKind, NicRequest, interface_element
 from vifscope.bind.join import bind
@@ -23,7 +23,7 @@ from vifscope.model.desired import DomainSpec, GuestState, HostState, VifSpec, V
 from vifscope.sources.hoststate import read_with_snapshot
 from vifscope.sources.kernel.kconfig import read_shaping
 
-Step = Command | WriteFile
+Step = Command | WriteFile | QosSet
 Planned = tuple[tuple[str, ...], tuple[Step, ...]]
 
 
@@ -93,7 +93,9 @@ def _unplug(
     if found.kind is None:
         raise VifRefused(f"domain {guest.name}: NIC {spec.mac} is of a type apply does not change")
     scope = _scope(live is not None, config is not None)
-    return (f"unplug ({_label(found)})",), (
+    qos = clear_before_unplug(guest, live, uri)
+    return (f"unplug ({_label(found)})", *(("qos (tc) cleared first",) if qos else ())), (
+        *qos,
         WriteFile(path, _xml(found, spec.mac, found.model, found.isolated, found.nwfilter or "")),
         Command(("virsh", "-c", uri, "detach-device", guest.name, path, *scope)),
     )
