@@ -84,7 +84,9 @@ def test_the_shipped_schema_is_json_and_names_every_field_the_loader_reads() -> 
     assert {"mode", "bridge", "ipv4", "devices", "autostart", "active"} <= set(schema["$defs"]["network"]["properties"])
 
 
-@pytest.mark.parametrize("case", ["nothing-to-do", "network-dhcp-change", "ovs-bridge-create", "removals"])
+@pytest.mark.parametrize(
+    "case", ["nothing-to-do", "network-dhcp-change", "ovs-bridge-create", "removals", "qos-clear", "qos-change-rate"]
+)
 def test_export_then_plan_changes_nothing(case: str) -> None:
     state = load_state(CASES / case)
     doc, skipped = export_doc(state)
