@@ -14,7 +14,7 @@ from vifscope.actions.declare.load import parse_desired
 from vifscope.actions.declare.plan import plan_changes
 from vifscope.actions.declare.vifqos import declared_qos
 from vifscope.model import DeclaredVif, DomainState
-from vifscope.model.desired import HostState, QosSpec
+from vifscope.model.desired import HostState, QosSpec, VifKind
 from vifscope.model.qos import Bandwidth, BandwidthRate
 from vifscope.model.qospolicy import VifPolicy
 
@@ -95,6 +95,14 @@ def test_one_backend_at_a_time_and_only_on_a_running_guest() -> None:
         f"domain web1: NIC {MAC1}: its rates are set by backend tc, the file says libvirt; "
         "apply qos: none first (one backend at a time)",
     )
+    ovs = replace(
+        state,
+        guests=(replace(state.guests[0], live=tuple(replace(v, kind=VifKind.OVS) for v in state.guests[0].live)),),
+    )
+    plan = plan_changes(
+        parse_desired(_file("{inbound: 10000, backend: tc}").replace("network: tenant-a", "ovs: ovs0")), ovs
+    )
+    assert plan.refused == (f"domain web1: NIC {MAC1}: qos on an Open vSwitch port is not applied (yet)",)
     off = replace(state, guests=(replace(state.guests[0], running=False, live=()),))
     plan = plan_changes(parse_desired(_file("{inbound: 10000, backend: tc}")), off)
     assert plan.refused == (f"domain web1: NIC {MAC1}: qos is set on a running guest (start it first)",)

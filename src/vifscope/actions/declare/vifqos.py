@@ -21,7 +21,7 @@ from vifscope.actions.runner import StepFailed
 from vifscope.bind.qos import judge_vif
 from vifscope.checks.qos import tune_value
 from vifscope.model import Command, DeclaredVif, HostSnapshot
-from vifscope.model.desired import GuestState, QosSpec, QosState, VifSpec, VifState
+from vifscope.model.desired import GuestState, QosSpec, QosState, VifKind, VifSpec, VifState
 from vifscope.model.host import Shaping
 from vifscope.model.qos import Bandwidth, BandwidthRate
 from vifscope.sources.hoststate import StateUnavailable
@@ -151,6 +151,8 @@ def plan_qos(
     if live is None:
         step = _deferred(guest, spec, want, uri, shaping)
         return ((f"qos ({want.backend}) once plugged",), (step,)) if step else ((), ())
+    if live.kind is VifKind.OVS:
+        raise QosRefused(f"domain {guest.name}: NIC {spec.mac}: qos on an Open vSwitch port is not applied (yet)")
     have = live.qos or QosState(None)
     backend = _backend(guest, spec, want, have)
     if backend is None:
