@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vifscope.actions.declare.plan import Change, DeclPlan, Step, step_lines
+from vifscope.actions.declare.change import Change, DeclPlan, Step, step_lines
 from vifscope.actions.declare.run import Outcome
 from vifscope.actions.declare.vifqos import QosSet
 from vifscope.actions.model import WriteFile

@@ -9,12 +9,13 @@ file's order. Only objects the file names appear; only fields it sets are compar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
+from vifscope.actions.declare.change import Change, DeclPlan, Step
+from vifscope.actions.declare.guestplan import plan_qos_of, plan_vifs
 from vifscope.actions.declare.netxml import NetworkXmlUnsupported, canonical, render, same_ipv4, spec_of
-from vifscope.actions.declare.vifqos import QosRefused, QosSet, plan_qos
-from vifscope.actions.declare.vifs import VifRefused, guest_of, plan_vif
+from vifscope.actions.declare.vifqos import QosRefused
+from vifscope.actions.declare.vifs import VifRefused
 from vifscope.actions.model import WriteFile
 from vifscope.model import Command
 from vifscope.model.desired import (
@@ -22,42 +23,12 @@ from vifscope.model.desired import (
     BridgeSpec,
     BridgeState,
     Desired,
-    DomainSpec,
     HostState,
     NetMode,
     NetworkSpec,
 )
 
 DEFAULT_XML_DIR = "/run/vifscope/apply"
-Step = Command | WriteFile | QosSet
-
-
-@dataclass(frozen=True)
-class Change:
-    """One object's change: ``op`` create / change / remove, ``what`` in words, exact steps."""
-
-    kind: str  # bridge / network
-    name: str
-    op: str
-    what: tuple[str, ...]
-    steps: tuple[Step, ...]
-
-
-@dataclass(frozen=True)
-class DeclPlan:
-    uri: str
-    changes: tuple[Change, ...] = ()
-    refused: tuple[str, ...] = ()  # reasons apply will not run (one line each)
-
-
-def step_text(step: Step) -> str:
-    """One line per step (a written file by its path: its content is in the plan's JSON)."""
-    return f"write {step.path}" if isinstance(step, WriteFile) else step.text()
-
-
-def step_lines(step: Step) -> tuple[str, ...]:
-    """What a step runs, a line a command (a QoS step runs several)."""
-    return step.lines() if isinstance(step, QosSet) else (step_text(step),)
 
 
 class Refuse(Exception):
@@ -256,39 +227,6 @@ def plan_network(
     if not steps:
         return None
     return Change("network", spec.name, "create" if cur is None else "change", tuple(what), tuple(steps))
-
-
-def plan_vifs(spec: DomainSpec, state: HostState, xml_dir: str, present: bool) -> list[Change]:
-    """The declared NICs of one guest (only those to plug/move, or only those to unplug)."""
-    vifs = [v for v in spec.interfaces if v.present == present]
-    if not vifs:
-        return []
-    guest = guest_of(spec, state)
-    changes = []
-    for vif in vifs:
-        what, steps = plan_vif(guest, vif, state.uri, xml_dir)
-        if steps:
-            op = "remove" if not present else ("create" if what[0].startswith("plug") else "change")
-            changes.append(Change("vif", f"{spec.name} {vif.mac}", op, what, steps))
-    return changes
-
-
-def plan_qos_of(spec: DomainSpec, state: HostState) -> list[Change]:
-    """The declared ``qos:`` of one guest's NICs (after they are plugged)."""
-    vifs = [v for v in spec.interfaces if v.present and v.qos is not None]
-    if not vifs:
-        return []
-    guest = guest_of(spec, state)
-    changes = []
-    for vif in vifs:
-        what, steps = plan_qos(guest, vif, state.uri, state.shaping)
-        if steps:
-            clear = vif.qos is not None and vif.qos.clear
-            live = next((v for v in guest.live if v.mac == vif.mac), None)
-            new = live is None or live.qos is None or live.qos.backend is None
-            op = "remove" if clear else ("create" if new else "change")
-            changes.append(Change("qos", f"{spec.name} {vif.mac}", op, what, steps))
-    return changes
 
 
 def _one(make: Callable[[], Change | None]) -> Callable[[], list[Change]]:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vifscope.actions.audit import AuditError, AuditLog, AuditRecord
+from vifscope.actions.declare.change import Change, DeclPlan, Step, step_lines
 from vifscope.actions.declare.export import restore_target
-from vifscope.actions.declare.plan import DEFAULT_XML_DIR, Change, DeclPlan, Step, plan_changes, step_lines
+from vifscope.actions.declare.plan import DEFAULT_XML_DIR, plan_changes
 from vifscope.actions.declare.vifqos import QosSet, run_qos
 from vifscope.actions.runner import Runner, StepFailed
 from vifscope.model.desired import Desired, HostState
