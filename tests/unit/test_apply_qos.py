@@ -4,13 +4,15 @@ QoS first, and the refusals (one backend at a time, a guest that is not running)
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
 from tests.golden_apply.test_apply_golden import load_state
-from vifscope.actions.declare.docs import plan_lines
+from vifscope.actions.declare.docs import plan_doc, plan_lines
 from vifscope.actions.declare.export import export_doc, restore_target
-from vifscope.actions.declare.load import parse_desired
+from vifscope.actions.declare.load import parse_desired, schema_text
 from vifscope.actions.declare.plan import plan_changes
 from vifscope.actions.declare.vifqos import declared_qos
 from vifscope.model import DeclaredVif, DomainState
@@ -116,3 +118,16 @@ def test_the_snapshot_says_who_declares_a_nics_rates() -> None:
     assert (libvirt.backend, libvirt.inbound) == ("libvirt", BandwidthRate(300))
     tc = declared_qos(replace(vif, qos_policy=VifPolicy(MAC1, None, BandwidthRate(40, 80))))
     assert (tc.backend, tc.outbound) == ("tc", BandwidthRate(40, 80))
+
+
+def test_the_schema_ships_qos_and_the_json_plan_gives_each_command_as_argv() -> None:
+    schema = json.loads(schema_text())
+    assert schema["$defs"]["vif"]["properties"]["qos"] == {"$ref": "#/$defs/qos"}
+    assert schema["$defs"]["qos"]["oneOf"][0] == {"const": "none"}
+    desired = parse_desired((CASES / "qos-tc-add" / "file.yaml").read_text())
+    doc = plan_doc(plan_changes(desired, load_state(CASES / "qos-tc-add")))
+    [step] = doc["changes"][0]["steps"]
+    assert step["qos_set"] == {"domain": "web1", "mac": MAC1, "backend": "tc", "inbound": "10000", "outbound": "0"}
+    assert step["argvs"][0] == ["tc", "qdisc", "replace", "dev", "vnet3", "root", "handle", "1:", "htb", "default", "1"]
+    assert [shlex.join(a) for a in step["argvs"]] == step["commands"]
+    assert step["equivalent"][-2:] == ["--backend", "tc"]
