@@ -3,7 +3,8 @@
 apply changes nothing; a new rate plans exactly that one QoS change (tc commands, as ``qos set``
 runs them); the export of what the file names plans no change; backend libvirt is refused on
 this kernel (no sch_sfq / act_police) before anything runs; a ``--confirm-within`` apply rolled
-back puts the previous rate back; unplugging the NIC clears its tc objects (the ifb device) first.
+back puts the previous rate back; unplugging the NIC clears its tc objects (the ifb device) first;
+a QoS step tc rejects fails the apply, which rolls back cleanly.
 """
 
 from __future__ import annotations
@@ -102,3 +103,29 @@ def test_declared_qos_is_enforced_idempotent_edited_exported_and_rolled_back(lab
         gone = _apply(tmp_path, _file(lab, mac, None, present=False))
         assert gone.rc == 0, gone.out + gone.err
     assert not ifb or not _ifb_exists(ifb), f"{ifb} outlived the unplugged NIC"
+
+
+def test_a_qos_step_tc_rejects_rolls_the_whole_apply_back(lab: LabSpec, tmp_path: Path) -> None:
+    """A burst tc refuses (``Illegal "burst"``): ``qos set``'s path rolls its own part back, the
+    apply fails and rolls back the NIC it plugged; nothing of either is left."""
+    octet = int(lab.net.split(".")[1]) & 0xFF
+    mac = f"52:54:00:{octet:02x}:41:02"
+    domain = lab.name("web1")
+    try:
+        bad = _apply(tmp_path, _file(lab, mac, "{inbound: {average: 1000, burst: 99999999}, backend: tc}"))
+        assert (bad.rc, bad.doc["status"]) == (1, "rolled-back"), bad.out + bad.err
+        assert "tc class add dev" in bad.doc["error"] and "rolled-back" in bad.doc["error"], bad.doc["error"]
+        assert [c["kind"] for c in bad.doc["rollback"]] == ["vif"]  # the plug undone; the QoS undid itself
+        nics = subprocess.run(["virsh", "domiflist", domain], capture_output=True, text=True, check=True).stdout
+        assert mac not in nics.lower()
+        meta = subprocess.run(
+            ["virsh", "metadata", domain, "https://vifscope.dev/xmlns/qos/1"], capture_output=True, text=True
+        )
+        assert mac not in meta.stdout
+        records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+        assert {(r["actor"], r["phase"], r["result"]) for r in records} >= {
+            ("qos", "apply", "failed"), ("qos", "rollback", "rolled-back"), ("apply", "rollback", "rolled-back"),
+        }  # fmt: skip
+    finally:
+        gone = _apply(tmp_path, _file(lab, mac, None, present=False))
+        assert gone.rc == 0, gone.out + gone.err
