@@ -1,6 +1,7 @@
 """A declared NIC's ``qos:`` in an apply file, planned and carried out as ``vifscope qos set``
 (actions/qosset.py) does it: the same commands, the same refusals, the same fresh read,
-verification and rollback of its own. Pure, apart from ``run_qos`` and ``read_qos``.
+verification and rollback of its own. Pure, apart from ``run_qos`` (runs it) and ``qos_state``
+/ ``with_qos`` (read the NICs' QoS for apply to plan from).
 
 A QoS change is planned when the file's rates or backend differ from what the NIC declares
 now (vifscope's tc metadata, or libvirt's live ``<bandwidth>``), or when they are the same but
@@ -57,19 +58,8 @@ class QosSet:
             rates: tuple[str, ...] = ("--clear",)
         else:
             rates = ("--inbound", tune_value(req.inbound), "--outbound", tune_value(req.outbound))
-        return (
-            "vifscope",
-            "-c",
-            req.uri,
-            "qos",
-            "set",
-            req.domain,
-            "--mac",
-            req.mac,
-            *rates,
-            "--backend",
-            self.backend,
-        )
+        head = ("vifscope", "-c", req.uri, "qos", "set", req.domain, "--mac", req.mac)
+        return (*head, *rates, "--backend", self.backend)
 
 
 def rate_text(rate: BandwidthRate | None) -> str:
@@ -148,11 +138,11 @@ def plan_qos(
     if not guest.running:
         raise QosRefused(f"domain {guest.name}: NIC {spec.mac}: qos is set on a running guest (start it first)")
     live = next((v for v in guest.live if v.mac == spec.mac), None)
+    if VifKind.OVS in (spec.kind, live.kind if live else None):
+        raise QosRefused(f"domain {guest.name}: NIC {spec.mac}: qos on an Open vSwitch port is not applied (yet)")
     if live is None:
         step = _deferred(guest, spec, want, uri, shaping)
         return ((f"qos ({want.backend}) once plugged",), (step,)) if step else ((), ())
-    if live.kind is VifKind.OVS:
-        raise QosRefused(f"domain {guest.name}: NIC {spec.mac}: qos on an Open vSwitch port is not applied (yet)")
     have = live.qos or QosState(None)
     backend = _backend(guest, spec, want, have)
     if backend is None:
