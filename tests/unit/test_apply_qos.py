@@ -131,3 +131,14 @@ def test_the_schema_ships_qos_and_the_json_plan_gives_each_command_as_argv() -> 
     assert step["argvs"][0] == ["tc", "qdisc", "replace", "dev", "vnet3", "root", "handle", "1:", "htb", "default", "1"]
     assert [shlex.join(a) for a in step["argvs"]] == step["commands"]
     assert step["equivalent"][-2:] == ["--backend", "tc"]
+
+
+def test_a_nic_whose_qos_could_not_be_read_is_refused_only_when_its_qos_is_to_change() -> None:
+    state = load_state(CASES / "qos-change-rate")
+    guest = state.guests[0]
+    unread = replace(guest.live[0].qos, site=None, verdict="unknown", error="bad metadata")
+    broken = replace(state, guests=(replace(guest, live=(replace(guest.live[0], qos=unread), guest.live[1])),))
+    plan = plan_changes(parse_desired(_file("{inbound: 20000, backend: tc}")), broken)
+    assert plan.refused == (f"domain web1: NIC {MAC1}: its QoS could not be read: bad metadata",)
+    untouched = parse_desired(_file("{inbound: 1, backend: tc}").replace(", qos: {inbound: 1, backend: tc}", ""))
+    assert plan_changes(untouched, broken).refused == ()

@@ -180,6 +180,7 @@ class QosState:
     site: VifSite | None = None
     policies: tuple[VifPolicy, ...] = ()
     vif_type: str = "bridge"
+    error: str | None = None  # why it could not be read afresh (then: only what the snapshot declares)
 
     @property
     def bandwidth(self) -> Bandwidth | None:

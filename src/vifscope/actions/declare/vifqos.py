@@ -25,7 +25,6 @@ from vifscope.model import Command, DeclaredVif, HostSnapshot
 from vifscope.model.desired import GuestState, QosSpec, QosState, VifKind, VifSpec, VifState
 from vifscope.model.host import Shaping
 from vifscope.model.qos import Bandwidth, BandwidthRate
-from vifscope.sources.hoststate import StateUnavailable
 from vifscope.sources.kernel.kconfig import read_shaping
 from vifscope.sources.qosset import SiteUnavailable, VifRead, read_shaping_of, read_vif
 
@@ -69,9 +68,9 @@ def rate_text(rate: BandwidthRate | None) -> str:
     return f"{rate.average}{extra}" if extra else str(rate.average)
 
 
-def _read(guest: GuestState, have: QosState) -> VifRead:
+def _read(guest: GuestState, have: QosState, mac: str) -> VifRead:
     if have.site is None:
-        raise QosRefused(f"domain {guest.name}: QoS state of a NIC was not read")
+        raise QosRefused(f"domain {guest.name}: NIC {mac}: its QoS could not be read: {have.error or 'not read'}")
     policies = {p.mac: p for p in have.policies}
     return VifRead(have.site, have.bandwidth, policies, have.vif_type, guest.running)
 
@@ -79,7 +78,7 @@ def _read(guest: GuestState, have: QosState) -> VifRead:
 def _commands(
     guest: GuestState, have: QosState, req: SetRequest, backend: str, shaping: Shaping | None
 ) -> tuple[Command, ...]:
-    read = _read(guest, have)
+    read = _read(guest, have, req.mac)
     planned = plan_set_tc(req, read) if backend == "tc" else plan_set_libvirt(req, read, shaping)
     if isinstance(planned, Refusal):
         hint = planned.hint.replace("--backend ", "backend: ")  # the file's words, not the CLI's
@@ -209,7 +208,8 @@ def qos_state(uri: str, vif: DeclaredVif, snap: HostSnapshot) -> QosState:
 
 def with_qos(uri: str, guest: GuestState, snap: HostSnapshot, *, fresh: bool) -> GuestState:
     """A running ``guest`` with its live NICs' QoS: read afresh with verdict and site
-    (``fresh``: what apply plans from), or as the snapshot declares it (export)."""
+    (``fresh``: what apply plans from), or as the snapshot declares it (export). A NIC whose
+    QoS cannot be read afresh keeps what the snapshot declares and why (``error``)."""
     vifs = {(v.mac or "").lower(): v for v in snap.vifs if v.domain == guest.name and v.target}
     out = []
     for nic in guest.live:
@@ -217,7 +217,7 @@ def with_qos(uri: str, guest: GuestState, snap: HostSnapshot, *, fresh: bool) ->
         if vif is not None:
             try:
                 nic = replace(nic, qos=qos_state(uri, vif, snap) if fresh else declared_qos(vif))
-            except SiteUnavailable as exc:
-                raise StateUnavailable(f"QoS of {guest.name} {nic.mac}: {exc}", exc.hint) from exc
+            except SiteUnavailable as exc:  # damaged metadata, a tap gone: refused if its QoS is to change
+                nic = replace(nic, qos=replace(declared_qos(vif), error=str(exc)))
         out.append(nic)
     return replace(guest, live=tuple(out))
