@@ -1,7 +1,8 @@
 """The Ansible collection (contrib/ansible, vifscope.kvm) driven by a real ``ansible-playbook``
 against localhost: check mode changes nothing (``vifscope export`` before and after is equal)
 and reports the change with a diff, the first run changes, the second does not, an invalid file
-fails the task with vifscope's one-line error, and ``vifscope_facts`` returns status/doctor.
+fails the task with vifscope's one-line error, ``vifscope_facts`` returns status/doctor, and
+``confirm_within`` leaves the change pending until a following task runs ``apply --commit``.
 
 The file creates a Linux bridge and an isolated network named with the lab prefix; both are
 removed afterwards even on failure.
@@ -137,3 +138,20 @@ def test_invalid_file_fails_with_vifscope_error_and_facts_are_returned(play: Pat
         "          - vifscope_doctor.summary.error is defined\n",
     )
     assert (facts.returncode, recap(facts)["failed"], recap(facts)["ok"]) == (0, 0, 2), facts.stdout
+
+
+def test_confirm_within_then_a_command_task_commits(play: Path) -> None:
+    pending = play / "pending"
+    tasks = (
+        apply_task(play, play / "host.yaml")
+        + f"        confirm_within: 120\n        pending_dir: {pending}\n"
+        + "      register: applied\n"
+        + "    - ansible.builtin.assert:\n        that:\n"
+        + "          - applied.result.confirm_within == 120\n"
+        + f"    - ansible.builtin.command: {play / 'vifscope'} apply --commit --pending-dir {pending} --json\n"
+        + "      when: applied.changed\n"
+    )
+    run = playbook(play, tasks)
+    assert (run.returncode, recap(run)["changed"], recap(run)["failed"]) == (0, 2, 0), run.stdout + run.stderr
+    assert not (pending / "pending.json").exists()  # committed: the watchdog has nothing to roll back
+    assert "Active:         yes" in sh("virsh", "net-info", NET)

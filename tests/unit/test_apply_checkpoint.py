@@ -18,9 +18,11 @@ from vifscope.model.desired import (
     Ipv4,
     NetMode,
     NetworkSpec,
+    QosSpec,
     VifKind,
     VifSpec,
 )
+from vifscope.model.qos import BandwidthRate
 
 TARGET = Desired(
     (
@@ -39,6 +41,9 @@ TARGET = Desired(
             (
                 VifSpec("52:54:00:00:00:01", VifKind.OVS, "ovs0", "e1000", True, True, ""),
                 VifSpec("52:54:00:00:00:02", present=False),
+                VifSpec("52:54:00:00:00:03", VifKind.NETWORK, "n1", qos=QosSpec(BandwidthRate(10), None, "tc")),
+                VifSpec("52:54:00:00:00:04", VifKind.NETWORK, "n1", qos=QosSpec(None, BandwidthRate(5, 9, 2))),
+                VifSpec("52:54:00:00:00:05", VifKind.NETWORK, "n1", qos=QosSpec()),
             ),
         ),
     ),

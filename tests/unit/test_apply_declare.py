@@ -40,8 +40,22 @@ CASES = Path(__file__).resolve().parents[1] / "golden_apply" / "cases"
             "domains.web1.interfaces[0].pool: is for mac: auto",
         ),
         (
-            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 1}}\n",
-            "domains.web1.interfaces[0].qos: QoS is not applied by this version yet",
+            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, qos: {}}\n",
+            "domains.web1.interfaces[0].qos: want none (clear the rates) or {inbound: RATE",
+        ),
+        (
+            "domains:\n  web1:\n    interfaces:\n"
+            "      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: 5, backend: x}}\n",
+            "domains.web1.interfaces[0].qos: want none",
+        ),
+        (
+            "domains:\n  web1:\n    interfaces:\n"
+            "      - {mac: '52:54:00:00:00:01', network: n, qos: {inbound: {average: 5, peak: 2}}}\n",
+            "domains.web1.interfaces[0].qos.inbound.peak: 2 is below the average 5",
+        ),
+        (
+            "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', state: absent, qos: none}\n",
+            "domains.web1.interfaces[0].qos: a NIC to unplug has no QoS to set",
         ),
         (
             "domains:\n  web1:\n    interfaces:\n      - {mac: '52:54:00:00:00:01', network: n, bridge: b}\n",
@@ -70,7 +84,9 @@ def test_the_shipped_schema_is_json_and_names_every_field_the_loader_reads() -> 
     assert {"mode", "bridge", "ipv4", "devices", "autostart", "active"} <= set(schema["$defs"]["network"]["properties"])
 
 
-@pytest.mark.parametrize("case", ["nothing-to-do", "network-dhcp-change", "ovs-bridge-create", "removals"])
+@pytest.mark.parametrize(
+    "case", ["nothing-to-do", "network-dhcp-change", "ovs-bridge-create", "removals", "qos-clear", "qos-change-rate"]
+)
 def test_export_then_plan_changes_nothing(case: str) -> None:
     state = load_state(CASES / case)
     doc, skipped = export_doc(state)

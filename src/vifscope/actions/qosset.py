@@ -82,18 +82,34 @@ def _tc_attempt(req: SetRequest, read: VifRead, current: VifPolicy | None, targe
     return Attempt((*plan.commands, meta), lambda: _verify_tc(read.site.dev, ifb, target), _accept(target))
 
 
+def _tc_target(req: SetRequest, read: VifRead) -> tuple[VifPolicy | None, VifPolicy | None]:
+    current = read.policies.get(req.mac)
+    target = merge(current, req.mac, req.inbound, req.outbound, set_in=req.set_in, set_out=req.set_out, clear=req.clear)
+    return current, target
+
+
+def _tc_plan(req: SetRequest, read: VifRead) -> Attempt | Refusal:
+    if not read.running:
+        return Refusal(f"{req.domain} is not running: the tc backend shapes a running domain's tap", "start it first")
+    current, target = _tc_target(req, read)
+    return _tc_attempt(req, read, current, target, scope(req, read.running))
+
+
+def plan_set_tc(req: SetRequest, read: VifRead) -> tuple[Command, ...] | Refusal:
+    """The commands ``qos set --backend tc`` runs for ``req`` on the vif as ``read`` (pure)."""
+    attempt = _tc_plan(req, read)
+    return attempt if isinstance(attempt, Refusal) else attempt.commands
+
+
 def set_tc(req: SetRequest, audit: AuditLog) -> SetOutcome | Refusal:
     read = read_vif(req.uri, req.domain, req.mac)
     if not read.running and req.clear:
         return clear_stopped(req, audit)
-    if not read.running:
-        return Refusal(f"{req.domain} is not running: the tc backend shapes a running domain's tap", "start it first")
-    current = read.policies.get(req.mac)
-    target = merge(current, req.mac, req.inbound, req.outbound, set_in=req.set_in, set_out=req.set_out, clear=req.clear)
-    flags = scope(req, read.running)
-    attempt = _tc_attempt(req, read, current, target, flags)
+    attempt = _tc_plan(req, read)
     if isinstance(attempt, Refusal):
         return attempt
+    current, target = _tc_target(req, read)
+    flags = scope(req, read.running)
     audit.check_writable()
     made = plan_tc(read.site, current, target)
 
@@ -167,12 +183,17 @@ def _tune(req: SetRequest, bw: Bandwidth | None, flags: tuple[str, ...]) -> Comm
     return virsh(req.uri, "domiftune", req.domain, req.mac, options=(*flags, *opts))
 
 
-def set_libvirt(req: SetRequest, audit: AuditLog, shaping: Shaping | None) -> SetOutcome | Refusal:
-    read = read_vif(req.uri, req.domain, req.mac)
+def _libvirt_want(req: SetRequest, read: VifRead) -> Bandwidth | None:
     now = read.bandwidth or Bandwidth()
-    want = None if req.clear else Bandwidth(
+    return None if req.clear else Bandwidth(
         req.inbound if req.set_in else now.inbound, req.outbound if req.set_out else now.outbound
     )  # fmt: skip
+
+
+def plan_set_libvirt(req: SetRequest, read: VifRead, shaping: Shaping | None) -> tuple[Command, ...] | Refusal:
+    """The ``virsh domiftune`` ``qos set --backend libvirt`` runs for ``req`` (pure), or why
+    it refuses: a kernel without what libvirt's layout needs."""
+    want = _libvirt_want(req, read)
     lacking = missing_in_kernel(want, shaping)
     if lacking:
         return Refusal(
@@ -180,10 +201,19 @@ def set_libvirt(req: SetRequest, audit: AuditLog, shaping: Shaping | None) -> Se
             "(virsh domiftune would fail half-way)",
             TC_HINT,
         )
+    return (_tune(req, want, scope(req, read.running)),)
+
+
+def set_libvirt(req: SetRequest, audit: AuditLog, shaping: Shaping | None) -> SetOutcome | Refusal:
+    read = read_vif(req.uri, req.domain, req.mac)
+    commands = plan_set_libvirt(req, read, shaping)
+    if isinstance(commands, Refusal):
+        return commands
+    want = _libvirt_want(req, read)
     flags = scope(req, read.running)
     audit.check_writable()
     accept = _accept(want if want and (want.inbound or want.outbound) else None)
-    apply = Attempt((_tune(req, want, flags),), lambda: _libvirt_verify(req), accept)
+    apply = Attempt(commands, lambda: _libvirt_verify(req), accept)
 
     def rollback() -> Attempt:
         return Attempt((_tune(req, read.bandwidth, flags),), lambda: _libvirt_verify(req), _accept(read.bandwidth))

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from vifscope.model.host import Shaping
+from vifscope.model.qos import Bandwidth, BandwidthRate
+from vifscope.model.qospolicy import VifPolicy, VifSite
+
 
 class BridgeKind(StrEnum):
     LINUX = "linux"
@@ -83,6 +87,19 @@ class VifKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class QosSpec:
+    """A NIC's rates as ``qos set`` takes them (libvirt's units); neither direction: clear."""
+
+    inbound: BandwidthRate | None = None
+    outbound: BandwidthRate | None = None
+    backend: str = "libvirt"  # libvirt (<bandwidth>, virsh domiftune) or tc (vifscope's htb + ifb)
+
+    @property
+    def clear(self) -> bool:
+        return self.inbound is None and self.outbound is None
+
+
+@dataclass(frozen=True)
 class VifSpec:
     """One NIC of a guest, by MAC: plugged into ``source`` (present) or not there (absent)."""
 
@@ -94,6 +111,7 @@ class VifSpec:
     isolated: bool | None = None  # <port isolated='yes'/>; None: not managed
     nwfilter: str | None = None  # <filterref filter=…/>; "": none; None: not managed
     pool: str | None = None  # mac "auto": the MAC pool it comes from (None: the only pool)
+    qos: QosSpec | None = None  # None: QoS not managed (left as it is)
 
 
 @dataclass(frozen=True)
@@ -149,6 +167,28 @@ class NetworkState:
 
 
 @dataclass(frozen=True)
+class QosState:
+    """A live NIC's QoS as found. ``backend``: who declares it (tc: vifscope's metadata;
+    libvirt: the live ``<bandwidth>``; None: nobody), its declared rates, the verdict of a
+    fresh read (enforced, missing, drift...), and what ``qos set`` plans from: where the
+    shaping goes (None: not read) and the domain's tc-backend policies."""
+
+    backend: str | None
+    inbound: BandwidthRate | None = None
+    outbound: BandwidthRate | None = None
+    verdict: str = "none"
+    site: VifSite | None = None
+    policies: tuple[VifPolicy, ...] = ()
+    vif_type: str = "bridge"
+    error: str | None = None  # why it could not be read afresh (then: only what the snapshot declares)
+
+    @property
+    def bandwidth(self) -> Bandwidth | None:
+        """libvirt's ``<bandwidth>`` (only when libvirt declares the rates)."""
+        return Bandwidth(self.inbound, self.outbound) if self.backend == "libvirt" else None
+
+
+@dataclass(frozen=True)
 class VifState:
     """A guest NIC as found. ``kind`` None: a type apply does not manage (direct, hostdev…).
     ``status``: the binding verdict (live NICs of running guests; None otherwise)."""
@@ -160,6 +200,7 @@ class VifState:
     status: str | None = None
     isolated: bool = False
     nwfilter: str | None = None
+    qos: QosState | None = None  # live NICs of running guests (None: not read)
 
 
 @dataclass(frozen=True)
@@ -185,6 +226,7 @@ class HostState:
     ovs_members: tuple[tuple[str, str], ...] = ()  # (interface, OVS bridge): netdev ports have no kernel master
     ovs_available: bool = False
     guests: tuple[GuestState, ...] = ()
+    shaping: Shaping | None = None  # what libvirt's <bandwidth> needs of the kernel (None: unknown)
 
     def guest(self, name: str) -> GuestState | None:
         return next((g for g in self.guests if g.name == name), None)
@@ -216,4 +258,5 @@ class HostState:
             self.ovs_members,
             self.ovs_available,
             tuple(g for g in self.guests if g.name in {d.name for d in desired.domains}),
+            self.shaping,
         )

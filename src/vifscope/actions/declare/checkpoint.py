@@ -17,9 +17,11 @@ from vifscope.model.desired import (
     Ipv4,
     NetMode,
     NetworkSpec,
+    QosSpec,
     VifKind,
     VifSpec,
 )
+from vifscope.model.qos import BandwidthRate
 
 
 def desired_to_json(desired: Desired) -> dict[str, Any]:
@@ -43,8 +45,20 @@ def _network(raw: dict[str, Any]) -> NetworkSpec:
     )
 
 
+def _rate(raw: dict[str, Any] | None) -> BandwidthRate | None:
+    return BandwidthRate(**raw) if raw is not None else None
+
+
+def _qos(raw: dict[str, Any] | None) -> QosSpec | None:
+    """A NIC's QoS to restore (None: the file did not manage it)."""
+    if raw is None:
+        return None
+    return QosSpec(_rate(raw["inbound"]), _rate(raw["outbound"]), raw["backend"])
+
+
 def _vif(raw: dict[str, Any]) -> VifSpec:
-    return VifSpec(**{**raw, "kind": VifKind(raw["kind"]) if raw["kind"] else None})
+    kind = VifKind(raw["kind"]) if raw["kind"] else None
+    return VifSpec(**{**raw, "kind": kind, "qos": _qos(raw.get("qos"))})
 
 
 def desired_from_json(doc: dict[str, Any]) -> Desired:

@@ -5,14 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from vifscope.actions.declare.plan import Change, DeclPlan, Step, step_text
+from vifscope.actions.declare.change import Change, DeclPlan, Step, step_lines
 from vifscope.actions.declare.run import Outcome
+from vifscope.actions.declare.vifqos import QosSet
 from vifscope.actions.model import WriteFile
+from vifscope.checks.qos import tune_value
 
 
 def _step_doc(step: Step) -> dict[str, Any]:
     if isinstance(step, WriteFile):
         return {"write": step.path, "content": step.content}
+    if isinstance(step, QosSet):
+        req = step.request
+        rates = (
+            {"clear": True} if req.clear else {"inbound": tune_value(req.inbound), "outbound": tune_value(req.outbound)}
+        )
+        return {
+            "qos_set": {"domain": req.domain, "mac": req.mac, "backend": step.backend, **rates},
+            "equivalent": list(step.equivalent()),
+            "commands": [c.text() for c in step.commands],
+            "argvs": [list(c.argv) for c in step.commands],
+        }
     return {"command": step.text(), "argv": list(step.argv)}
 
 
@@ -55,7 +68,7 @@ def change_lines(change: Change) -> list[str]:
     sign = {"create": "+", "change": "~", "remove": "-"}.get(change.op, "~")
     lines = [f"{sign} {change.kind} {change.name} ({change.op}): {'; '.join(change.what)}"]
     for step in change.steps:
-        lines.append(f"    {step_text(step)}")
+        lines += [f"    {line}" for line in step_lines(step)]
         if isinstance(step, WriteFile):
             lines += [f"      | {line}" for line in step.content.rstrip().splitlines()]
     return lines

@@ -20,8 +20,11 @@ from vifscope.model.desired import (
     HostState,
     NetMode,
     NetworkSpec,
+    QosSpec,
+    QosState,
     VifSpec,
 )
+from vifscope.model.qos import BandwidthRate
 
 
 def _network_bridges(state: HostState) -> set[str]:
@@ -101,8 +104,25 @@ def _vifs_doc(guest: GuestState) -> list[dict[str, Any]]:
             doc: dict[str, Any] = {"mac": v.mac, v.kind.value: v.source, "model": v.model or "virtio"}
             doc.update({"isolated": True} if v.isolated else {})
             doc.update({"nwfilter": v.nwfilter} if v.nwfilter else {})
+            doc.update({"qos": _qos_doc(v.qos)} if v.qos is not None and v.qos.backend else {})
             out.append(doc)
     return out
+
+
+def _rate_doc(rate: BandwidthRate) -> int | dict[str, int]:
+    if rate.peak is None and rate.burst is None:
+        return rate.average or 0
+    fields = (("average", rate.average), ("peak", rate.peak), ("burst", rate.burst))
+    return {name: value for name, value in fields if value is not None}
+
+
+def _qos_doc(qos: QosState) -> dict[str, Any]:
+    """A NIC's declared rates as the file writes them (backend: who declares them)."""
+    doc: dict[str, Any] = {}
+    for name, rate in (("inbound", qos.inbound), ("outbound", qos.outbound)):
+        if rate is not None and rate.shapes:
+            doc[name] = _rate_doc(rate)
+    return {**doc, "backend": qos.backend} if doc else {}
 
 
 def restore_target(checkpoint: HostState, desired: Desired) -> Desired:
@@ -126,12 +146,23 @@ def restore_target(checkpoint: HostState, desired: Desired) -> Desired:
     for dspec in desired.domains:
         guest = checkpoint.guest(dspec.name)
         if guest is not None:
-            domains.append(DomainSpec(dspec.name, tuple(_vif_as_was(guest, v.mac) for v in dspec.interfaces)))
+            domains.append(DomainSpec(dspec.name, tuple(_vif_as_was(guest, v) for v in dspec.interfaces)))
     return Desired(tuple(bridges), tuple(networks), tuple(domains))
 
 
-def _vif_as_was(guest: GuestState, mac: str) -> VifSpec:
+def _vif_as_was(guest: GuestState, spec: VifSpec) -> VifSpec:
+    """The NIC as the checkpoint had it; its QoS too when the file manages it (else left alone)."""
+    mac = spec.mac
     found = next((v for v in (guest.live if guest.running else guest.config) if v.mac == mac), None)
     if found is None or found.kind is None:
         return VifSpec(mac, present=False)
-    return VifSpec(mac, found.kind, found.source, found.model or "virtio", True, found.isolated, found.nwfilter or "")
+    qos = _qos_as_was(found.qos) if spec.qos is not None and guest.running else None
+    settings = (found.isolated, found.nwfilter or "")
+    return VifSpec(mac, found.kind, found.source, found.model or "virtio", True, *settings, qos=qos)
+
+
+def _qos_as_was(was: QosState | None) -> QosSpec:
+    """What the NIC declared (nothing: ``qos: none``)."""
+    if was is None or was.backend is None:
+        return QosSpec()
+    return QosSpec(was.inbound, was.outbound, was.backend)

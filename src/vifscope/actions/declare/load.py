@@ -21,9 +21,11 @@ from vifscope.model.desired import (
     Ipv4,
     NetMode,
     NetworkSpec,
+    QosSpec,
     VifKind,
     VifSpec,
 )
+from vifscope.model.qos import BandwidthRate
 
 SCHEMA_FILE = "apply-schema.json"
 
@@ -50,7 +52,18 @@ def _validate(doc: Any) -> None:
     errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         first = errors[0]
-        raise LoadError(f"{_where(first.absolute_path)}: {first.message}")
+        raise LoadError(f"{_where(first.absolute_path)}: {_HINTS.get(_last(first.absolute_path), first.message)}")
+
+
+def _last(path: Sequence[Any]) -> str:
+    return str(path[-1]) if path else ""
+
+
+# Fields whose schema is a choice: jsonschema's "is not valid under any of the given schemas" says too little.
+_HINTS = {
+    "qos": "want none (clear the rates) or {inbound: RATE, outbound: RATE, backend: libvirt|tc} with at least "
+    "one direction; RATE: an average in kB/s >= 1, or {average, peak, burst}",
+}
 
 
 def _bridge(raw: dict[str, Any]) -> BridgeSpec:
@@ -102,14 +115,25 @@ def _network(raw: dict[str, Any], where: str) -> NetworkSpec:
     )
 
 
-def _not_yet(doc: Any) -> None:
-    """Fields of the issue's format this version does not apply: said as such, not as a typo."""
-    domains = doc.get("domains") if isinstance(doc, dict) else None
-    for name, raw in (domains if isinstance(domains, dict) else {}).items():
-        for i, vif in enumerate((raw or {}).get("interfaces") or () if isinstance(raw, dict) else ()):
-            where = f"domains.{name}.interfaces[{i}]"
-            if isinstance(vif, dict) and "qos" in vif:
-                raise LoadError(f"{where}.qos: QoS is not applied by this version yet (leave it out)")
+def _rate(raw: int | dict[str, int] | None) -> BandwidthRate | None:
+    if raw is None:
+        return None
+    if isinstance(raw, int):
+        return BandwidthRate(raw)
+    return BandwidthRate(raw["average"], raw.get("peak"), raw.get("burst"))
+
+
+def _qos(raw: str | dict[str, Any] | None, where: str) -> QosSpec | None:
+    """``qos:`` of a NIC: left out, None (not managed); ``none``: clear; else the rates."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return QosSpec()
+    for name in ("inbound", "outbound"):
+        rate = _rate(raw.get(name))
+        if rate is not None and rate.peak is not None and rate.peak < (rate.average or 0):
+            raise LoadError(f"{where}.qos.{name}.peak: {rate.peak} is below the average {rate.average}")
+    return QosSpec(_rate(raw.get("inbound")), _rate(raw.get("outbound")), raw.get("backend", "libvirt"))
 
 
 def _domain(name: str, raw: dict[str, Any]) -> DomainSpec:
@@ -127,10 +151,15 @@ def _domain(name: str, raw: dict[str, Any]) -> DomainSpec:
             raise LoadError(f"{where}.mac: a NIC to unplug needs its MAC, not auto")
         if mac != "auto" and int(mac[:2], 16) & 1:
             raise LoadError(f"{where}.mac: {mac} is a multicast MAC (first octet odd)")
+        if "qos" in vif and not present:
+            raise LoadError(f"{where}.qos: a NIC to unplug has no QoS to set")
         kind = VifKind(plugs[0]) if present else None
         source = vif[plugs[0]] if present else None
         extra = (vif.get("isolated"), vif.get("nwfilter"))
-        vifs.append(VifSpec(mac, kind, source, vif.get("model", "virtio"), present, *extra, pool=vif.get("pool")))
+        qos = _qos(vif.get("qos"), where)
+        vifs.append(
+            VifSpec(mac, kind, source, vif.get("model", "virtio"), present, *extra, pool=vif.get("pool"), qos=qos)
+        )
     _unique([v.mac for v in vifs if v.mac != "auto"], f"domains.{name}.interfaces", "mac")
     return DomainSpec(name, tuple(vifs))
 
@@ -152,7 +181,6 @@ def parse_desired(text: str) -> Desired:
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise LoadError(f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
     doc = {} if doc is None else doc
-    _not_yet(doc)
     _validate(doc)
     bridges = tuple(_bridge(b) for b in doc.get("bridges", ()))
     networks = tuple(_network(n, f"networks[{i}]") for i, n in enumerate(doc.get("networks", ())))

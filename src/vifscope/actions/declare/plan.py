@@ -9,11 +9,13 @@ file's order. Only objects the file names appear; only fields it sets are compar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
+from vifscope.actions.declare.change import Change, DeclPlan, Step
+from vifscope.actions.declare.guestplan import plan_qos_of, plan_vifs
 from vifscope.actions.declare.netxml import NetworkXmlUnsupported, canonical, render, same_ipv4, spec_of
-from vifscope.actions.declare.vifs import VifRefused, guest_of, plan_vif
+from vifscope.actions.declare.vifqos import QosRefused
+from vifscope.actions.declare.vifs import VifRefused
 from vifscope.actions.model import WriteFile
 from vifscope.model import Command
 from vifscope.model.desired import (
@@ -21,37 +23,12 @@ from vifscope.model.desired import (
     BridgeSpec,
     BridgeState,
     Desired,
-    DomainSpec,
     HostState,
     NetMode,
     NetworkSpec,
 )
 
 DEFAULT_XML_DIR = "/run/vifscope/apply"
-Step = Command | WriteFile
-
-
-@dataclass(frozen=True)
-class Change:
-    """One object's change: ``op`` create / change / remove, ``what`` in words, exact steps."""
-
-    kind: str  # bridge / network
-    name: str
-    op: str
-    what: tuple[str, ...]
-    steps: tuple[Step, ...]
-
-
-@dataclass(frozen=True)
-class DeclPlan:
-    uri: str
-    changes: tuple[Change, ...] = ()
-    refused: tuple[str, ...] = ()  # reasons apply will not run (one line each)
-
-
-def step_text(step: Step) -> str:
-    """One line per step (a written file by its path: its content is in the plan's JSON)."""
-    return f"write {step.path}" if isinstance(step, WriteFile) else step.text()
 
 
 class Refuse(Exception):
@@ -252,28 +229,13 @@ def plan_network(
     return Change("network", spec.name, "create" if cur is None else "change", tuple(what), tuple(steps))
 
 
-def plan_vifs(spec: DomainSpec, state: HostState, xml_dir: str, present: bool) -> list[Change]:
-    """The declared NICs of one guest (only those to plug/move, or only those to unplug)."""
-    vifs = [v for v in spec.interfaces if v.present == present]
-    if not vifs:
-        return []
-    guest = guest_of(spec, state)
-    changes = []
-    for vif in vifs:
-        what, steps = plan_vif(guest, vif, state.uri, xml_dir)
-        if steps:
-            op = "remove" if not present else ("create" if what[0].startswith("plug") else "change")
-            changes.append(Change("vif", f"{spec.name} {vif.mac}", op, what, steps))
-    return changes
-
-
 def _one(make: Callable[[], Change | None]) -> Callable[[], list[Change]]:
     return lambda: [c for c in (make(),) if c is not None]
 
 
 def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_DIR) -> DeclPlan:
     """Every change that makes ``state`` what ``desired`` says, in apply order: NICs to
-    unplug, networks then bridges to remove, bridges, networks, NICs to plug or move."""
+    unplug, networks then bridges to remove, bridges, networks, NICs to plug or move, QoS."""
     changes: list[Change] = []
     refused: list[str] = []
     gone = frozenset(v.mac for d in desired.domains for v in d.interfaces if not v.present)
@@ -284,11 +246,12 @@ def plan_changes(desired: Desired, state: HostState, xml_dir: str = DEFAULT_XML_
         *(_one(partial(plan_bridge, b, state)) for b in desired.bridges if b.present),
         *(_one(partial(plan_network, n, state, xml_dir, gone)) for n in desired.networks if n.present),
         *(partial(plan_vifs, d, state, xml_dir, True) for d in desired.domains),
+        *(partial(plan_qos_of, d, state) for d in desired.domains),
     ]
     for make in order:
         try:
             changes += make()
-        except (Refuse, VifRefused) as exc:
+        except (Refuse, VifRefused, QosRefused) as exc:
             if str(exc) not in refused:  # a missing guest is said once, not per pass
                 refused.append(str(exc))
     return DeclPlan(state.uri, tuple(changes), tuple(refused))

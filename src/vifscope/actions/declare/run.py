@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vifscope.actions.audit import AuditError, AuditLog, AuditRecord
+from vifscope.actions.declare.change import Change, DeclPlan, Step, step_lines
 from vifscope.actions.declare.export import restore_target
-from vifscope.actions.declare.plan import DEFAULT_XML_DIR, Change, DeclPlan, plan_changes, step_text
+from vifscope.actions.declare.plan import DEFAULT_XML_DIR, plan_changes
+from vifscope.actions.declare.vifqos import QosSet, run_qos
 from vifscope.actions.runner import Runner, StepFailed
 from vifscope.model.desired import Desired, HostState
 
@@ -77,14 +79,21 @@ class _Txn:
         except AuditError as exc:  # keep going: stopping half-way would be worse than a missing line
             self.audit_errors.append(str(exc))
 
+    def run_step(self, step: Step) -> None:
+        """A QoS step goes through ``qos set``'s own path (its own verify and rollback)."""
+        if isinstance(step, QosSet):
+            run_qos(step, self.audit)
+        else:
+            self.runner.run(step)
+
     def carry_out(self, change: Change, phase: str) -> str | None:
         """Run a change's steps, stopping at the first failure (its error, or None)."""
         self.progress(f"{phase}: {change.kind} {change.name}")
         ran: list[str] = []
         for step in change.steps:
-            ran.append(step_text(step))
+            ran.extend(step_lines(step))
             try:
-                self.runner.run(step)
+                self.run_step(step)
             except StepFailed as exc:
                 self.log(phase, change, "failed" if phase == "apply" else "rollback-failed", ran, str(exc))
                 return str(exc)

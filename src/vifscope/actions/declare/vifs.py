@@ -14,14 +14,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import replace
 
+from vifscope.actions.declare.vifqos import QosSet, clear_before_unplug, with_qos
 from vifscope.actions.model import WriteFile
 from vifscope.actions.vifplan import NicKind, NicRequest, interface_element
 from vifscope.bind.join import bind
 from vifscope.model import Command
 from vifscope.model.desired import DomainSpec, GuestState, HostState, VifSpec, VifState
 from vifscope.sources.hoststate import read_with_snapshot
+from vifscope.sources.kernel.kconfig import read_shaping
 
-Step = Command | WriteFile
+Step = Command | WriteFile | QosSet
 Planned = tuple[tuple[str, ...], tuple[Step, ...]]
 
 
@@ -34,18 +36,11 @@ def read_host(uri: str, domains: Sequence[str] = (), *, all_guests: bool = False
     state, snap = read_with_snapshot(uri, domains, all_guests=all_guests)
     verdicts = {(b.vif.domain, (b.vif.mac or "").lower()): b.status.value for b in bind(snap)}
     guests = tuple(
-        GuestState(
-            g.name,
-            g.running,
-            g.persistent,
-            tuple(replace(v, status=verdicts.get((g.name, v.mac))) for v in g.live),
-            g.config,
-        )
+        with_qos(uri, replace(g, live=tuple(replace(v, status=verdicts.get((g.name, v.mac))) for v in g.live)),
+                 snap, fresh=not all_guests)
         for g in state.guests
-    )
-    return HostState(
-        state.uri, state.bridges, state.networks, state.link_masters, state.ovs_members, state.ovs_available, guests
-    )
+    )  # fmt: skip
+    return replace(state, guests=guests, shaping=read_shaping())
 
 
 def _xml(plug: VifState | VifSpec, mac: str, model: str | None, isolated: bool = False, nwfilter: str = "") -> str:
@@ -98,7 +93,9 @@ def _unplug(
     if found.kind is None:
         raise VifRefused(f"domain {guest.name}: NIC {spec.mac} is of a type apply does not change")
     scope = _scope(live is not None, config is not None)
-    return (f"unplug ({_label(found)})",), (
+    qos = clear_before_unplug(guest, live, uri)
+    return (f"unplug ({_label(found)})", *(("qos (tc) cleared first",) if qos else ())), (
+        *qos,
         WriteFile(path, _xml(found, spec.mac, found.model, found.isolated, found.nwfilter or "")),
         Command(("virsh", "-c", uri, "detach-device", guest.name, path, *scope)),
     )

@@ -31,6 +31,18 @@ options:
   settle:
     description: How long verification may wait, seconds (C(--settle)).
     type: float
+  confirm_within:
+    description:
+      - Seconds (C(--confirm-within)) within which the change must be confirmed with
+        C(vifscope apply --commit), else vifscope's watchdog rolls it back by itself (the
+        checkpoint: every object the file names, QoS included).
+      - Follow up with a task that needs the changed network (the next task over SSH is one)
+        and then C(vifscope apply --commit); see EXAMPLES. C(vifscope apply --rollback) undoes
+        it at once. Nothing to change: nothing is pending.
+    type: float
+  pending_dir:
+    description: Where the pending confirmation is kept (C(--pending-dir)); give the same to C(--commit).
+    type: path
 author: vifscope contributors
 """
 
@@ -45,6 +57,22 @@ EXAMPLES = r"""
     state:
       bridges:
         - {name: br-prod, kind: linux, stp: false}
+
+- name: apply, rolled back by itself unless confirmed within 2 minutes
+  vifscope.kvm.vifscope_apply:
+    path: /etc/vifscope/host.yaml
+    confirm_within: 120
+  register: applied
+
+- name: a new connection, so the next task proves the host is reachable over the changed network
+  ansible.builtin.meta: reset_connection
+
+- name: still reachable
+  ansible.builtin.ping:
+
+- name: keep it
+  ansible.builtin.command: vifscope apply --commit
+  when: applied.changed
 """
 
 RETURN = r"""
@@ -53,7 +81,9 @@ plan:
   returned: always
   type: dict
 result:
-  description: C(vifscope apply --json) (status, applied, audit_log, run...); absent in check mode or nothing to do.
+  description: >-
+    C(vifscope apply --json) (status, applied, audit_log, run...; confirm_within when the change
+    awaits C(vifscope apply --commit)); absent in check mode or nothing to do.
   returned: when applied
   type: dict
 """
@@ -118,6 +148,8 @@ def main():
             connect=dict(type="str"),
             audit_log=dict(type="path"),
             settle=dict(type="float"),
+            confirm_within=dict(type="float"),
+            pending_dir=dict(type="path"),
         ),
         required_one_of=[("path", "state")],
         mutually_exclusive=[("path", "state")],
@@ -130,6 +162,23 @@ def main():
     finally:
         if temp:
             os.unlink(temp)
+
+
+def apply_argv(module, binary, path):
+    """The ``vifscope apply`` that changes the host (after a plan with changes)."""
+    p = module.params
+    argv = [binary, "apply", path, "--json", *common_args(module)]
+    if p["audit_log"]:
+        argv += ["--audit-log", p["audit_log"]]
+    if p["settle"] is not None:
+        argv += ["--settle", str(p["settle"])]
+    if p["confirm_within"] is not None:
+        if p["confirm_within"] <= 0:
+            module.fail_json(msg="confirm_within must be > 0 seconds")
+        argv += ["--confirm-within", str(p["confirm_within"])]
+    if p["pending_dir"]:
+        argv += ["--pending-dir", p["pending_dir"]]
+    return argv
 
 
 def run(module, binary, path):
@@ -145,11 +194,7 @@ def run(module, binary, path):
         out["diff"] = plan_diff(plan)
     if module.check_mode or not changed:
         module.exit_json(**out)
-    argv = [binary, "apply", path, "--json", *common_args(module)]
-    if module.params["audit_log"]:
-        argv += ["--audit-log", module.params["audit_log"]]
-    if module.params["settle"] is not None:
-        argv += ["--settle", str(module.params["settle"])]
+    argv = apply_argv(module, binary, path)
     rc, result, err = run_json(module, argv)
     out["result"] = result
     if rc != 0:
