@@ -100,9 +100,24 @@ def _write(
 
 def record_error(engine: Engine, host: str, error: str, now: float) -> HostSync:
     """A host that did not answer: its attempt and error; its vifs' rows stay as last known."""
-    with _store_errors(), engine.begin() as conn:
+    with store_errors(), engine.begin() as conn:
         _host_row(conn, host, None, error, now)
     return HostSync(host, error)
+
+
+def touch_host(engine: Engine, host: str, now: float) -> int | None:
+    """A host whose agent answered every question with 304 (nothing changed since the last
+    write): only its ``fleet_hosts`` row is touched (attempted/synced now, no error); no vif
+    or address row is written. Its vif count, or None when it has no row (write it whole)."""
+    with store_errors(), engine.begin() as conn:
+        done = conn.execute(
+            update(fleet_hosts)
+            .where(fleet_hosts.c.name == host, fleet_hosts.c.synced_at.is_not(None))
+            .values(attempted_at=now, synced_at=now, error=None)
+        ).rowcount
+        if not done:
+            return None
+        return int(conn.execute(select(fleet_hosts.c.vifs).where(fleet_hosts.c.name == host)).scalar_one())
 
 
 def sync_host(
@@ -115,7 +130,7 @@ def sync_host(
 ) -> HostSync:
     """Write one host's answer in one transaction; retried once should another hub have opened
     the same interval first (the unique index refused ours)."""
-    with _store_errors():
+    with store_errors():
         try:
             return _write(engine, host, record, states, addresses, now)
         except IntegrityError:
@@ -123,7 +138,7 @@ def sync_host(
 
 
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """OperationalError (the database went away mid-transaction, nothing committed) →
     StoreUnavailable: one line and a hint."""
     try:

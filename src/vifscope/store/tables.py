@@ -108,3 +108,16 @@ fleet_addresses = Table(
     Column("last_seen", Float, nullable=False),
     Index("ix_fleet_addresses_address", "address"),
 )
+
+# The fleet's inventory, when it is kept here rather than in a YAML file: one row per host,
+# its entry's keys as columns; ``labels`` is a JSON object of text values.
+fleet_inventory = Table(
+    "fleet_inventory",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("token_file", Text, nullable=True),
+    Column("ca_file", Text, nullable=True),
+    Column("labels", Text, nullable=False, server_default="{}"),
+    Column("added_at", Float, nullable=False),
+)
