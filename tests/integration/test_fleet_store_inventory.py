@@ -222,3 +222,45 @@ def test_sync_daemon_sends_etags_and_writes_no_history_for_an_unchanged_host(fle
     assert new == ["a2"] and count(url, fleet_vifs) == 6
     assert hosts["a1"].synced_at > hosts["a1"].attempted_at - 1 and hosts["a1"].error is None
     assert time.time() - hosts["a1"].synced_at < 30  # the unchanged host's row was touched
+
+
+def _fleet_doc(hub: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(hub + "api/v1/fleet", timeout=60) as resp:
+        doc: dict[str, Any] = json.loads(resp.read())
+    return doc
+
+
+def test_the_hub_on_the_stores_hosts_asks_unchanged_hosts_with_their_etags(fleet: Fleet, tmp_path: Path) -> None:
+    from tests.integration.fleet_agents import hub_server
+
+    (fleet.work / "a2.xml").write_text(node(A2))
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    for name in ("a1", "a2"):
+        assert vs("fleet", "hosts", "add", name, fleet.agents[name].url, "--db", db).returncode == 0
+    with hub_server(tmp_path, None, "--db", db) as hub:
+        first = _fleet_doc(hub)
+        assert [h["name"] for h in first["hosts"]] == ["a1", "a2"] and first["host_errors"] == []
+        time.sleep(1.0)  # past the agents' snapshot interval: they take new snapshots, same content
+        seen = {n: len(fleet.requests(n)) for n in ("a1", "a2")}
+        again = _fleet_doc(hub)
+        assert again["vifs"] == first["vifs"] and again["findings"] == first["findings"]
+        for name in ("a1", "a2"):
+            later = fleet.requests(name)[seen[name] :]
+            assert sorted(later) == [("api/v1/findings", 304), ("api/v1/host", 304), ("api/v1/vifs", 304)], later
+        # a changed host is fetched again (and only it): its new guest is on the page
+        (fleet.work / "a2.xml").write_text(node([*A2, dom("vs-f4-new2", "52:54:00:f4:00:09")]))
+        seen = {n: len(fleet.requests(n)) for n in ("a1", "a2")}
+        deadline = time.monotonic() + 60
+        doc = again
+        while time.monotonic() < deadline and "vs-f4-new2" not in {v["domain"] for v in doc["vifs"]}:
+            time.sleep(0.5)
+            doc = _fleet_doc(hub)
+        assert {v["domain"] for v in doc["vifs"] if v["host"] == "a2"} == {"vs-f4-web2", "vs-f4-db2", "vs-f4-new2"}
+        assert ("api/v1/vifs", 200) in fleet.requests("a2")[seen["a2"] :]
+        assert {code for _, code in fleet.requests("a1")[seen["a1"] :]} == {304}
+        # the table is read on every request: a host added now is on the next page
+        assert vs("fleet", "hosts", "add", "a3", fleet.agents["a3"].url, "--db", db).returncode == 0
+        assert vs("fleet", "hosts", "remove", "a1", "--db", db).returncode == 0
+        assert [h["name"] for h in _fleet_doc(hub)["hosts"]] == ["a2", "a3"]
