@@ -127,7 +127,7 @@ def inventory_of_entries(entries: Sequence[Mapping[str, Any]], where: str) -> In
     """The inventory of host entries kept elsewhere (the store's rows), by the file's rules."""
     if not entries:
         raise InventoryError(f"{where}: no hosts", "add one: vifscope fleet hosts add NAME URL --db URL")
-    return _unique(tuple(parse_host(e, f"{where}: host {e.get('name')!r}") for e in entries), where)
+    return _unique(tuple(parse_host(e, where) for e in entries), where)
 
 
 def load_inventory(path: Path) -> Inventory:
