@@ -101,3 +101,23 @@ def test_the_host_documents_tag_leaves_the_uptimes_out() -> None:
     assert tag(uptime_s=None) == tag(uptime_s=3.5)
     assert tag(status="degraded") != tag(status="ok")
     assert tag(vifs=2) != tag(vifs=1)
+
+
+def test_a_touch_needs_the_rows_to_be_from_the_same_answer(tmp_path: Path) -> None:
+    """Another hub may have written a newer answer since: then the 304 is no reason to skip."""
+    from vifscope.cli.fleet_sync import write
+    from vifscope.fleet.cache import answer_tag
+    from vifscope.fleet.history import sync_input
+    from vifscope.store.fleet import touch_host
+
+    engine = open_store(f"sqlite:///{tmp_path / 'f.db'}")
+    tagged = AgentReply("h1", (("api/v1/vifs", {}),), None, 0.01, (("api/v1/vifs", Held('W/"1"', b"{}")),))
+    tag = answer_tag(tagged)
+    assert tag == 'api/v1/vifs=W/"1"' and answer_tag(_reply("h1", True)) == tag
+    assert answer_tag(AgentReply("h1", (("api/v1/host", None), ("api/v1/vifs", {})), None, 0.0, tagged.held)) is None
+    assert touch_host(engine, "h1", tag, 1.0) is None  # nothing written yet
+    write(engine, sync_input(answer("h1", [guest("web", WEB)])), 2.0, tag)
+    assert touch_host(engine, "h1", tag, 3.0) == 1
+    assert touch_host(engine, "h1", 'api/v1/vifs=W/"2"', 4.0) is None
+    write(engine, sync_input(answer("h1", [guest("web", WEB)])), 5.0, None)  # an untagged writer
+    assert touch_host(engine, "h1", tag, 6.0) is None

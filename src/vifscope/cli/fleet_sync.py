@@ -48,26 +48,29 @@ def add_sync_options(q: argparse.ArgumentParser, positive_float: Any) -> None:
     q.set_defaults(func=cmd_fleet_sync)
 
 
-def write(engine: Engine, part: SyncInput, now: float) -> HostSync:
+def write(engine: Engine, part: SyncInput, now: float, tag: str | None = None) -> HostSync:
     """One host's part in its own transaction: its vifs' history, or its error alone."""
     from vifscope.store.fleet import record_error, sync_host
 
     if part.record is None:
         return record_error(engine, part.host, part.error or "no answer", now)
-    return sync_host(engine, part.host, part.record, part.states, part.addresses, now)
+    return sync_host(engine, part.host, part.record, part.states, part.addresses, now, tag)
 
 
 def _one(engine: Engine, host: FleetHost, reply: AgentReply, now: float, cache: AnswerCache | None) -> HostSync:
-    """Write one host's reply: touched only when every answer was a 304 and its row is there."""
+    """Write one host's reply: only touched when every answer was a 304 and the host's rows
+    were written from that same answer (the tags stored with them say so)."""
+    from vifscope.fleet.cache import answer_tag
     from vifscope.fleet.history import sync_input
     from vifscope.fleet.merge import host_answer
     from vifscope.store.fleet import touch_host
 
-    if reply.unchanged:
-        vifs = touch_host(engine, host.name, now)
+    tag = answer_tag(reply)
+    if reply.unchanged and tag is not None:
+        vifs = touch_host(engine, host.name, tag, now)
         if vifs is not None:
             return HostSync(host.name, None, vifs)
-    result = write(engine, sync_input(host_answer(host, reply.whole())), now)
+    result = write(engine, sync_input(host_answer(host, reply.whole())), now, tag)
     if cache is not None and result.error is None:
         cache.keep(host, reply)  # in the store now: the next 304 means nothing to write
     return result

@@ -17,6 +17,17 @@ from vifscope.fleet.model import HostAnswer
 from vifscope.sources.agents import AgentReply, HeldAnswers
 
 
+def answer_tag(reply: AgentReply) -> str | None:
+    """One string naming the whole answer (every path's ETag), or None when a path has none."""
+    held = dict(reply.held)
+    if reply.error is not None or (not reply.answers and not reply.unchanged):
+        return None
+    paths = [p for p, _ in reply.answers] if not reply.unchanged else sorted(held)
+    if any(p not in held for p in paths):
+        return None
+    return " ".join(f"{p}={held[p].etag}" for p in sorted(paths))
+
+
 @dataclass(frozen=True)
 class _Entry:
     url: str

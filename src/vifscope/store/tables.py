@@ -66,6 +66,9 @@ fleet_hosts = Table(
     Column("findings_error", Integer, nullable=False, server_default="0"),
     Column("findings_warning", Integer, nullable=False, server_default="0"),
     Column("findings_info", Integer, nullable=False, server_default="0"),
+    # the agent's ETags of the answer the host's rows were written from (None: not tagged);
+    # a sync whose every question got a 304 for exactly these touches the row and writes nothing
+    Column("answer_tag", Text, nullable=True),
 )
 
 fleet_vifs = Table(
