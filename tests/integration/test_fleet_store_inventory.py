@@ -106,7 +106,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def vs(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vifscope", *args], capture_output=True, text=True, timeout=120)
+    """The command's run, its stderr with the console's line wrapping undone (one space)."""
+    done = subprocess.run([sys.executable, "-m", "vifscope", *args], capture_output=True, text=True, timeout=120)
+    done.stderr = " ".join(done.stderr.split())
+    return done
 
 
 def count(url: str, table: Any) -> int:
