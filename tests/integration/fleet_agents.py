@@ -70,19 +70,28 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def agent(workdir: Path, name: str, guests: Sequence[Guest], *extra: str) -> Iterator[Agent]:
-    node = workdir / f"{name}.xml"
-    node.write_text(node_xml(guests))
-    cmd = [sys.executable, "-m", "vifscope", "-c", f"test://{node}", "serve", "--json", "--listen", "127.0.0.1:0"]
+def agent(
+    workdir: Path, name: str, guests: Sequence[Guest], *extra: str, log: Path | None = None, node: str | None = None
+) -> Iterator[Agent]:
+    """``log``: the agent's stderr goes to that file (with ``--access-log``: one line per
+    request, status included). ``node``: the node file's XML instead of one made of ``guests``
+    (the agent reads the file again on each snapshot: rewriting it changes the host)."""
+    node_file = workdir / f"{name}.xml"
+    node_file.write_text(node if node is not None else node_xml(guests))
+    cmd = [sys.executable, "-m", "vifscope", "-c", f"test://{node_file}", "serve", "--json", "--listen", "127.0.0.1:0"]
     cmd += ["--host-id", f"id-{name}", "--audit-log", str(workdir / f"{name}.audit"), "--interval", "0.5", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"serve did not start: {proc.stderr.read() if proc.stderr else ''}"
-        yield Agent(name, json.loads(line)["url"], proc)
-    finally:
-        _stop(proc)
+    with ExitStack() as files:
+        err = files.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                why = log.read_text() if log is not None else proc.stderr.read() if proc.stderr else ""
+                raise AssertionError(f"serve did not start: {why}")
+            yield Agent(name, json.loads(line)["url"], proc)
+        finally:
+            _stop(proc)
 
 
 def self_signed(workdir: Path) -> tuple[Path, Path]:
@@ -101,10 +110,12 @@ def agents(workdir: Path, hosts: dict[str, Sequence[Guest]]) -> Iterator[dict[st
 
 
 @contextmanager
-def hub_server(workdir: Path, inventory: Path) -> Iterator[str]:
-    """``vifscope serve --fleet``: a hub (on the test driver's default host) for ``inventory``."""
+def hub_server(workdir: Path, inventory: Path | None, *db: str) -> Iterator[str]:
+    """``vifscope serve --fleet``: a hub (on the test driver's default host) for ``inventory``,
+    or (None) for the store of ``db`` (``"--db", URL``)."""
     cmd = [sys.executable, "-m", "vifscope", "-c", "test:///default", "serve", "--json", "--listen", "127.0.0.1:0"]
-    cmd += ["--fleet", str(inventory), "--fleet-timeout", "3", "--audit-log", str(workdir / "hub.audit")]
+    cmd += ["--fleet", *([str(inventory)] if inventory else []), *db]
+    cmd += ["--fleet-timeout", "3", "--audit-log", str(workdir / "hub.audit")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

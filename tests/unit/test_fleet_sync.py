@@ -134,7 +134,7 @@ def test_the_command_records_a_host_that_refuses_and_exits_3(
     url = f"sqlite:///{tmp_path / 'f.db'}"
     assert main(["fleet", "sync", "--json", "--inventory", str(inv), "--db", url, "--timeout", "2"]) == 3
     doc = json.loads(capsys.readouterr().out)
-    assert doc["hosts"] == [{"host": "a", "synced": False, "vifs": 0, "opened": 0, "closed": 0}]
+    assert doc["hosts"] == [{"host": "a", "synced": False, "unchanged": False, "vifs": 0, "opened": 0, "closed": 0}]
     assert doc["host_errors"] == [{"host": "a", "error": "cannot connect: Connection refused"}]
     with open_store(url).connect() as conn:
         assert conn.execute(select(fleet_hosts.c.error, fleet_hosts.c.synced_at)).one() == (

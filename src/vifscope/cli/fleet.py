@@ -4,8 +4,12 @@
 ``--concurrency`` in flight, each with ``--timeout`` seconds for all its answers) and merge
 the answers with a HOST column; a host that does not answer is one line in ``host_errors``.
 
+The inventory: ``--inventory FILE`` (YAML) or ``--db URL`` (the store's hosts table, kept with
+``vifscope fleet hosts``), exactly one of the two.
+
 Exit codes: 0 all well; 1 a problem on some host, or a host that did not answer; 2 usage
-(a bad inventory); 3 no host answered.
+(a bad inventory, neither or both of --inventory and --db); 3 no host answered, or the
+store holding the inventory is unavailable.
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vifscope.cli.common import emit_json, make_console
-from vifscope.cli.fleet_ask import ask, load_or_say
-from vifscope.report.documents import EXIT_USAGE
+from vifscope.cli.fleet_ask import ask, read_or_say
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,7 +56,14 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     sy = fleet.add_parser("sync", help="every host's vifs, addresses and finding counts into the store, with history")
     for name, q in (("status", st), ("doctor", dr), ("sync", sy)):
         common(q)
-        q.add_argument("--inventory", type=Path, required=True, metavar="FILE", help="YAML: hosts: [{name, url}]")
+        if name == "sync":  # --db is the store written to; without --inventory, its hosts table
+            q.add_argument(
+                "--inventory", type=Path, metavar="FILE", help="YAML: hosts: [{name, url}] (default: --db's)"
+            )
+        else:
+            which = q.add_mutually_exclusive_group(required=True)
+            which.add_argument("--inventory", type=Path, metavar="FILE", help="YAML: hosts: [{name, url}]")
+            which.add_argument("--db", metavar="URL", help="or the hosts table of this store (vifscope fleet hosts)")
         wait = DEFAULT_TIMEOUT[name]
         q.add_argument(
             "--timeout", type=_positive(float), default=wait, metavar="S", help=f"per host (default {wait:g})"
@@ -71,6 +81,9 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
     add_sync_options(sy, _positive(float))
     dr.set_defaults(func=cmd_fleet_doctor)
+    from vifscope.cli.fleet_hosts import add_hosts_parser
+
+    add_hosts_parser(fleet, common)
 
 
 def _show(doc: dict[str, Any], code: int, as_json: bool, human: Callable[[Console], None]) -> int:
@@ -85,9 +98,9 @@ def _show(doc: dict[str, Any], code: int, as_json: bool, human: Callable[[Consol
 
 
 def cmd_fleet_status(args: argparse.Namespace) -> int:
-    inv = load_or_say(args.inventory)
+    _, inv, code = read_or_say(args.inventory, args.db)
     if inv is None:
-        return EXIT_USAGE
+        return code
     from vifscope.fleet.merge import STATUS_PATHS, status_document, status_exit
 
     answers = ask(inv, STATUS_PATHS, args.timeout, args.concurrency)
@@ -105,9 +118,9 @@ def cmd_fleet_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet_doctor(args: argparse.Namespace) -> int:
-    inv = load_or_say(args.inventory)
+    _, inv, code = read_or_say(args.inventory, args.db)
     if inv is None:
-        return EXIT_USAGE
+        return code
     from vifscope.fleet.checks import fleet_findings
     from vifscope.fleet.merge import DOCTOR_PATHS, doctor_document, doctor_exit
 

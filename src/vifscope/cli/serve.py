@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
-from vifscope.fleet.inventory import InventoryError, load_inventory
+from vifscope.fleet.inventory import InventoryError
 from vifscope.report import documents as report
 from vifscope.report.tables import make_console
 from vifscope.serve.config import (
@@ -70,7 +70,14 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--read-token-file", type=Path, metavar="PATH", help="reads need this bearer token too (mode 0600)")
     p.add_argument("--tls-cert", type=Path, metavar="PEM", help="serve HTTPS with this certificate (chain)")
     p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key")
-    p.add_argument("--fleet", type=Path, metavar="INVENTORY", help="also be the fleet's hub: /fleet, /api/v1/fleet")
+    p.add_argument(
+        "--fleet",
+        nargs="?",
+        const="",
+        metavar="INVENTORY",
+        help="also be the fleet's hub: /fleet, /api/v1/fleet; hosts from this YAML file, or with --db from the store",
+    )
+    p.add_argument("--db", metavar="URL", help="with --fleet (no file): the store whose hosts table is the inventory")
     p.add_argument("--fleet-timeout", type=_positive, default=10.0, metavar="S", help="per agent (default 10)")
     p.add_argument("--max-body", type=_bytes, metavar="BYTES", help="request body limit, 413 beyond (default 65536)")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr (never a header: no token)")
@@ -104,12 +111,30 @@ def settings(args: argparse.Namespace) -> tuple[ServeConfig, str, int, str | Non
 
 
 def _hub(args: argparse.Namespace) -> FleetHub | None:
-    """The fleet hub's settings, or None; InventoryError for a bad inventory."""
+    """The fleet hub's settings, or None; InventoryError for a bad inventory (or neither or
+    both of a file and --db), StoreError for a store that cannot be read."""
     if args.fleet is None:
+        if args.db is not None:
+            raise InventoryError("--db is the fleet hub's inventory: it needs --fleet", "serve --fleet --db URL")
         return None
+    if bool(args.fleet) == (args.db is not None):
+        raise InventoryError(
+            "--fleet needs exactly one inventory: a YAML file or --db URL",
+            "serve --fleet FILE, or serve --fleet --db URL",
+        )
+    from vifscope.cli.fleet_ask import host_list
     from vifscope.serve.fleetask import FleetHub
+    from vifscope.store.engine import StoreError
+    from vifscope.store.url import StoreConfigError
 
-    return FleetHub(load_inventory(args.fleet), timeout=args.fleet_timeout)
+    try:
+        hosts = host_list(Path(args.fleet) if args.fleet else None, args.db)
+        hosts.read()  # a bad or empty list fails here, with its hint, not on the first page load
+    except StoreError as exc:
+        raise InventoryError(str(exc), exc.hint, exc.exit_code) from exc
+    except StoreConfigError as exc:
+        raise InventoryError(str(exc)) from exc
+    return FleetHub(hosts, timeout=args.fleet_timeout)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -140,7 +165,7 @@ def run_serve(args: argparse.Namespace) -> int:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)))  # Text: YAML's "[...]" is not markup
         if exc.hint:
             err.print(Text(f"  hint: {exc.hint}"))
-        return report.EXIT_USAGE
+        return exc.exit_code if isinstance(exc, InventoryError) else report.EXIT_USAGE
     try:
         sock = listen_socket(host, port)
     except OSError as exc:

@@ -7,12 +7,14 @@
         ca_file: /etc/vifscope/fleet-ca.pem     # optional: the CA an https agent's certificate is checked against
         labels: {rack: r3, segment: dc1-vlan20} # optional: segment = the L2 the vifs share
 
-An error names the file, the host's position and the key, and says how to fix it.
+An error names the file, the host's position and the key, and says how to fix it. The same
+entries may instead be rows of the store's ``fleet_inventory`` table (``vifscope fleet hosts
+add``): ``inventory_of_entries`` checks them by the same rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,10 @@ EXAMPLE = "hosts: [{name: kvm-a1, url: 'http://10.0.0.11:8777/'}]"
 
 
 class InventoryError(ValueError):
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", exit_code: int = 2) -> None:
         super().__init__(message)
         self.hint = hint
+        self.exit_code = exit_code  # 2: usage; 3: the store holding the inventory is unavailable
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def _labels(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
-def _host(raw: Any, where: str) -> FleetHost:
+def parse_host(raw: Any, where: str) -> FleetHost:
+    """One host entry (a mapping of HOST_KEYS), checked; InventoryError names ``where``."""
     if not isinstance(raw, Mapping):
         raise InventoryError(f"{where}: each host must be a mapping", EXAMPLE)
     unknown = sorted(str(k) for k in raw if k not in HOST_KEYS)
@@ -107,13 +111,23 @@ def parse_inventory(text: str, where: str = "inventory") -> Inventory:
     raw_hosts = doc["hosts"]
     if not isinstance(raw_hosts, list) or not raw_hosts:
         raise InventoryError(f"{where}: 'hosts:' must be a non-empty list", EXAMPLE)
-    hosts = tuple(_host(h, f"{where}: hosts[{i}]") for i, h in enumerate(raw_hosts))
+    return _unique(tuple(parse_host(h, f"{where}: hosts[{i}]") for i, h in enumerate(raw_hosts)), where)
+
+
+def _unique(hosts: tuple[FleetHost, ...], where: str) -> Inventory:
     seen: set[str] = set()
     for h in hosts:
         if h.name in seen:
             raise InventoryError(f"{where}: host name {h.name!r} appears twice", "names must be unique")
         seen.add(h.name)
     return Inventory(hosts)
+
+
+def inventory_of_entries(entries: Sequence[Mapping[str, Any]], where: str) -> Inventory:
+    """The inventory of host entries kept elsewhere (the store's rows), by the file's rules."""
+    if not entries:
+        raise InventoryError(f"{where}: no hosts", "add one: vifscope fleet hosts add NAME URL --db URL")
+    return _unique(tuple(parse_host(e, where) for e in entries), where)
 
 
 def load_inventory(path: Path) -> Inventory:

@@ -3,8 +3,9 @@ and a request whose ``If-None-Match`` names the current one gets an empty 304.
 
 The tag names the answer's *content*, not its bytes: the snapshot time (``taken_at``) and the
 traffic counters (``observed.stats``) change on every snapshot of a busy host, so a tag over
-the raw bytes would never repeat and the hub would download every vif on every poll. Both are
-blanked before hashing, hence a weak tag (``W/``: semantically equal, not byte-equal): a
+the raw bytes would never repeat and the hub would download every vif on every poll. Likewise
+``/api/v1/host``'s uptimes (``uptime_s``, ``agent_uptime_s``). All are blanked before
+hashing, hence a weak tag (``W/``: semantically equal, not byte-equal): a
 client that sends it accepts counters as old as the copy it holds.
 """
 
@@ -17,7 +18,7 @@ from fastapi.responses import Response
 
 # JSON as the routes encode it (compact): inside a string value a quote is escaped (\"), so
 # these patterns match only real keys. stats objects are flat (integers only).
-_VOLATILE = re.compile(rb'"taken_at":"[^"]*"|"stats":\{[^{}]*\}')
+_VOLATILE = re.compile(rb'"taken_at":"[^"]*"|"stats":\{[^{}]*\}|"(?:agent_)?uptime_s":(?:null|[-0-9.eE+]+)')
 NOT_MODIFIED_DOC = "Not Modified: the If-None-Match ETag still names the answer (empty body)"
 
 

@@ -2,20 +2,23 @@
 ``GET /api/v1/fleet``, and one host's topology fetched through the hub.
 
 The hub asks the agents itself (as ``vifscope fleet doctor`` does, on the event loop: the
-HTTP client is async) on every request: the page polls it every few seconds, each agent
-answers an unchanged snapshot from its cache. A host's topology comes through the hub, not
+HTTP client is async) on every request: the page polls it every few seconds. It holds each
+host's last answer with the agent's ETags (``FleetHub.cache``) and asks with
+``If-None-Match``: an unchanged host answers three empty 304s and its held answer is reused
+(nothing transferred, nothing parsed). A host's topology comes through the hub, not
 from the agent's own page: the hub holds the inventory's read tokens and CA files, which a
 browser could not send (nor should it see them), and one origin needs no CORS.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from vifscope.fleet.checks import fleet_findings
-from vifscope.fleet.inventory import Inventory
+from vifscope.fleet.inventory import Inventory, InventoryError
 from vifscope.fleet.merge import DOCTOR_PATHS, doctor_document, status_document
 from vifscope.fleet.model import HostAnswer
 from vifscope.serve.errors import ApiError
@@ -41,10 +44,21 @@ def fleet_document(answers: Sequence[HostAnswer]) -> dict[str, Any]:
     return {**status, "hosts": hosts, "findings": doctor["findings"], "summary": summary}
 
 
+async def _inventory(hub: FleetHub) -> Inventory:
+    """The hosts now (the store's table is read on every request); 503 when it cannot be."""
+    from vifscope.store.engine import StoreError
+
+    try:
+        return await asyncio.to_thread(hub.hosts.read)
+    except (InventoryError, StoreError) as exc:
+        raise ApiError(503, f"fleet inventory: {exc}", exc.hint or "vifscope fleet hosts list --db URL") from exc
+
+
 async def fleet_view(hub: FleetHub | None) -> dict[str, Any]:
     if hub is None:
         raise ApiError(404, NOT_A_HUB, NOT_A_HUB_HINT)
-    return fleet_document(await answers(hub, DOCTOR_PATHS))
+    inv = await _inventory(hub)
+    return fleet_document(await answers(hub, inv, DOCTOR_PATHS))
 
 
 async def host_topology(hub: FleetHub | None, name: str) -> Any:
@@ -52,7 +66,7 @@ async def host_topology(hub: FleetHub | None, name: str) -> Any:
     502 (with the agent's one-line error) when it does not answer."""
     if hub is None:
         raise ApiError(404, NOT_A_HUB, NOT_A_HUB_HINT)
-    host = next((h for h in hub.inventory.hosts if h.name == name), None)
+    host = next((h for h in (await _inventory(hub)).hosts if h.name == name), None)
     if host is None:
         raise ApiError(404, f"no host {name!r} in the fleet inventory", "GET /api/v1/fleet lists the hosts")
     asking, early = targets(Inventory((host,)))

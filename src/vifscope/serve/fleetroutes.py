@@ -20,7 +20,7 @@ HostName = Annotated[str, Path(description="the host's name in the inventory")]
 def fleet_router(hub: FleetHub | None) -> APIRouter:
     r = APIRouter(tags=["fleet"])
 
-    @r.get("/api/v1/fleet", responses={200: {"model": FleetDoc}, **error_responses(404)})
+    @r.get("/api/v1/fleet", responses={200: {"model": FleetDoc}, **error_responses(404, 503)})
     async def fleet() -> JSONResponse:
         """Every host's vifs and findings with a ``host``, each host's counts (vifs by verdict,
         findings by severity) and the hosts that did not answer (``fleet status --json`` and
@@ -29,7 +29,7 @@ def fleet_router(hub: FleetHub | None) -> APIRouter:
 
     @r.get(
         "/api/v1/fleet/hosts/{name}/topology",
-        responses={200: {"model": TopologyDoc}, **error_responses(404, 502)},
+        responses={200: {"model": TopologyDoc}, **error_responses(404, 502, 503)},
     )
     async def topology(name: HostName) -> JSONResponse:
         """One host's ``/api/v1/topology``, asked by the hub with the inventory's token."""

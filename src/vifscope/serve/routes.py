@@ -155,12 +155,16 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
         """200 when libvirt and the link dump answer; 503 (with the errors) when one does not."""
         return await run_in_threadpool(lambda: health_doc(b.snapshots.get(age)))
 
-    @r.get("/api/v1/host", responses={200: {"model": HostDoc}})
-    async def host() -> Response:
+    @r.get("/api/v1/host", responses={200: {"model": HostDoc}, **NOT_MODIFIED})
+    async def host(if_none_match: IfNoneMatch = None) -> Response:
         """This agent's identity (``--host-id``, else the machine-id), versions, uptime and
-        source health: what a hub (``vifscope fleet``) asks first."""
+        source health: what a hub (``vifscope fleet``) asks first. Its ETag leaves the
+        uptimes out: a hub holding an older copy gets a 304 while nothing else changed."""
         view = await run_in_threadpool(lambda: b.snapshots.get(age))
-        return _json(host_document(b.identity, view, b.uri, b.token is not None))
+        _, body = _encode(host_document(b.identity, view, b.uri, b.token is not None))
+        headers = {"ETag": content_tag(body), "Cache-Control": "no-cache"}
+        resp = Response(body, media_type="application/json", headers=headers)
+        return conditional(if_none_match, resp)
 
     @r.get("/api/v1/info", responses={200: {"model": InfoDoc}})
     async def info() -> Response:

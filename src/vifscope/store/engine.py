@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from vifscope.store.url import redacted
 
-HEAD = "0002"  # the newest migration; a unit test checks it against Alembic's script directory
+HEAD = "0003"  # the newest migration; a unit test checks it against Alembic's script directory
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_S = 60.0
 _MIGRATE_LOCK = 0x76696673  # "vifs": pg_advisory_xact_lock key serializing first-use migrations

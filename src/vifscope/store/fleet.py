@@ -29,10 +29,13 @@ def _insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _host_row(conn: Connection, host: str, record: HostRecord | None, error: str | None, now: float) -> None:
+def _host_row(
+    conn: Connection, host: str, record: HostRecord | None, error: str | None, now: float, tag: str | None = None
+) -> None:
     values: dict[str, Any] = {"attempted_at": now, "error": error}
     if record is not None:
         values |= {
+            "answer_tag": tag,
             "synced_at": now,
             "host_id": record.host_id,
             "version": record.version,
@@ -89,9 +92,10 @@ def _write(
     states: Sequence[VifState],
     addresses: Sequence[AddressRow],
     now: float,
+    tag: str | None,
 ) -> HostSync:
     with engine.begin() as conn:
-        _host_row(conn, host, record, None, now)
+        _host_row(conn, host, record, None, now, tag)
         change = diff(_open_rows(conn, host), states)
         _apply(conn, host, change, now)
         _addresses(conn, host, addresses, now)
@@ -100,9 +104,26 @@ def _write(
 
 def record_error(engine: Engine, host: str, error: str, now: float) -> HostSync:
     """A host that did not answer: its attempt and error; its vifs' rows stay as last known."""
-    with _store_errors(), engine.begin() as conn:
+    with store_errors(), engine.begin() as conn:
         _host_row(conn, host, None, error, now)
     return HostSync(host, error)
+
+
+def touch_host(engine: Engine, host: str, tag: str, now: float) -> int | None:
+    """A host whose agent answered every question with 304 for the answer tagged ``tag``:
+    when its rows were last written from that very answer, only its ``fleet_hosts`` row is
+    touched (attempted/synced now, no error) and no vif or address row is written. Its vif
+    count; None when the rows say otherwise (another hub wrote a newer answer, or none was
+    written): then write it whole."""
+    with store_errors(), engine.begin() as conn:
+        done = conn.execute(
+            update(fleet_hosts)
+            .where(fleet_hosts.c.name == host, fleet_hosts.c.answer_tag == tag)
+            .values(attempted_at=now, synced_at=now, error=None)
+        ).rowcount
+        if not done:
+            return None
+        return int(conn.execute(select(fleet_hosts.c.vifs).where(fleet_hosts.c.name == host)).scalar_one())
 
 
 def sync_host(
@@ -112,18 +133,19 @@ def sync_host(
     states: Sequence[VifState],
     addresses: Sequence[AddressRow],
     now: float,
+    tag: str | None = None,
 ) -> HostSync:
-    """Write one host's answer in one transaction; retried once should another hub have opened
-    the same interval first (the unique index refused ours)."""
-    with _store_errors():
+    """Write one host's answer (whose ETags are ``tag``) in one transaction; retried once
+    should another hub have opened the same interval first (the unique index refused ours)."""
+    with store_errors():
         try:
-            return _write(engine, host, record, states, addresses, now)
+            return _write(engine, host, record, states, addresses, now, tag)
         except IntegrityError:
-            return _write(engine, host, record, states, addresses, now)
+            return _write(engine, host, record, states, addresses, now, tag)
 
 
 @contextmanager
-def _store_errors() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
     """OperationalError (the database went away mid-transaction, nothing committed) →
     StoreUnavailable: one line and a hint."""
     try:

@@ -66,6 +66,9 @@ fleet_hosts = Table(
     Column("findings_error", Integer, nullable=False, server_default="0"),
     Column("findings_warning", Integer, nullable=False, server_default="0"),
     Column("findings_info", Integer, nullable=False, server_default="0"),
+    # the agent's ETags of the answer the host's rows were written from (None: not tagged);
+    # a sync whose every question got a 304 for exactly these touches the row and writes nothing
+    Column("answer_tag", Text, nullable=True),
 )
 
 fleet_vifs = Table(
@@ -107,4 +110,17 @@ fleet_addresses = Table(
     Column("first_seen", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
     Index("ix_fleet_addresses_address", "address"),
+)
+
+# The fleet's inventory, when it is kept here rather than in a YAML file: one row per host,
+# its entry's keys as columns; ``labels`` is a JSON object of text values.
+fleet_inventory = Table(
+    "fleet_inventory",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("token_file", Text, nullable=True),
+    Column("ca_file", Text, nullable=True),
+    Column("labels", Text, nullable=False, server_default="{}"),
+    Column("added_at", Float, nullable=False),
 )
