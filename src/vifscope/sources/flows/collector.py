@@ -1,0 +1,156 @@
+"""The flow program in the kernel: load it, attach it to taps with TCX, read its map, detach.
+
+Every attachment is a BPF link held by an fd of this process (never pinned): closing it, or the
+process dying however it dies, detaches the program. No qdisc is created or deleted, so a tap's
+``ingress`` qdisc and its filters (libvirt's QoS) stay as they are and keep running after ours.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+import time
+from types import TracebackType
+
+from vifscope.model.flows import FlowCounters, FlowDirection, FlowRecord, FlowSample
+from vifscope.sources.flows.libbpf import BPF_TCX_EGRESS, BPF_TCX_INGRESS, BpfUnavailable, LibBpf, hint_for
+from vifscope.sources.flows.objpath import program_object
+
+KEY = struct.Struct("<IBBH6s6s16s16sHH")  # struct flow_key in flows.bpf.c
+VAL = struct.Struct("<QQQQ")  # struct flow_val
+CHUNK = 4096  # entries per batch lookup
+DEFAULT_MAX_FLOWS = 65536
+_DIR = (FlowDirection.OUT, FlowDirection.IN)  # the program's dir byte
+
+
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
+
+
+def _addr(eth_proto: int, raw: bytes) -> str | None:
+    if eth_proto == 0x0800:
+        return socket.inet_ntop(socket.AF_INET, raw[:4])
+    if eth_proto == 0x86DD:
+        return socket.inet_ntop(socket.AF_INET6, raw)
+    return None
+
+
+def decode(key: bytes, val: bytes) -> FlowRecord:
+    ifindex, dir_, proto, eth, smac, dmac, src, dst, sport, dport = KEY.unpack(key)
+    nbytes, packets, payload, _last = VAL.unpack(val)
+    return FlowRecord(
+        ifindex, _DIR[dir_ & 1], eth, proto, _mac(smac), _mac(dmac), _addr(eth, src), _addr(eth, dst),
+        sport, dport, nbytes, packets, payload,
+    )  # fmt: skip
+
+
+class FlowCollector:
+    """The loaded program and its links. Use as a context manager: leaving it detaches all."""
+
+    def __init__(self, max_flows: int = DEFAULT_MAX_FLOWS) -> None:
+        self.bpf = LibBpf()
+        path, self.program = program_object()
+        self.max_flows = max_flows
+        self.links: dict[int, tuple[int, int]] = {}  # ifindex -> (ingress link fd, egress link fd)
+        self.started = time.monotonic()
+        obj = self.bpf.call("bpf_object__open_file", str(path).encode(), None)
+        if not obj:
+            code = ctypes.get_errno() or errno.ENOENT
+            raise BpfUnavailable(self.bpf.why(f"cannot open {path}", code), hint_for(code))
+        self.obj: int | None = obj
+        try:
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self) -> None:
+        flows = self.bpf.call("bpf_object__find_map_by_name", self.obj, b"flows")
+        self.bpf.call("bpf_map__set_max_entries", flows, self.max_flows)
+        rc = self.bpf.call("bpf_object__load", self.obj)
+        if rc < 0:
+            raise BpfUnavailable(self.bpf.why("the BPF program did not load", rc), hint_for(rc))
+        self.map_fd: int = self.bpf.call("bpf_map__fd", flows)
+        stats = self.bpf.call("bpf_object__find_map_by_name", self.obj, b"flow_stats")
+        self.stats_fd: int = self.bpf.call("bpf_map__fd", stats)
+        self.prog_fds = tuple(
+            self.bpf.call("bpf_program__fd", self.bpf.call("bpf_object__find_program_by_name", self.obj, name))
+            for name in (b"vifscope_fl_in", b"vifscope_fl_eg")
+        )
+
+    def attach(self, ifindex: int) -> None:
+        """TCX ingress + egress links on ``ifindex``; both or neither."""
+        if ifindex in self.links:
+            return
+        fds: list[int] = []
+        for prog_fd, where in zip(self.prog_fds, (BPF_TCX_INGRESS, BPF_TCX_EGRESS), strict=True):
+            fd = self.bpf.call("bpf_link_create", prog_fd, ifindex, where, None)
+            if fd < 0:
+                for done in fds:
+                    os.close(done)
+                raise BpfUnavailable(self.bpf.why(f"TCX attach to ifindex {ifindex} failed", fd), hint_for(fd))
+            fds.append(fd)
+        self.links[ifindex] = (fds[0], fds[1])
+
+    def detach(self, ifindex: int) -> None:
+        for fd in self.links.pop(ifindex, ()):
+            os.close(fd)
+
+    def close(self) -> None:
+        for ifindex in list(self.links):
+            self.detach(ifindex)
+        if self.obj:
+            self.bpf.call("bpf_object__close", self.obj)
+            self.obj = None
+
+    def __enter__(self) -> FlowCollector:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def read(self) -> FlowSample:
+        """Every flow in the map now, and the program's counters."""
+        t0 = time.perf_counter()
+        pairs = self._lookup_all()
+        records = tuple(decode(k, v) for k, v in pairs)
+        read_ms = (time.perf_counter() - t0) * 1000
+        counters = self._counters(len(records))
+        return FlowSample(records, counters, time.monotonic() - self.started, read_ms, self.program)
+
+    def _lookup_all(self) -> list[tuple[bytes, bytes]]:
+        keys = ctypes.create_string_buffer(KEY.size * CHUNK)
+        vals = ctypes.create_string_buffer(VAL.size * CHUNK)
+        token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
+        out: list[tuple[bytes, bytes]] = []
+        first = True
+        while True:
+            count = ctypes.c_uint32(CHUNK)
+            rc = self.bpf.call(
+                "bpf_map_lookup_batch", self.map_fd, None if first else token_in, token_out, keys, vals,
+                ctypes.byref(count), None,
+            )  # fmt: skip
+            kraw, vraw = keys.raw, vals.raw
+            out.extend(
+                (kraw[i * KEY.size : (i + 1) * KEY.size], vraw[i * VAL.size : (i + 1) * VAL.size])
+                for i in range(count.value)
+            )
+            if rc == -errno.ENOENT:  # the last batch (possibly with entries, taken above)
+                return out
+            if rc < 0:
+                raise BpfUnavailable(self.bpf.why("reading the flow map failed", rc), hint_for(rc))
+            ctypes.memmove(token_in, token_out, 8)
+            first = False
+
+    def _counters(self, entries: int) -> FlowCounters:
+        ncpu = max(1, self.bpf.call("libbpf_num_possible_cpus"))
+        buf = (ctypes.c_uint64 * ncpu)()
+        sums: list[int] = []
+        for i in range(3):
+            key = ctypes.c_uint32(i)
+            rc = self.bpf.call("bpf_map_lookup_elem", self.stats_fd, ctypes.byref(key), buf)
+            sums.append(sum(buf) if rc == 0 else 0)
+        return FlowCounters(sums[0], sums[1], sums[2], entries, self.max_flows)
