@@ -22,6 +22,7 @@ class FlowGrouping(StrEnum):
     PEER = "peer"  # the other end's address (its MAC for non-IP frames)
     PORT = "port"  # protocol + the lower of the two ports (the service side, usually)
     PROTO = "proto"  # protocol only
+    FLOW = "flow"  # one connection: protocol, the guest's port, the peer's address and port
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class FlowSample:
 class Talker:
     """One row of a vif's top list: one peer / port / protocol, both directions summed."""
 
-    key: str  # the peer's address, "tcp/5201", or "tcp"
+    key: str  # the peer's address, "tcp/5201", "tcp", or "tcp :43210 > 10.0.0.2:5201"
     peer: str | None = None  # the peer's domain when it is a vif here (by address, else by MAC)
     out_bytes: int = 0
     out_packets: int = 0

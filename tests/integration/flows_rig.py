@@ -1,0 +1,109 @@
+"""A host for ``vifscope flows`` with real traffic and no guest CPU to wait for.
+
+Netns ``<P>fh`` plays the host: a Linux bridge and two veths whose host ends play the taps of
+two running domains of libvirt's test driver (node.xml: each vif's MAC is the MAC of its
+"guest" end, so peers are named). The guests are netns ``<P>g1`` / ``<P>g2`` holding the veths'
+other ends with addresses NET.41.1 / NET.41.2. vifscope runs inside the host netns, so its TCX
+links attach there (bpffs is not needed: nothing is pinned).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+P = os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-t-")
+NET = os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.78")
+MACS = ("52:54:00:f1:00:01", "52:54:00:f1:00:02")
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=check).stdout
+
+
+@dataclass(frozen=True)
+class FlowHost:
+    ns: str
+    bridge: str
+    taps: tuple[str, str]
+    guests: tuple[str, str]  # guest netns names
+    domains: tuple[str, str]
+    addrs: tuple[str, str]
+    dir: Path
+
+    @property
+    def uri(self) -> str:
+        return f"test://{self.dir / 'node.xml'}"
+
+    def vifscope_argv(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vifscope", "-c", self.uri, *argv]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "250"}
+
+    def in_guest(self, i: int, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.guests[i], *argv], capture_output=True, text=True, timeout=timeout
+        )
+
+    def in_host(self, *argv: str) -> str:
+        return sh("ip", "netns", "exec", self.ns, *argv)
+
+    def tc_json(self, *argv: str) -> Any:
+        return json.loads(self.in_host("tc", "-j", "-s", *argv) or "[]")
+
+
+def node_xml(h: FlowHost) -> str:
+    doms = []
+    for i, (dom, tap, mac) in enumerate(zip(h.domains, h.taps, MACS, strict=True)):
+        doms.append(
+            f"<domain type='test'><name>{dom}</name><uuid>f1f1f1f1-0000-4000-8000-00000000000{i}</uuid>"
+            f"<memory>65536</memory><os><type>hvm</type></os><devices><interface type='bridge'>"
+            f"<mac address='{mac}'/><source bridge='{h.bridge}'/><target dev='{tap}'/></interface>"
+            f"</devices></domain>"
+        )
+    return f"<node>{''.join(doms)}</node>\n"
+
+
+def _teardown(h: FlowHost) -> None:
+    for ns in (h.ns, *h.guests):
+        sh("ip", "netns", "del", ns, check=False)
+
+
+@contextmanager
+def flow_host(tmp: Path, tag: str = "") -> Iterator[FlowHost]:
+    h = FlowHost(
+        ns=f"{P}fh{tag}", bridge="br0", taps=(f"{P}t1", f"{P}t2"), guests=(f"{P}g1{tag}", f"{P}g2{tag}"),
+        domains=(f"{P}a", f"{P}b"), addrs=(f"{NET}.41.1", f"{NET}.41.2"), dir=tmp,
+    )  # fmt: skip
+    _teardown(h)  # a previous run's leftovers, ours by name
+    try:
+        sh("ip", "netns", "add", h.ns)
+        host = ("ip", "-n", h.ns)
+        sh(*host, "link", "add", h.bridge, "type", "bridge")
+        sh(*host, "link", "set", h.bridge, "up")
+        for tap, guest, addr, mac in zip(h.taps, h.guests, h.addrs, MACS, strict=True):
+            sh("ip", "netns", "add", guest)
+            sh(*host, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", guest)
+            sh(*host, "link", "set", tap, "master", h.bridge, "up")
+            sh("ip", "-n", guest, "link", "set", "eth0", "address", mac, "up")
+            sh("ip", "-n", guest, "link", "set", "lo", "up")
+            sh("ip", "-n", guest, "addr", "add", f"{addr}/24", "dev", "eth0")
+        (tmp / "node.xml").write_text(node_xml(h))
+        yield h
+    finally:
+        _teardown(h)
+
+
+def vifscope_programs() -> list[dict[str, Any]]:
+    """vifscope's flow programs loaded anywhere on the host (bpftool's view)."""
+    progs = json.loads(sh("bpftool", "-j", "prog", "show") or "[]")
+    return [p for p in progs if str(p.get("name", "")).startswith("vifscope_fl")]
