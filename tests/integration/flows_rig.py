@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,7 +104,25 @@ def flow_host(tmp: Path, tag: str = "") -> Iterator[FlowHost]:
         _teardown(h)
 
 
+def bpftool(*argv: str) -> list[dict[str, Any]]:
+    """bpftool's JSON list; retried: a program or link freed mid-dump makes bpftool fail."""
+    for _ in range(20):
+        p = subprocess.run(["bpftool", "-j", *argv], capture_output=True, text=True)
+        if p.returncode == 0:
+            got: list[dict[str, Any]] = json.loads(p.stdout or "[]")
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"bpftool {' '.join(argv)} kept failing: {p.stderr}")
+
+
 def vifscope_programs() -> list[dict[str, Any]]:
     """vifscope's flow programs loaded anywhere on the host (bpftool's view)."""
-    progs = json.loads(sh("bpftool", "-j", "prog", "show") or "[]")
+    progs = bpftool("prog", "show")
     return [p for p in progs if str(p.get("name", "")).startswith("vifscope_fl")]
+
+
+def vifscope_links() -> list[dict[str, Any]]:
+    """BPF links (TCX: type 11 to bpftool 7.1, which cannot name it) of vifscope's programs."""
+    ids = {p["id"] for p in vifscope_programs()}
+    links = bpftool("link", "show")
+    return [link for link in links if link.get("prog_id") in ids]

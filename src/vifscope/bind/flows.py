@@ -4,7 +4,7 @@ summed as ``other``. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from vifscope.model.core import VifBinding
@@ -64,6 +64,26 @@ def talker_key(rec: FlowRecord, by: FlowGrouping) -> str:
 
 def _bracket(address: str) -> str:
     return f"[{address}]" if ":" in address else address
+
+
+def record_id(r: FlowRecord) -> tuple[object, ...]:
+    """A map entry's key: the same flow in two reads."""
+    return (r.ifindex, r.direction, r.eth_proto, r.proto, r.src_mac, r.dst_mac, r.src, r.dst, r.sport, r.dport)
+
+
+def since(prev: Mapping[tuple[object, ...], FlowRecord], cur: Iterable[FlowRecord]) -> list[FlowRecord]:
+    """What each flow moved between two reads of the (cumulative) map. A flow whose count went
+    down was evicted and re-created in between: its new count is all it moved."""
+    moved: list[FlowRecord] = []
+    for r in cur:
+        p = prev.get(record_id(r))
+        if p is None or r.bytes < p.bytes:
+            moved.append(r)
+        elif r.bytes > p.bytes:
+            moved.append(
+                replace(r, bytes=r.bytes - p.bytes, packets=r.packets - p.packets, payload=r.payload - p.payload)
+            )
+    return moved
 
 
 def _add(t: Talker, rec: FlowRecord) -> Talker:

@@ -109,6 +109,9 @@ def _collect(
         from vifscope.cli.flowslive import run_live
 
         return run_live(col, every, attached, by, args.top, args.interval)
+    # On stderr even with --json: a script (or a test) starts its traffic once this is printed.
+    note = f"flows: collecting on {len(attached)} taps for {args.interval:g} s"
+    make_console(stderr=True).print(note, highlight=False)
     time.sleep(args.interval)
     sample = col.read()
     # Peers are named from every binding, not only the attached ones: a stopped filter must

@@ -94,7 +94,8 @@ def human_rate(bps: float) -> str:
 def vif_table(v: dict[str, Any], by: str) -> Table:
     from rich.table import Table
 
-    title = f"{v['domain']}  {v['tap']}  {v['mac'] or ''}  out {human_rate(v['out']['bps'])}  in {human_rate(v['in']['bps'])}"
+    rates = f"out {human_rate(v['out']['bps'])}  in {human_rate(v['in']['bps'])}"
+    title = f"{v['domain']}  {v['tap']}  {v['mac'] or ''}  {rates}"
     table = Table(title=title, title_justify="left", expand=False)
     for col in (by, "peer vif", "out", "out rate", "in", "in rate", "flows"):
         table.add_column(col, justify="right" if col not in (by, "peer vif") else "left")

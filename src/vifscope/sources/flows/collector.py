@@ -59,7 +59,8 @@ class FlowCollector:
         obj = self.bpf.call("bpf_object__open_file", str(path).encode(), None)
         if not obj:
             code = ctypes.get_errno() or errno.ENOENT
-            raise BpfUnavailable(self.bpf.why(f"cannot open {path}", code), hint_for(code))
+            hint = hint_for(code) if code == errno.ENOENT else "rebuild it: scripts/setup.sh (clang, libbpf-dev)"
+            raise BpfUnavailable(self.bpf.why(f"cannot open the BPF object {path}", code), hint)
         self.obj: int | None = obj
         try:
             self._load()
