@@ -24,6 +24,7 @@ def run_live(
     """Until Ctrl-C (exit 0); the collector's context manager detaches on the way out."""
     from rich.console import Group
     from rich.live import Live
+    from rich.text import Text
 
     from vifscope.cli.common import make_console
 
@@ -41,6 +42,6 @@ def run_live(
                 shown = [v for v in vif_flows(every, moved.records, by, top) if v.ifindex in mine]
                 doc = report.flows_report(shown, moved, by.value, top, ())
                 tables = [report.vif_table(v, by.value) for v in doc["vifs"]]
-                live.update(Group(*tables, report.summary_line(doc)), refresh=True)
+                live.update(Group(*tables, Text(report.summary_line(doc))), refresh=True)
     except KeyboardInterrupt:
         return 0
