@@ -1,5 +1,5 @@
 """``vifscope flows`` against real traffic (iperf3 TCP, ping) between two netns "guests" whose
-veths are the taps of two test-driver domains (tests/integration/flows_rig.py).
+veths are the taps of two test-driver domains (vifscope.lab.flowhost).
 
 What is compared, and how exactly:
 - TCP: the data connection's ``out.payload_bytes`` on the sender's tap equals what iperf3 says
@@ -27,9 +27,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.flows_rig import FlowHost, flow_host, vifscope_links, vifscope_programs
+from vifscope.lab.flowhost import FlowHost, flow_host, vifscope_links, vifscope_programs
 
 pytestmark = pytest.mark.integration
+P = os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-t-")
+NET = os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.78")
 IPERF_COOKIE = 37  # iperf3 writes its session cookie on each data connection before the data
 
 
@@ -37,7 +39,7 @@ IPERF_COOKIE = 37  # iperf3 writes its session cookie on each data connection be
 def host(tmp_path: Path) -> Iterator[FlowHost]:
     if os.geteuid() != 0:
         pytest.fail("needs root (netns, veth, BPF)")
-    with flow_host(tmp_path) as h:
+    with flow_host(tmp_path, P, NET) as h:
         yield h
 
 

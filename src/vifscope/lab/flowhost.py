@@ -1,10 +1,12 @@
-"""A host for ``vifscope flows`` with real traffic and no guest CPU to wait for.
+"""A host for ``vifscope flows`` with real traffic and no guest CPU to wait for (the flows
+tests and bench/flows.py).
 
 Netns ``<P>fh`` plays the host: a Linux bridge and two veths whose host ends play the taps of
 two running domains of libvirt's test driver (node.xml: each vif's MAC is the MAC of its
 "guest" end, so peers are named). The guests are netns ``<P>g1`` / ``<P>g2`` holding the veths'
-other ends with addresses NET.41.1 / NET.41.2. vifscope runs inside the host netns, so its TCX
-links attach there (bpffs is not needed: nothing is pinned).
+other ends with addresses NET.41.1 / NET.41.2 (``P``, ``NET``: the caller's prefix and /16).
+vifscope runs inside the host netns, so its TCX links attach there (bpffs is not needed:
+nothing is pinned).
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-P = os.environ.get("VIFSCOPE_TEST_LAB_PREFIX", "vs-t-")
-NET = os.environ.get("VIFSCOPE_TEST_LAB_NET", "10.78")
+SRC = Path(__file__).resolve().parents[2]
 MACS = ("52:54:00:f1:00:01", "52:54:00:f1:00:02")
 
 
@@ -48,7 +48,7 @@ class FlowHost:
         return ["ip", "netns", "exec", self.ns, sys.executable, "-m", "vifscope", "-c", self.uri, *argv]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "250"}
+        return {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "250"}
 
     def in_guest(self, i: int, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -80,10 +80,12 @@ def _teardown(h: FlowHost) -> None:
 
 
 @contextmanager
-def flow_host(tmp: Path, tag: str = "") -> Iterator[FlowHost]:
+def flow_host(tmp: Path, prefix: str, net: str) -> Iterator[FlowHost]:
+    """The host and guests built (removed first if a previous run left them), torn down after."""
+    p = prefix
     h = FlowHost(
-        ns=f"{P}fh{tag}", bridge="br0", taps=(f"{P}t1", f"{P}t2"), guests=(f"{P}g1{tag}", f"{P}g2{tag}"),
-        domains=(f"{P}a", f"{P}b"), addrs=(f"{NET}.41.1", f"{NET}.41.2"), dir=tmp,
+        ns=f"{p}fh", bridge="br0", taps=(f"{p}t1", f"{p}t2"), guests=(f"{p}g1", f"{p}g2"),
+        domains=(f"{p}a", f"{p}b"), addrs=(f"{net}.41.1", f"{net}.41.2"), dir=tmp,
     )  # fmt: skip
     _teardown(h)  # a previous run's leftovers, ours by name
     try:
