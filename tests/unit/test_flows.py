@@ -164,3 +164,18 @@ def test_usage_and_unloadable_object(
     doc = json.loads(capsys.readouterr().out)
     err = next(e for e in doc["source_errors"] if e["source"] == "bpf")
     assert str(junk) in err["error"] and "setup.sh" in err["hint"]
+
+
+def test_tcx_from_kernel_config_else_version(tmp_path: Path) -> None:
+    import gzip
+
+    from vifscope.sources.flows.support import kernel_has_tcx
+
+    cfg = tmp_path / "config.gz"
+    cfg.write_bytes(gzip.compress(b"CONFIG_BPF=y\nCONFIG_NET_XGRESS=y\n"))
+    assert kernel_has_tcx(cfg) is True
+    cfg.write_bytes(gzip.compress(b"CONFIG_BPF=y\n# CONFIG_NET_XGRESS is not set\n"))
+    assert kernel_has_tcx(cfg) is False
+    missing = tmp_path / "none.gz"
+    assert (kernel_has_tcx(missing, "6.5.0-1"), kernel_has_tcx(missing, "6.18.44-x")) == (False, True)
+    assert kernel_has_tcx(missing, "weird") is None

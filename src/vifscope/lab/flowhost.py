@@ -108,13 +108,15 @@ def flow_host(tmp: Path, prefix: str, net: str) -> Iterator[FlowHost]:
 
 def bpftool(*argv: str) -> list[dict[str, Any]]:
     """bpftool's JSON list; retried: a program or link freed mid-dump makes bpftool fail."""
+    err = ""
     for _ in range(20):
         p = subprocess.run(["bpftool", "-j", *argv], capture_output=True, text=True)
-        if p.returncode == 0:
-            got: list[dict[str, Any]] = json.loads(p.stdout or "[]")
+        got = json.loads(p.stdout or "[]") if p.returncode == 0 else None
+        if isinstance(got, list):  # bpftool prints {"error": ...} when an object went mid-dump
             return got
+        err = p.stderr or p.stdout
         time.sleep(0.05)
-    raise AssertionError(f"bpftool {' '.join(argv)} kept failing: {p.stderr}")
+    raise AssertionError(f"bpftool {' '.join(argv)} kept failing: {err}")
 
 
 def vifscope_programs() -> list[dict[str, Any]]:

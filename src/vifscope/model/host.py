@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.flows import FlowSupport
 from vifscope.model.qos import TcShaping
 
 
@@ -227,6 +228,7 @@ class HostFacts:
     interface_extras: tuple[InterfaceExtras, ...] | None = None
     tc_shaping: TcShaping | None = None  # htb classes and ingress police filters (qos.* checks)
     kernel_shaping: Shaping | None = None  # sfq / police built in (/proc/config.gz); None: unknown
+    flows: FlowSupport | None = None  # can vifscope flows load its BPF program here; None: not probed
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "guest agent needs a read-write connection"
 
     @cached_property

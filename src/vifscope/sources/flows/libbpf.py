@@ -74,6 +74,7 @@ class LibBpf:
             "bpf_link_create": (ci, [ci, ci, ci, vp]),
             "bpf_map_lookup_batch": (ci, [ci, vp, vp, vp, vp, ctypes.POINTER(cu), vp]),
             "bpf_map_lookup_elem": (ci, [ci, vp, vp]),
+            "bpf_map_update_elem": (ci, [ci, vp, vp, ctypes.c_uint64]),
             "bpf_map_get_next_key": (ci, [ci, vp, vp]),
             "libbpf_num_possible_cpus": (ci, []),
         }
