@@ -93,6 +93,7 @@ def flow_host(tmp: Path, prefix: str, net: str) -> Iterator[FlowHost]:
         host = ("ip", "-n", h.ns)
         sh(*host, "link", "add", h.bridge, "type", "bridge")
         sh(*host, "link", "set", h.bridge, "up")
+        sh(*host, "link", "set", "lo", "up")  # an exporter inside listens on its own loopback
         for tap, guest, addr, mac in zip(h.taps, h.guests, h.addrs, MACS, strict=True):
             sh("ip", "netns", "add", guest)
             sh(*host, "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", guest)
