@@ -9,6 +9,7 @@ import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,34 @@ def test_tcx_from_kernel_config_else_version(tmp_path: Path) -> None:
     missing = tmp_path / "none.gz"
     assert (kernel_has_tcx(missing, "6.5.0-1"), kernel_has_tcx(missing, "6.18.44-x")) == (False, True)
     assert kernel_has_tcx(missing, "weird") is None
+
+
+def test_exporter_families_bound_cardinality_to_top_n_plus_other() -> None:
+    from vifscope.exporter.flows import FlowView, flow_families
+
+    records = [rec(OUT, "10.0.0.1", f"10.0.9.{i}", nbytes=100 * i) for i in range(1, 40)]
+    vifs = vif_flows(bind(_snapshot()), records, FlowGrouping.PEER, top=3)
+    fams = {f.name: f for f in flow_families(FlowView(vifs, FlowCounters(10, 50, 0, 40, 64), 2, 0))}
+    rows = fams["vifscope_vif_flow_bytes_total"].rows
+    peers = [labels[4] for labels, _ in rows]
+    assert peers == ["10.0.9.39", "10.0.9.38", "10.0.9.37", "other"]  # 39 peers: 3 + other
+    assert sum(v for _, v in rows) == sum(r.bytes for r in records)
+    assert fams["vifscope_flow_map_evicted_total"].rows == (((), 10.0),)
+    assert list(flow_families(None)) == []
+
+
+def test_tracker_reports_bpf_down_once_and_keeps_answering() -> None:
+    from vifscope.exporter.flows import FlowTracker
+    from vifscope.sources.flows.libbpf import BpfUnavailable
+
+    calls = []
+
+    def refuse(max_flows: int) -> Any:
+        calls.append(max_flows)
+        raise BpfUnavailable("the BPF program did not load: EPERM", "run as root")
+
+    tracker = FlowTracker(make=refuse)
+    for _ in range(2):
+        view, err = tracker.update(bind(_snapshot()), 1.0)
+        assert view is None and err is not None and (err.source, err.hint) == ("bpf", "run as root")
+    assert calls == [65536]  # not retried every scrape
