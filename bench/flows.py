@@ -74,7 +74,10 @@ def with_flows(h: FlowHost, udp: bool, seconds: int) -> float:
 
 
 def overhead(prefix: str, net: str, rounds: int, seconds: int) -> list[str]:
-    lines = ["| traffic | without flows | with flows | change |", "|---|---|---|---|"]
+    lines = [
+        "| traffic | without flows: median (min–max) | with flows: median (min–max) | change of the medians |",
+        "|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory(prefix=f"{prefix}") as tmp, flow_host(Path(tmp), prefix, net) as h:
         for udp, label, unit, scale in ((False, "TCP, 1 stream", "Gbit/s", 1e9), (True, "UDP, 64 B", "kpps", 1e3)):
             off, on = [], []
@@ -83,7 +86,10 @@ def overhead(prefix: str, net: str, rounds: int, seconds: int) -> list[str]:
                 on.append(with_flows(h, udp, seconds))
             a, b = statistics.median(off), statistics.median(on)
             print(label, [round(x / scale, 2) for x in off], [round(x / scale, 2) for x in on], flush=True)
-            lines.append(f"| {label} | {a / scale:.2f} {unit} | {b / scale:.2f} {unit} | {100 * (b - a) / a:+.1f} % |")
+            span = [
+                f"{a / scale:.2f} ({min(xs) / scale:.2f}–{max(xs) / scale:.2f}) {unit}" for a, xs in ((a, off), (b, on))
+            ]
+            lines.append(f"| {label} | {span[0]} | {span[1]} | {100 * (b - a) / a:+.1f} % |")
     return lines
 
 

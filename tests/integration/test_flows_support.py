@@ -42,3 +42,17 @@ def test_without_capabilities_doctor_says_why() -> None:
     assert got["available"] is False
     assert "EPERM" in got["reason"], got
     assert "root" in got["hint"]
+
+
+def test_flows_without_capabilities_exits_3_with_one_line_and_a_hint() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", sys.executable, "-m", "vifscope"]
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "500"}
+    ran = subprocess.run([*argv, "-c", "test:///default", "flows", "--interval", "0.1"], capture_output=True,
+                         text=True, env=env)  # fmt: skip
+    assert ran.returncode == 3, ran.stderr
+    lines = ran.stderr.strip().splitlines()
+    assert lines[0].startswith("error: the BPF program did not load: EPERM"), lines
+    assert lines[1].startswith("  hint: run as root"), lines
+    assert "Traceback" not in ran.stderr and ran.stdout == ""

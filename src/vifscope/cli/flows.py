@@ -84,7 +84,9 @@ def cmd_flows(args: argparse.Namespace) -> int:
     every, mine = _scope(snap, args.domain)
     if snap.failed("libvirt") or snap.failed("netlink"):
         doc = report.unavailable_report("libvirt or netlink unreadable: no vifs to attach to", "", snap.errors)
-        return show(doc, EXIT_SOURCE, args.json, lambda _c: None)
+        return show(doc, EXIT_SOURCE, args.json, lambda _c: None)  # show prints the source's own error
+    from rich.markup import escape
+
     from vifscope.sources.flows.collector import FlowCollector
     from vifscope.sources.flows.libbpf import BpfUnavailable
 
@@ -93,8 +95,12 @@ def cmd_flows(args: argparse.Namespace) -> int:
             attached, notes = _attach(col, mine)
             return _collect(args, col, every, attached, [*snap.errors, *notes])
     except BpfUnavailable as exc:
-        doc = report.unavailable_report(exc.reason, exc.hint, snap.errors)
-        return show(doc, EXIT_SOURCE, args.json, lambda _c: None)
+        if args.json:
+            return show(report.unavailable_report(exc.reason, exc.hint, snap.errors), EXIT_SOURCE, True, print)
+        err = make_console(stderr=True)
+        err.print(f"[bold red]error:[/] {escape(exc.reason)}", highlight=False)
+        err.print(f"  hint: {exc.hint}", highlight=False, markup=False)
+        return EXIT_SOURCE
 
 
 def _collect(

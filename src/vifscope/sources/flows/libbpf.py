@@ -54,7 +54,7 @@ class LibBpf:
     def _print(self, level: int, fmt: bytes | None, args: int | None) -> int:
         buf = ctypes.create_string_buffer(1024)
         self.libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
-        line = buf.value.decode(errors="replace").strip()
+        line = buf.value.decode(errors="replace").strip().removeprefix("libbpf: ")
         if line and level <= 1:  # LIBBPF_WARN = 0, LIBBPF_INFO = 1; DEBUG is the verifier's chatter
             self.log = [*self.log[-20:], line]
         return 0
@@ -87,6 +87,7 @@ class LibBpf:
     def why(self, what: str, code: int) -> str:
         """One line: what failed, the errno, and libbpf's last message when it said one."""
         last = self.log[-1] if self.log else ""
+        self.log = []  # the next failure's message is its own
         return f"{what}: {_errtext(code)}" + (f" — libbpf: {last}" if last else "")
 
     def call(self, name: str, *args: Any) -> Any:
