@@ -82,6 +82,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     snap = take_snapshot(resolve_uri(args.connect))
     every, mine = _scope(snap, args.domain)
+    if args.domain and not mine and not args.json:
+        make_console(stderr=True).print(f"note: no running vif with a tap for domain {args.domain}", markup=False)
     if snap.failed("libvirt") or snap.failed("netlink"):
         doc = report.unavailable_report("libvirt or netlink unreadable: no vifs to attach to", "", snap.errors)
         return show(doc, EXIT_SOURCE, args.json, lambda _c: None)  # show prints the source's own error
@@ -120,8 +122,8 @@ def _collect(
     make_console(stderr=True).print(note, highlight=False)
     time.sleep(args.interval)
     sample = col.read()
-    # Peers are named from every binding, not only the attached ones: a stopped filter must
-    # not make the other vifs anonymous.
+    # Peers are named from every binding, not only the attached ones: with a DOMAIN given, the
+    # other domains' vifs still name their addresses and MACs.
     vifs = vif_flows(every, sample.records, by, args.top)
     shown = [v for v in vifs if v.ifindex in col.links]
     doc = report.flows_report(shown, sample, by.value, args.top, errors)
