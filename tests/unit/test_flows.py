@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,20 @@ def test_tracker_reports_bpf_down_once_and_keeps_answering() -> None:
         view, err = tracker.update(bind(_snapshot()), 1.0)
         assert view is None and err is not None and (err.source, err.hint) == ("bpf", "run as root")
     assert calls == [65536]  # not retried every scrape
+
+
+def test_table_shows_hostile_names_as_text() -> None:
+    from rich.console import Console
+
+    from vifscope.report.flows import vif_table
+
+    snap = _snapshot()
+    evil = replace(snap, vifs=(replace(snap.vifs[0], domain="[bold]x[/bold] $(id)"), snap.vifs[1]))
+    records = [rec(IN, "10.0.0.2", "10.0.0.1", smac=MAC_A, dmac=MAC_B)]
+    sample = FlowSample(tuple(records), FlowCounters(), 1.0, 0.1, "built")
+    doc = flows_report(vif_flows(bind(evil), records, FlowGrouping.PEER, 5), sample, "peer", 5, ())
+    console = Console(width=200, record=True)
+    for v in doc["vifs"]:
+        console.print(vif_table(v, "peer"))
+    text = console.export_text()
+    assert "[bold]x[/bold] $(id)" in text

@@ -93,16 +93,18 @@ def human_rate(bps: float) -> str:
 
 def vif_table(v: dict[str, Any], by: str) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
+    # Text, not str: rich would read "[...]" in a domain or tap name as markup.
     rates = f"out {human_rate(v['out']['bps'])}  in {human_rate(v['in']['bps'])}"
-    title = f"{v['domain']}  {v['tap']}  {v['mac'] or ''}  {rates}"
+    title = Text(f"{v['domain']}  {v['tap']}  {v['mac'] or ''}  {rates}", style="bold")
     table = Table(title=title, title_justify="left", expand=False)
     for col in (by, "peer vif", "out", "out rate", "in", "in rate", "flows"):
         table.add_column(col, justify="right" if col not in (by, "peer vif") else "left")
     rows = [*v["talkers"], *([v["other"]] if v["other"] else [])]
     for t in rows:
         table.add_row(
-            t["key"], t["peer"] or "", human_size(t["out"]["bytes"]), human_rate(t["out"]["bps"]),
+            Text(t["key"]), Text(t["peer"] or ""), human_size(t["out"]["bytes"]), human_rate(t["out"]["bps"]),
             human_size(t["in"]["bytes"]), human_rate(t["in"]["bps"]), str(t["flows"]),
         )  # fmt: skip
     return table
