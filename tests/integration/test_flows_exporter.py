@@ -1,6 +1,6 @@
 """``vifscope exporter --flows`` in the flows test host (vifscope.lab.flowhost): the first
 scrape attaches to both taps, pings then show up as per-peer counters with the peer's domain,
-a tap that goes is dropped by the next scrape, and when the exporter is stopped (SIGTERM) no
+a tap that goes is dropped by the next scrape (its flows deleted from the map), and when the exporter is stopped (SIGTERM) no
 vifscope program stays loaded."""
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def test_exporter_flows(host: FlowHost) -> None:
         third = scrape(host, url)
         assert value(third, "vifscope_flow_taps", state="attached") == 1
         assert value(third, "vifscope_vif_flow_bytes_total", domain=b) is None
+        # the gone tap's flows were deleted from the map, and that is not counted as eviction
+        assert (value(third, "vifscope_flow_map_entries") or 0) < (value(second, "vifscope_flow_map_entries") or 0)
+        assert value(third, "vifscope_flow_map_evicted_total") == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -68,7 +68,7 @@ def _attach(col: FlowCollector, vifs: tuple[VifBinding, ...]) -> tuple[tuple[Vif
         try:
             col.attach(b.link.ifindex)
         except BpfUnavailable as exc:
-            if f"{errno.errorcode[errno.ENODEV]} " not in exc.reason:
+            if exc.code != errno.ENODEV:
                 raise
             errors.append(SourceError("bpf", f"{b.link.name}: gone before attach ({exc.reason})"))
             continue

@@ -14,6 +14,7 @@ exporter exits, however it exits, the kernel drops every link.
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -74,9 +75,10 @@ class FlowTracker:
                 break
             try:
                 col.attach(ifindex)
-            except BpfUnavailable as exc:  # a tap that went since the snapshot; the next scrape knows
-                errors.append(exc.reason)
-        sample = col.read()
+            except BpfUnavailable as exc:
+                if exc.code != errno.ENODEV:  # the tap went since the snapshot: not a fault
+                    errors.append(exc.reason)
+        sample = col.read(prune=True)
         attached = [b for i, b in running.items() if i in col.links]
         view = FlowView(
             vif_flows(attached, sample.records, FlowGrouping.PEER, self.top),

@@ -53,11 +53,12 @@ class FlowCounters:
     failed: int = 0  # flows it could not record (map update failed): their packets are lost
     entries: int = 0  # flows in the map now
     max_entries: int = 0
+    deleted: int = 0  # flows the collector removed (of taps it detached from)
 
     @property
     def evicted(self) -> int:
         """Flows the LRU pushed out to make room: their counts are lost (map too small)."""
-        return max(0, self.inserted - self.entries)
+        return max(0, self.inserted - self.entries - self.deleted)
 
 
 @dataclass(frozen=True)

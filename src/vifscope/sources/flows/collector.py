@@ -76,6 +76,7 @@ class FlowCollector:
         path, self.program = program_object()
         self.max_flows = max_flows
         self.links: dict[int, tuple[int, int]] = {}  # ifindex -> (ingress link fd, egress link fd)
+        self.deleted = 0  # flows removed by read(prune=True): not evictions
         self.started = time.monotonic()
         obj = self.bpf.call("bpf_object__open_file", str(path).encode(), None)
         if not obj:
@@ -94,7 +95,7 @@ class FlowCollector:
         self.bpf.call("bpf_map__set_max_entries", flows, self.max_flows)
         rc = self.bpf.call("bpf_object__load", self.obj)
         if rc < 0:
-            raise BpfUnavailable(self.bpf.why("the BPF program did not load", rc), hint_for(rc))
+            raise BpfUnavailable(self.bpf.why("the BPF program did not load", rc), hint_for(rc), rc)
         self.map_fd: int = self.bpf.call("bpf_map__fd", flows)
         stats = self.bpf.call("bpf_object__find_map_by_name", self.obj, b"flow_stats")
         self.stats_fd: int = self.bpf.call("bpf_map__fd", stats)
@@ -113,7 +114,7 @@ class FlowCollector:
             if fd < 0:
                 for done in fds:
                     os.close(done)
-                raise BpfUnavailable(self.bpf.why(f"TCX attach to ifindex {ifindex} failed", fd), hint_for(fd))
+                raise BpfUnavailable(self.bpf.why(f"TCX attach to ifindex {ifindex} failed", fd), hint_for(fd), fd)
             fds.append(fd)
         self.links[ifindex] = (fds[0], fds[1])
 
@@ -134,15 +135,30 @@ class FlowCollector:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
 
-    def read(self) -> FlowSample:
-        """Every flow in the map now, and the program's counters."""
+    def read(self, *, prune: bool = False) -> FlowSample:
+        """Every flow in the map now, and the program's counters. ``prune`` deletes the flows
+        of taps no longer attached (a long-running collector: they would only take room)."""
         t0 = time.perf_counter()
         keys, vals = self._lookup_all()
+        if prune:
+            keys, vals = self._prune(keys, vals)
         dec = Decoder()
         records = tuple(map(dec.record, keys, vals))
         read_ms = (time.perf_counter() - t0) * 1000
         counters = self._counters(len(records))
         return FlowSample(records, counters, time.monotonic() - self.started, read_ms, self.program)
+
+    def _prune(
+        self, keys: list[tuple[Any, ...]], vals: list[tuple[int, ...]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[int, ...]]]:
+        kept_k, kept_v = [], []
+        for k, v in zip(keys, vals, strict=True):
+            if k[0] in self.links:
+                kept_k.append(k)
+                kept_v.append(v)
+            elif self.bpf.call("bpf_map_delete_elem", self.map_fd, KEY.pack(*k)) == 0:
+                self.deleted += 1
+        return kept_k, kept_v
 
     def _lookup_all(self) -> tuple[list[tuple[Any, ...]], list[tuple[int, ...]]]:
         """Every entry, unpacked: (keys, values), in step."""
@@ -176,4 +192,4 @@ class FlowCollector:
             key = ctypes.c_uint32(i)
             rc = self.bpf.call("bpf_map_lookup_elem", self.stats_fd, ctypes.byref(key), buf)
             sums.append(sum(buf) if rc == 0 else 0)
-        return FlowCounters(sums[0], sums[1], sums[2], entries, self.max_flows)
+        return FlowCounters(sums[0], sums[1], sums[2], entries, self.max_flows, self.deleted)

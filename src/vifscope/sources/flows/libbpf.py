@@ -26,10 +26,11 @@ _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes
 class BpfUnavailable(Exception):
     """BPF cannot be used here: ``reason`` is one line, ``hint`` what to do about it."""
 
-    def __init__(self, reason: str, hint: str = "") -> None:
+    def __init__(self, reason: str, hint: str = "", code: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.hint = hint
+        self.code = abs(code)  # the errno, when a call failed with one
 
 
 def _errtext(code: int) -> str:
@@ -75,6 +76,7 @@ class LibBpf:
             "bpf_map_lookup_batch": (ci, [ci, vp, vp, vp, vp, ctypes.POINTER(cu), vp]),
             "bpf_map_lookup_elem": (ci, [ci, vp, vp]),
             "bpf_map_update_elem": (ci, [ci, vp, vp, ctypes.c_uint64]),
+            "bpf_map_delete_elem": (ci, [ci, cs]),
             "bpf_map_get_next_key": (ci, [ci, vp, vp]),
             "libbpf_num_possible_cpus": (ci, []),
         }
