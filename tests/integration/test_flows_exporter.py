@@ -1,7 +1,7 @@
 """``vifscope exporter --flows`` in the flows test host (vifscope.lab.flowhost): the first
 scrape attaches to both taps, pings then show up as per-peer counters with the peer's domain,
-a tap that goes is dropped by the next scrape (its flows deleted from the map), and when the exporter is stopped (SIGTERM) no
-vifscope program stays loaded."""
+a tap that goes is dropped by the next scrape (its flows deleted from the map), and when the
+exporter is stopped (SIGTERM) no vifscope program stays loaded."""
 
 from __future__ import annotations
 
