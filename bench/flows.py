@@ -51,7 +51,28 @@ def iperf(h: FlowHost, udp: bool, seconds: int) -> float:
     return float(end["sum_received"]["bits_per_second"])
 
 
+def program_cost(before: set[int]) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over the vifscope programs not in ``before`` (needs BPF
+    run-time stats on: ``enable_stats``)."""
+    progs = [p for p in vifscope_programs() if p["id"] not in before]
+    return sum(int(p.get("run_time_ns", 0)) for p in progs), sum(int(p.get("run_cnt", 0)) for p in progs)
+
+
+def enable_stats() -> int:
+    """BPF run-time statistics while the returned fd is open (BPF_ENABLE_STATS: reverts by itself
+    when this process exits; no sysctl is changed)."""
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    fd = int(lib.bpf_enable_stats(0))  # BPF_STATS_RUN_TIME
+    if fd < 0:
+        raise OSError(-fd, "bpf_enable_stats failed")
+    return fd
+
+
+COSTS: dict[str, list[tuple[int, int]]] = {}  # traffic label -> (run_time_ns, run_cnt) of each run
+
+
 def with_flows(h: FlowHost, udp: bool, seconds: int) -> float:
+    before = {p["id"] for p in vifscope_programs()}
     proc = subprocess.Popen(
         h.vifscope_argv("flows", "--json", "--interval", "100000"), env=h.env(),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -61,7 +82,9 @@ def with_flows(h: FlowHost, udp: bool, seconds: int) -> float:
         if line.startswith("flows: collecting"):
             break
     try:
-        return iperf(h, udp, seconds)
+        got = iperf(h, udp, seconds)
+        COSTS.setdefault("UDP, 64 B" if udp else "TCP, 1 stream", []).append(program_cost(before))
+        return got
     finally:
         # SIGTERM, not SIGINT: a background job's SIGINT may be ignored. Python then dies
         # without cleanup, and the kernel detaches the links as their fds close.
@@ -75,8 +98,9 @@ def with_flows(h: FlowHost, udp: bool, seconds: int) -> float:
 
 def overhead(prefix: str, net: str, rounds: int, seconds: int) -> list[str]:
     lines = [
-        "| traffic | without flows: median (min–max) | with flows: median (min–max) | change of the medians |",
-        "|---|---|---|---|",
+        "| traffic | without flows: median (min–max) | with flows: median (min–max) | change of the medians "
+        "| program run time per packet (kernel's BPF stats) |",
+        "|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory(prefix=f"{prefix}") as tmp, flow_host(Path(tmp), prefix, net) as h:
         for udp, label, unit, scale in ((False, "TCP, 1 stream", "Gbit/s", 1e9), (True, "UDP, 64 B", "kpps", 1e3)):
@@ -89,7 +113,9 @@ def overhead(prefix: str, net: str, rounds: int, seconds: int) -> list[str]:
             span = [
                 f"{a / scale:.2f} ({min(xs) / scale:.2f}–{max(xs) / scale:.2f}) {unit}" for a, xs in ((a, off), (b, on))
             ]
-            lines.append(f"| {label} | {span[0]} | {span[1]} | {100 * (b - a) / a:+.1f} % |")
+            ns, cnt = (sum(x) for x in zip(*COSTS.get(label, [(0, 0)]), strict=True))
+            per = f"{ns / cnt:.0f} ns" if cnt else "n/a"
+            lines.append(f"| {label} | {span[0]} | {span[1]} | {100 * (b - a) / a:+.1f} % | {per} |")
     return lines
 
 
@@ -177,7 +203,11 @@ def main() -> None:
     if args.attach_child:
         print(json.dumps(_attach_all(args.attach_child)))
         return
-    over = overhead(args.prefix, args.net, args.rounds, args.seconds)
+    stats_fd = enable_stats()
+    try:
+        over = overhead(args.prefix, args.net, args.rounds, args.seconds)
+    finally:
+        os.close(stats_fd)
     reads = read_times([10_000, 50_000])
     taps = many_taps(args.prefix, args.taps)
     assert not vifscope_programs(), "a vifscope program outlived the bench"
@@ -190,7 +220,10 @@ def main() -> None:
             f"work shares this machine: compare within a run, not across); iperf3 {args.seconds} s a run, medians "
             f"of {args.rounds} "
             "alternating rounds, between two netns behind veths on a bridge (the veths' host ends are the taps "
-            "flows attaches to, both ways).",
+            "flows attaches to, both ways). The last column is the program's own cost, from the kernel's BPF "
+            "run-time statistics (enabled for the bench with BPF_ENABLE_STATS): mean ns per run, one run per skb "
+            "(a GSO packet is one run) and direction, so it does not depend on the machine's noise the way "
+            "throughput does.",
             "",
             *over,
             "",

@@ -46,7 +46,7 @@ struct flow_val {
 	__u64 bytes;
 	__u64 packets;
 	__u64 payload;
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last packet */
+	__u64 first_ns; /* bpf_ktime_get_ns() when the flow was inserted (not per packet: cheaper) */
 };
 
 /* 0: packets seen, 1: flows inserted, 2: inserts that failed (counted, not recorded) */
@@ -160,7 +160,7 @@ static __always_inline int account(struct __sk_buff *skb, __u8 dir)
 	}
 	v = bpf_map_lookup_elem(&flows, &k);
 	if (!v) {
-		struct flow_val nv = {.bytes = bytes, .packets = segs, .payload = payload, .last_ns = bpf_ktime_get_ns()};
+		struct flow_val nv = {.bytes = bytes, .packets = segs, .payload = payload, .first_ns = bpf_ktime_get_ns()};
 
 		if (bpf_map_update_elem(&flows, &k, &nv, BPF_NOEXIST) == 0) {
 			bump(STAT_INSERTED);
@@ -175,7 +175,6 @@ static __always_inline int account(struct __sk_buff *skb, __u8 dir)
 	__sync_fetch_and_add(&v->bytes, bytes);
 	__sync_fetch_and_add(&v->packets, segs);
 	__sync_fetch_and_add(&v->payload, payload);
-	v->last_ns = bpf_ktime_get_ns();
 	return TC_ACT_UNSPEC;
 }
 
