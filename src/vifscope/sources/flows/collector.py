@@ -29,7 +29,8 @@ _DIR = (FlowDirection.OUT, FlowDirection.IN)  # the program's dir byte
 
 class Decoder:
     """Map entries into FlowRecords. MACs and addresses repeat across flows: each distinct one
-    is formatted once (50,000 entries: ~0.33 s without the memo, see BENCHMARKS.md)."""
+    is formatted once. (Building the FlowRecords themselves is most of a read's time: see
+    BENCHMARKS.md's flows section.)"""
 
     def __init__(self) -> None:
         self.macs: dict[bytes, str] = {}
@@ -90,17 +91,25 @@ class FlowCollector:
             self.close()
             raise
 
+    def _find(self, kind: str, name: bytes) -> int:
+        """A map or program of the object by name; a stale or foreign object has none."""
+        found: int | None = self.bpf.call(f"bpf_object__find_{kind}_by_name", self.obj, name)
+        if not found:
+            raise BpfUnavailable(
+                f"the BPF object has no {kind} {name.decode()}", "rebuild it: scripts/setup.sh (clang, libbpf-dev)"
+            )
+        return found
+
     def _load(self) -> None:
-        flows = self.bpf.call("bpf_object__find_map_by_name", self.obj, b"flows")
+        flows = self._find("map", b"flows")
         self.bpf.call("bpf_map__set_max_entries", flows, self.max_flows)
         rc = self.bpf.call("bpf_object__load", self.obj)
         if rc < 0:
             raise BpfUnavailable(self.bpf.why("the BPF program did not load", rc), hint_for(rc), rc)
         self.map_fd: int = self.bpf.call("bpf_map__fd", flows)
-        stats = self.bpf.call("bpf_object__find_map_by_name", self.obj, b"flow_stats")
-        self.stats_fd: int = self.bpf.call("bpf_map__fd", stats)
+        self.stats_fd: int = self.bpf.call("bpf_map__fd", self._find("map", b"flow_stats"))
         self.prog_fds = tuple(
-            self.bpf.call("bpf_program__fd", self.bpf.call("bpf_object__find_program_by_name", self.obj, name))
+            self.bpf.call("bpf_program__fd", self._find("program", name))
             for name in (b"vifscope_fl_in", b"vifscope_fl_eg")
         )
 
