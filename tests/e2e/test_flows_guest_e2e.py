@@ -23,6 +23,7 @@ SINK = (
     "c,_=s.accept();n=0\nwhile True:\n d=c.recv(1<<16)\n if not d: break\n n+=len(d)\nprint(n,flush=True)\n"
 )
 PORT = 5011
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
