@@ -175,3 +175,42 @@ def test_sigkill_leaves_nothing_attached(host: FlowHost, before: set[int]) -> No
     while ours(before) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not ours(before)
+
+
+def test_live_redraws_what_moved_and_stops_on_ctrl_c(host: FlowHost, before: set[int]) -> None:
+    """--live on a terminal (a pty): each redraw shows the last interval's traffic; SIGINT
+    (Ctrl-C) ends it with exit 0 and the links gone."""
+    import pty
+
+    leader, follower = pty.openpty()
+    argv = host.vifscope_argv("flows", "--live", "--interval", "1", host.domains[0])
+    proc = subprocess.Popen(argv, env=host.env(), stdout=follower, stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 30
+        while len(ours(before)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # past the attach of the last link
+        assert host.in_guest(0, "ping", "-c", "6", "-i", "0.3", host.addrs[1]).returncode == 0
+        time.sleep(2.5)  # two more redraws without pings
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            screen += chunk
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    text = screen.decode(errors="replace")
+    assert host.addrs[1] in text and host.domains[1] in text  # the peer row, named
+    assert "2 vifs" not in text and "1 vifs over 1.0 s" in text  # one vif (DOMAIN), per interval
+    last_frame = text[text.rindex(f"{host.domains[0]}  {host.taps[0]}") :]
+    assert host.addrs[1] not in last_frame  # the pings stopped two intervals before: not in the delta
+    assert not ours(before)
