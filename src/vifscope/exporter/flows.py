@@ -14,8 +14,6 @@ exporter exits, however it exits, the kernel drops every link.
 
 from __future__ import annotations
 
-import errno
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -66,18 +64,7 @@ class FlowTracker:
         if col is None:
             return None, self.error
         running = {b.link.ifindex: b for b in bindings if b.link is not None and b.vif.domain_state.has_taps}
-        for gone in set(col.links) - set(running):
-            col.detach(gone)
-        deadline = time.monotonic() + budget
-        errors: list[str] = []
-        for ifindex in running.keys() - col.links.keys():
-            if time.monotonic() > deadline:
-                break
-            try:
-                col.attach(ifindex)
-            except BpfUnavailable as exc:
-                if exc.code != errno.ENODEV:  # the tap went since the snapshot: not a fault
-                    errors.append(exc.reason)
+        errors = [exc.reason for exc in col.sync(set(running), budget)]
         sample = col.read(prune=True)
         attached = [b for i, b in running.items() if i in col.links]
         view = FlowView(

@@ -131,6 +131,24 @@ class FlowCollector:
         for fd in self.links.pop(ifindex, ()):
             os.close(fd)
 
+    def sync(self, wanted: set[int], budget: float) -> list[BpfUnavailable]:
+        """Detach from taps not in ``wanted``, attach to new ones until ``budget`` seconds are
+        spent (each TCX attach waits ~10–30 ms in the kernel: the rest waits for the next call).
+        Returns the attaches that failed, except ENODEV (a tap that went meanwhile)."""
+        for gone in set(self.links) - wanted:
+            self.detach(gone)
+        deadline = time.monotonic() + budget
+        failed: list[BpfUnavailable] = []
+        for ifindex in sorted(wanted - self.links.keys()):
+            if time.monotonic() > deadline:
+                break
+            try:
+                self.attach(ifindex)
+            except BpfUnavailable as exc:
+                if exc.code != errno.ENODEV:
+                    failed.append(exc)
+        return failed
+
     def close(self) -> None:
         for ifindex in list(self.links):
             self.detach(ifindex)
