@@ -229,3 +229,21 @@ def test_table_shows_hostile_names_as_text() -> None:
         console.print(vif_table(v, "peer"))
     text = console.export_text()
     assert "[bold]x[/bold] $(id)" in text
+
+
+def test_watch_flows_text_line() -> None:
+    from vifscope.report.flows import talker_dict
+    from vifscope.watch.flows import flows_text
+    from vifscope.watch.output import TEXT
+
+    records = [rec(OUT, "10.0.0.1", "10.0.0.2", nbytes=3 * 1024 * 1024), rec(OUT, "10.0.0.1", "10.0.9.9", nbytes=512)]
+    (a, _b) = vif_flows(bind(_snapshot()), records, FlowGrouping.PEER, top=1)
+    assert a.other is not None
+    doc = {
+        "event": "flows", "domain": a.domain, "mac": a.mac, "target": a.tap, "seconds": 60.0,
+        "out_bytes": a.out_bytes, "in_bytes": a.in_bytes,
+        "talkers": [talker_dict(t, 60.0) for t in (*a.talkers, a.other)],
+    }  # fmt: skip
+    line = flows_text(doc)
+    assert line == f"flows a {MAC_A} vnet1 over 60 s: out 3.0 MiB, in 0 B; 10.0.0.2 (b) 3.0 MiB, other 512 B"
+    assert TEXT["flows"](doc) == line
