@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 openvswitch-switch iproute2
       dnsmasq-base busybox-static iputils-ping ethtool tcpdump nftables iptables conntrack
-      libvirt-dev pkg-config gcc python3-dev python3-venv)
+      libvirt-dev pkg-config gcc python3-dev python3-venv clang libbpf-dev)
 # Only the test suite needs these (a real Prometheus + promtool, a headless browser, Graphviz):
 # `make demo` does not install them on a user's host.
-TEST_PKGS=(prometheus chromium chromium-driver graphviz postgresql iperf3)
+TEST_PKGS=(prometheus chromium chromium-driver graphviz postgresql iperf3 bpftool)
 [ "${1:-}" = "--test" ] && PKGS+=("${TEST_PKGS[@]}")
 PYTHON=${PYTHON:-python3}
 
@@ -43,6 +43,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[dev]'
   echo "$want" > "$stamp"
+fi
+# vifscope flows' BPF program (src/vifscope/sources/flows/bpf/flows.bpf.c): compiled only when
+# the source changed since the last build (its sha256 is the stamp). Without clang the prebuilt
+# object shipped beside the source is used; `vifscope flows --json` says which ("program").
+bpf=src/vifscope/sources/flows/bpf
+bpf_want=$(sha256sum "$bpf/flows.bpf.c" | cut -d' ' -f1)
+if [ "$(cat "$bpf/build/flows.bpf.c.sha256" 2>/dev/null)" != "$bpf_want" ]; then
+  if command -v clang >/dev/null && [ -f /usr/include/bpf/bpf_helpers.h ]; then
+    mkdir -p "$bpf/build"
+    # asm/types.h lives under the multiarch include dir, which clang -target bpf does not search.
+    (cd "$bpf" && clang -O2 -g -target bpf -Wall -Werror -I"/usr/include/$(gcc -dumpmachine)" \
+       -c flows.bpf.c -o build/flows.bpf.o.tmp && mv build/flows.bpf.o.tmp build/flows.bpf.o)
+    echo "$bpf_want" > "$bpf/build/flows.bpf.c.sha256"
+    echo "setup: compiled $bpf/build/flows.bpf.o"
+  else
+    echo "setup: no clang/libbpf-dev: vifscope flows uses the prebuilt $bpf/flows.bpf.o"
+  fi
 fi
 # Byte-compile the package (the install is editable, so imports read src/): a one-shot
 # status/doctor otherwise compiles ~40 modules (~40 ms) on every run where the environment

@@ -35,6 +35,7 @@ from vifscope.model import (
     SourceError,
     Sysctls,
 )
+from vifscope.model.flows import FlowSupport
 from vifscope.model.host import Qdisc
 from vifscope.model.qos import OvsQos, RootQdisc, TcShaping
 from vifscope.model.qosdscp import DscpMark
@@ -234,6 +235,7 @@ def _facts(files: Files, macs: list[str], dom_xml: dict[str, str], net_xml: dict
         domain_runtime=dom_rt,
         interface_extras=tuple(e for name, text in dom_xml.items() for e in parse_domain_extras(text, name)[1]),
         tc_shaping=_tc_shaping(files, parse_qdiscs(tc) if tc is not None else None),
+        flows=FlowSupport(**files.json("facts/flows.json")) if files.find("facts/flows.json") else None,
         kernel_shaping=parse_kernel_config(files.text(KCONFIG)) if files.find(KCONFIG) else None,
         ovs_qos=_ovs_qos(files),
         dscp_marks=_dscp_marks(files),

@@ -18,6 +18,7 @@ import pytest
 
 from tests.unit.test_exporter import lab_like, parse, scrape_of
 from vifscope.exporter.collector import render
+from vifscope.exporter.flows import FlowView
 from vifscope.model import Finding, Severity
 from vifscope.sources.audit_log import ActionCount
 
@@ -42,6 +43,7 @@ def exported_names() -> set[str]:
         checks_age=1.0,
         checks_seconds=0.5,
         checks_failures=0,
+        flows=FlowView(),
     )
     return set(parse(render(scrape)))
 
@@ -49,7 +51,7 @@ def exported_names() -> set[str]:
 def test_alert_rules_pass_promtool_check() -> None:
     proc = promtool("check", "rules", str(ALERTS))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 9 rules found" in proc.stdout
+    assert "SUCCESS: 10 rules found" in proc.stdout
 
 
 def test_alert_rules_use_only_exported_metrics() -> None:
@@ -279,3 +281,30 @@ def test_dashboard_queries_are_valid_promql(dashboard: dict[str, Any], tmp_path:
     path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
     proc = promtool("check", "rules", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+FLOW_MAP_FULL = _alert(
+    {**H1, "job": "vifscope"},
+    "warning",
+    "the flow map of vifscope on h1 is full",
+    "50 flows were evicted from or could not enter the BPF flow map (h1) in 10 minutes: their bytes are lost. "
+    "Restart the exporter with a larger --max-flows (the map holds vifscope_flow_map_capacity entries).",
+)
+
+
+def test_flow_map_full(tmp_path: Path) -> None:
+    """Quiet while nothing is evicted; fires 10 minutes into a steady 5 evictions a minute."""
+    h = {"instance": "h1", "job": "vifscope"}
+    test = {
+        "interval": "1m",
+        "input_series": [
+            series("vifscope_flow_map_evicted_total", h, "0x10 0+5x30"),
+            series("vifscope_flow_map_failed_total", h, "0x40"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "9m", "alertname": "VifscopeFlowMapFull", "exp_alerts": []},
+            {"eval_time": "15m", "alertname": "VifscopeFlowMapFull", "exp_alerts": []},  # pending
+            {"eval_time": "30m", "alertname": "VifscopeFlowMapFull", "exp_alerts": [FLOW_MAP_FULL]},
+        ],
+    }
+    run_rule_tests(tmp_path, [test])

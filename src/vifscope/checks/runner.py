@@ -11,6 +11,7 @@ from vifscope.checks import (
     backends,
     binding,
     bridges,
+    flows,
     hostdev,
     networks,
     performance,
@@ -38,6 +39,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     *qospolice.CHECKS,
     *qosowned.CHECKS,
     *qosfloor.CHECKS,
+    *flows.CHECKS,
 )
 CHECKS_BY_ID: Mapping[str, Check] = MappingProxyType({c.id: c for c in ALL_CHECKS})  # read-only table
 _SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}

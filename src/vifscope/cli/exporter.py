@@ -23,6 +23,7 @@ from vifscope.checks import ConfigError, load_config
 from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import CONTENT_TYPE, Exporter, families, render
 from vifscope.exporter.encoding import GzipMemo
+from vifscope.exporter.flows import FlowTracker
 from vifscope.exporter.worker import ProcessChecks, WorkerSpec
 from vifscope.report.documents import EXIT_OK, EXIT_SOURCE, EXIT_USAGE, REQUIRED_SOURCES
 from vifscope.sources.audit_log import DEFAULT_AUDIT_LOG
@@ -73,6 +74,13 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         f"this long (default {DEFAULT_MAX_AGE:g}; 0: re-read every scrape)",
     )
     p.add_argument("--once", action="store_true", help="print one scrape to stdout and exit")
+    p.add_argument(
+        "--flows",
+        action="store_true",
+        help="also per-vif talkers: a BPF program on every running vif's tap (vifscope_vif_flow_*_total)",
+    )
+    p.add_argument("--flows-top", type=int, default=5, metavar="N", help="peers per vif with --flows (default 5)")
+    p.add_argument("--max-flows", type=int, default=65536, metavar="N", help="flow map size (LRU; default 65536)")
     p.set_defaults(func=run_exporter)
 
 
@@ -81,6 +89,9 @@ def check_durations(args: argparse.Namespace) -> None:
     for flag in ("checks_interval", "declared_max_age"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag):g}")
+    for flag in ("flows_top", "max_flows"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -179,6 +190,7 @@ def _exporter(args: argparse.Namespace) -> tuple[Exporter, ProcessChecks | None]
         background_checks=worker,
         declared_max_age=max_age,
         log=_stderr,
+        flows=FlowTracker(args.flows_top, args.max_flows) if args.flows else None,
     )
     return exporter, worker
 
@@ -220,6 +232,15 @@ def run_exporter(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         err.write(f"error: {exc}\n  hint: see 'vifscope doctor --help' for the config keys, or drop --config\n")
         return EXIT_USAGE
+    try:
+        return _run(args, exporter, worker, host, port)
+    finally:
+        if exporter.flows is not None:
+            exporter.flows.close()  # detach now (the kernel would at exit anyway)
+
+
+def _run(args: argparse.Namespace, exporter: Exporter, worker: ProcessChecks | None, host: str, port: int) -> int:
+    err = sys.stderr
     if args.once:
         return _once(exporter, args.json)
 

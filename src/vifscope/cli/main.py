@@ -37,6 +37,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "qos": "vifscope.cli.qos",
     "apply": "vifscope.cli.apply",
     "export": "vifscope.cli.export",
+    "flows": "vifscope.cli.flows",
 }
 _GLOBAL_WITH_VALUE = ("-c", "--connect")
 _CONNECT_HELP = "libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)"

@@ -53,6 +53,15 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         metavar="PATH",
         help="audit log (default /var/log/vifscope/actions.jsonl)",
     )
+    p.add_argument(
+        "--flows",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="every SECONDS, a 'flows' event per vif with its top peers over that time (a BPF program on "
+        "each running vif's tap, following the table)",
+    )
+    p.add_argument("--flows-top", type=int, default=5, metavar="N", help="peers per vif with --flows (default 5)")
     p.set_defaults(func=run_watch)
 
 
@@ -92,6 +101,7 @@ def _signals(post: Callable[[WatchEvent], None]) -> None:
 def run_watch(args: argparse.Namespace) -> int:
     from vifscope.actions import AuditError
     from vifscope.watch.daemon import Watch, WatchOptions
+    from vifscope.watch.flows import FlowWatch
 
     try:
         config = load_config(args.config)
@@ -104,6 +114,8 @@ def run_watch(args: argparse.Namespace) -> int:
         if args.resync < 1:
             return _fail("--resync must be at least 1 second", "e.g. --resync 60", report.EXIT_USAGE)
         config = type(config)(resync_interval=args.resync, debounce=config.debounce, heal=config.heal)
+    if args.flows is not None and (args.flows < 1 or args.flows_top < 1):
+        return _fail("--flows must be at least 1 second, --flows-top at least 1", "e.g. --flows 60", report.EXIT_USAGE)
     options = WatchOptions(
         uri=resolve_uri(args.connect),
         config=config,
@@ -112,6 +124,7 @@ def run_watch(args: argparse.Namespace) -> int:
         healer=healer,
         dry_run=args.dry_run,
         qos_audit=_qos_audit(args) if healer is not None else None,
+        flows=FlowWatch(args.flows, args.flows_top) if args.flows is not None else None,
     )
     watch = Watch(options, Printer(args.json))
     _signals(watch.events.put)

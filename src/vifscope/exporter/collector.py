@@ -32,6 +32,7 @@ from vifscope.exporter.checks import CheckResult, CheckRunner, ChecksFn, checks_
 from vifscope.exporter.encoding import Body
 from vifscope.exporter.exposition import Family, Row, exposition, label_text, to_client
 from vifscope.exporter.flight import SingleFlight
+from vifscope.exporter.flows import FlowTracker, FlowView, flow_families
 from vifscope.exporter.qos import qos_families, read_qos
 from vifscope.model import Finding, HostSnapshot, Severity, SourceError, VifBinding, VifStatus
 from vifscope.model.qos import VifQos
@@ -81,6 +82,7 @@ class Scrape:
     checks_seconds: float | None = None  # how long that run took
     checks_failures: int | None = None  # check runs that failed so far (None: no check runner)
     qos: tuple[VifQos, ...] = ()  # exporter/qos.py
+    flows: FlowView | None = None  # exporter/flows.py (--flows)
 
 
 def vif_labels(b: VifBinding) -> tuple[str, ...]:
@@ -161,6 +163,7 @@ def families(scrape: Scrape) -> list[Family]:
         *vif_families(scrape.bindings),
         *finding_families(scrape.findings, scrape.known_checks),
         *qos_families(scrape.qos),
+        *flow_families(scrape.flows),
         *host_families(scrape),
     ]
 
@@ -208,6 +211,7 @@ class Exporter:
         declared_max_age: float | None = DEFAULT_MAX_AGE,
         log: Callable[[str], None] | None = None,
         snapshotter: Snapshotter | None = None,
+        flows: FlowTracker | None = None,
     ) -> None:
         inline = checks is not None and checks_interval <= 0 and background_checks is None
         # Checks read HostFacts (sysctls, leases, filters...): only then is a snapshot deep.
@@ -225,6 +229,7 @@ class Exporter:
         self.timeout = timeout
         self._seen: dict[str, None] = dict.fromkeys(BASE_SOURCES)  # insertion-ordered set
         self.flight: SingleFlight[Collection] = SingleFlight()
+        self.flows = flows
 
     def collection(self, timeout: float | None = None) -> Collection:
         """The collection in flight, or a new one when none is (``timeout`` caps its sources'
@@ -242,7 +247,8 @@ class Exporter:
         findings, known = self.checks(snap, bindings) if self.checks else ((), ())
         actions, audit_error = self._actions()
         qos, qos_error = read_qos(snap, max(0.1, (timeout or self.timeout) - (time.monotonic() - start)))
-        errors = (*snap.errors, *audit_error, *((qos_error,) if qos_error else ()))
+        flows, flow_error = self._flows(bindings, timeout, start)
+        errors = (*snap.errors, *audit_error, *((qos_error,) if qos_error else ()), *flow_error)
         scrape = Scrape(
             snapshot=snap,
             bindings=bindings,
@@ -252,9 +258,19 @@ class Exporter:
             sources=self._sources(snap, errors),
             source_seconds=timed.source_seconds,
             qos=qos,
+            flows=flows,
         )
         scrape = replace(self._with_checks(scrape), seconds=time.monotonic() - start)
         return scrape, Body(partial(render, scrape))
+
+    def _flows(
+        self, bindings: tuple[VifBinding, ...], timeout: float | None, start: float
+    ) -> tuple[FlowView | None, tuple[SourceError, ...]]:
+        if self.flows is None:
+            return None, ()
+        budget = max(0.1, (timeout or self.timeout) - (time.monotonic() - start))
+        view, err = self.flows.update(bindings, budget)
+        return view, (err,) if err else ()
 
     def _with_checks(self, scrape: Scrape) -> Scrape:
         if self.runner is None:
@@ -290,6 +306,8 @@ class Exporter:
             self._seen[AUDIT_SOURCE] = None
         if self.snapshotter.deep:
             self._seen["facts"] = None
+        if self.flows is not None:
+            self._seen["bpf"] = None
         self._seen.update(dict.fromkeys(sorted(failed)))
         return tuple((name, name not in failed) for name in self._seen)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 
+from vifscope.model.flows import FlowSupport
 from vifscope.model.qos import OvsQos, TcShaping
 from vifscope.model.qosdscp import DscpMark
 
@@ -230,6 +231,7 @@ class HostFacts:
     kernel_shaping: Shaping | None = None  # sfq / police built in (/proc/config.gz); None: unknown
     ovs_qos: tuple[OvsQos, ...] | None = None  # OVSDB's QoS rows and ingress policing per Interface
     dscp_marks: tuple[DscpMark, ...] | None = None  # vifscope's nft table (netdev vifscope_qos); () no table
+    flows: FlowSupport | None = None  # can vifscope flows load its BPF program here; None: not probed
     notes: tuple[str, ...] = field(default_factory=tuple)  # e.g. "guest agent needs a read-write connection"
 
     @cached_property

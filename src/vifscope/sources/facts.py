@@ -13,6 +13,7 @@ from vifscope.model import HostFacts, NeighEntry, SourceError
 from vifscope.model.qos import OvsQos
 from vifscope.model.qosdscp import DscpMark
 from vifscope.sources.cmd import CommandError
+from vifscope.sources.flows.support import read_flow_support
 from vifscope.sources.kernel.addrdump import read_addresses
 from vifscope.sources.kernel.firewall import read_firewall
 from vifscope.sources.kernel.kconfig import read_shaping
@@ -139,6 +140,7 @@ def gather_kernel_facts() -> GatheredFacts:
         qdiscs=tc[0] if tc else None,
         tc_shaping=tc[1] if tc else None,
         kernel_shaping=read_shaping(),
+        flows=read_flow_support(),
         neighbors=neighbors,
         addresses=_guarded("addr", ADDR_HINT, read_addresses, errors),
         firewall=_guarded("firewall", NFT_HINT, read_firewall, errors),
@@ -158,4 +160,5 @@ def finish_host_facts(got: GatheredFacts, uri: str, lv: LibvirtState | None) -> 
         base, sysctls=f.sysctls, devices=f.devices, qdiscs=f.qdiscs, neighbors=f.neighbors,
         addresses=f.addresses, firewall=f.firewall, tc_shaping=f.tc_shaping, kernel_shaping=f.kernel_shaping,
         ovs_qos=f.ovs_qos, dscp_marks=f.dscp_marks,
+        flows=f.flows,
     )  # fmt: skip

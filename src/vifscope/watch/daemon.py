@@ -31,6 +31,7 @@ from vifscope.watch import effects as fx
 from vifscope.watch.backoff import Backoff
 from vifscope.watch.config import WatchConfig, describe, load_config
 from vifscope.watch.events import WatchEvent
+from vifscope.watch.flows import FlowWatch
 from vifscope.watch.handlers import HANDLERS, Context, dump_links, read_domain
 from vifscope.watch.heal_run import HealView, Stage, heal_step, healed
 from vifscope.watch.healing import Healer, HealScheduler
@@ -63,6 +64,7 @@ class WatchOptions:
     healer: Healer | None = None  # None: watch only
     qos_audit: AuditLog | None = None  # with a healer: vifscope's QoS is healed too (watch/qosheal.py)
     dry_run: bool = False
+    flows: FlowWatch | None = None  # watch --flows (watch/flows.py)
 
 
 class Watch:
@@ -100,7 +102,18 @@ class Watch:
         self._start_monitors()
         self.arm("resync", self.clock() + self.config.resync_interval)
         self.printer.event(self._start_doc())
+        self._start_flows()
         self._wants_heal()
+
+    def _start_flows(self) -> None:
+        flows = self.opt.flows
+        if flows is None:
+            return
+        error = flows.start(self.clock())
+        self._source("bpf", error)
+        if error is None:
+            self._source("bpf", flows.sync(self.table.bindings.values()))
+            self.arm("flows", self.clock() + flows.interval)
 
     def _start_monitors(self) -> None:
         try:
@@ -135,6 +148,8 @@ class Watch:
         self.libvirt.close()
         if self.ovs_monitor is not None:
             self.ovs_monitor.stop()
+        if self.opt.flows is not None:
+            self.opt.flows.close()  # detach now (the kernel would at exit anyway)
         return 0
 
     def _next_event(self) -> WatchEvent | None:
@@ -174,6 +189,8 @@ class Watch:
         for t in moved:
             if self.scope.shown(t.vif.domain, t.vif.domain_uuid):
                 self.printer.transition(t)
+        if self.opt.flows is not None and self.timers.flows is not None:  # a tap came or went: follow it
+            self._source("bpf", self.opt.flows.sync(self.table.bindings.values()))
         self._wants_heal()
         if self.opt.qos_audit is not None:  # taps gone (release ifb, marks) or (re)gained (rates, marks)
             changes = tap_changes(before, self.table.bindings, moved)
@@ -273,6 +290,11 @@ class Watch:
         if self.timers.heal is not None and self.timers.heal <= now:
             self.arm("heal", None)
             self.heal_pass()
+        if self.timers.flows is not None and self.timers.flows <= now and self.opt.flows is not None:
+            self.arm("flows", now + self.opt.flows.interval)
+            every = list(self.table.bindings.values())
+            shown = {b.link.ifindex for b in every if b.link is not None and self.scope.shows(b)}
+            self.apply_all(fx.Emit(doc) for doc in self.opt.flows.report(every, now, shown))
 
 
 def _use_config(w: Watch, config: WatchConfig) -> None:

@@ -17,7 +17,7 @@ from vifscope.watch.config import WatchConfig
 from vifscope.watch.policy import HealPolicy
 from vifscope.watch.state import Affects, Everything, TouchesLinks
 
-TimerName = Literal["links", "ovs", "resync", "reconnect", "heal"]
+TimerName = Literal["links", "ovs", "resync", "reconnect", "heal", "flows"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,10 @@ class Timers:
     resync: float = 0.0
     reconnect: float | None = None
     heal: float | None = None
+    flows: float | None = None  # watch --flows: the next flows report
 
     def nearest(self) -> float | None:
-        due = [t for t in (self.links, self.ovs, self.resync, self.reconnect, self.heal) if t is not None]
+        due = [t for t in (self.links, self.ovs, self.resync, self.reconnect, self.heal, self.flows) if t is not None]
         return min(due) if due else None
 
 

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from vifscope.model import VifBinding, VifStatus
 from vifscope.report import documents as report
+from vifscope.watch.flows import flows_text
 from vifscope.watch.state import Transition
 
 ARROW = "→"
@@ -123,6 +124,7 @@ TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "reload": _text_reload,
     "overrun": lambda d: f"link events lost ({d['reason']}, {d['total']} so far): re-reading every link",
     "stop": lambda d: f"stopped ({d['signal']})",
+    "flows": lambda d: flows_text(d),
     "qos-heal": lambda d: f"qos {d.get('domain', '')} {d.get('mac', '')}: {d['status']} (was {d.get('was', '?')})",
 }
 

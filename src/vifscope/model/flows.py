@@ -1,0 +1,118 @@
+"""Flows: what the kernel counted per tap (``FlowRecord``, one key of the BPF map) and what
+``vifscope flows`` shows per vif (``VifFlows``: top talkers). Pure data.
+
+Direction is the guest's: OUT is what the guest sent (the tap's ingress), IN what it received
+(the tap's egress). ``bytes`` are L2 frame bytes (Ethernet header included, no FCS, headers
+counted once per GSO segment), ``packets`` are segments (a GSO packet's gso_segs), ``payload``
+is what follows the TCP/UDP/ICMP header — what iperf3 and similar tools count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class FlowDirection(StrEnum):
+    OUT = "out"  # the guest sent it: the tap's ingress
+    IN = "in"  # the guest received it: the tap's egress
+
+
+class FlowGrouping(StrEnum):
+    PEER = "peer"  # the other end's address (its MAC for non-IP frames)
+    PORT = "port"  # protocol + the lower of the two ports (the service side, usually)
+    PROTO = "proto"  # protocol only
+    FLOW = "flow"  # one connection: protocol, the guest's port, the peer's address and port
+
+
+@dataclass(frozen=True, slots=True)  # slots: 50,000 are built a read; ~40 % faster to construct
+class FlowRecord:
+    """One entry of the kernel's flow map: a direction of one 5-tuple (plus MACs) on one tap."""
+
+    ifindex: int
+    direction: FlowDirection
+    eth_proto: int  # EtherType (0x0800 IPv4, 0x86dd IPv6, 0x0806 ARP...)
+    proto: int  # IP protocol number; 0 for non-IP frames
+    src_mac: str
+    dst_mac: str
+    src: str | None  # None for non-IP frames
+    dst: str | None
+    sport: int  # ICMP: type
+    dport: int  # ICMP: code
+    bytes: int
+    packets: int
+    payload: int
+
+
+@dataclass(frozen=True)
+class FlowCounters:
+    """The program's own counters since the map was created, and the map's fill."""
+
+    packets: int = 0  # packets the program saw
+    inserted: int = 0  # flows it created
+    failed: int = 0  # flows it could not record (map update failed): their packets are lost
+    entries: int = 0  # flows in the map now
+    max_entries: int = 0
+    deleted: int = 0  # flows the collector removed (of taps it detached from)
+
+    @property
+    def evicted(self) -> int:
+        """Flows the LRU pushed out to make room: their counts are lost (map too small)."""
+        return max(0, self.inserted - self.entries - self.deleted)
+
+
+@dataclass(frozen=True)
+class FlowSample:
+    """One read of the flow map after ``seconds`` of collection."""
+
+    records: tuple[FlowRecord, ...]
+    counters: FlowCounters
+    seconds: float
+    read_ms: float  # the map read (batch lookup + decode)
+    program: str  # which object was loaded: "built" (compiled here) or "prebuilt" (shipped)
+
+
+@dataclass(frozen=True)
+class Talker:
+    """One row of a vif's top list: one peer / port / protocol, both directions summed."""
+
+    key: str  # the peer's address, "tcp/5201", "tcp", or "tcp :43210 > 10.0.0.2:5201"
+    peer: str | None = None  # the peer's domain when it is a vif here (by address, else by MAC)
+    out_bytes: int = 0
+    out_packets: int = 0
+    out_payload: int = 0
+    in_bytes: int = 0
+    in_packets: int = 0
+    in_payload: int = 0
+    flows: int = 0  # map entries summed into this row
+
+    @property
+    def bytes(self) -> int:
+        return self.out_bytes + self.in_bytes
+
+
+@dataclass(frozen=True)
+class VifFlows:
+    """A vif's talkers over the interval: the top N by bytes, and the rest summed as ``other``."""
+
+    domain: str
+    mac: str | None
+    tap: str
+    ifindex: int
+    talkers: tuple[Talker, ...]
+    other: Talker | None  # key "other": every row past the top N
+    out_bytes: int = 0
+    in_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class FlowSupport:
+    """Can ``vifscope flows`` run here (doctor's flows.unavailable)? Read by loading the program
+    (nothing is attached) and from the kernel's TCX support."""
+
+    available: bool
+    reason: str = ""  # why not, one line (empty when available)
+    hint: str = ""
+    program: str | None = None  # "built" / "prebuilt" when an object was found
+    tcx: bool | None = None  # the kernel has TCX (CONFIG_NET_XGRESS, else its version); None: unknown
+    conntrack_acct: bool | None = None  # net.netfilter.nf_conntrack_acct; None: no conntrack here

@@ -1,0 +1,48 @@
+"""Whether flows can run on this host: the program is loaded (proving libbpf, the verifier,
+privileges and lockdown) and closed again without attaching anything; TCX support is read
+from the kernel's config (or its version when the config is not published)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+from pathlib import Path
+
+from vifscope.model.flows import FlowSupport
+from vifscope.sources.flows.libbpf import BpfUnavailable
+
+KERNEL_CONFIG = Path("/proc/config.gz")
+CONNTRACK_ACCT = Path("/proc/sys/net/netfilter/nf_conntrack_acct")
+TCX_SINCE = (6, 6)
+
+
+def kernel_has_tcx(config: Path = KERNEL_CONFIG, release: str | None = None) -> bool | None:
+    try:
+        text = gzip.decompress(config.read_bytes()).decode("utf-8", "replace")
+    except OSError:
+        m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
+        return (int(m[1]), int(m[2])) >= TCX_SINCE if m else None
+    return re.search(r"^CONFIG_NET_XGRESS=y$", text, re.M) is not None
+
+
+def _conntrack_acct(path: Path = CONNTRACK_ACCT) -> bool | None:
+    try:
+        return path.read_text().strip() == "1"
+    except OSError:
+        return None
+
+
+def read_flow_support() -> FlowSupport:
+    from vifscope.sources.flows.collector import FlowCollector
+
+    tcx, acct = kernel_has_tcx(), _conntrack_acct()
+    try:
+        with FlowCollector(max_flows=16) as col:
+            program = col.program
+    except BpfUnavailable as exc:
+        return FlowSupport(False, exc.reason, exc.hint, None, tcx, acct)
+    if tcx is False:
+        why = f"the kernel ({os.uname().release}) has no TCX (CONFIG_NET_XGRESS): flows attaches with TCX only"
+        return FlowSupport(False, why, "Linux 6.6 or later with CONFIG_NET_XGRESS=y", program, tcx, acct)
+    return FlowSupport(True, "", "", program, tcx, acct)
