@@ -52,8 +52,9 @@ bpf_want=$(sha256sum "$bpf/flows.bpf.c" | cut -d' ' -f1)
 if [ "$(cat "$bpf/build/flows.bpf.c.sha256" 2>/dev/null)" != "$bpf_want" ]; then
   if command -v clang >/dev/null && [ -f /usr/include/bpf/bpf_helpers.h ]; then
     mkdir -p "$bpf/build"
-    # asm/types.h lives under the multiarch include dir, which clang -target bpf does not search.
-    (cd "$bpf" && clang -O2 -g -target bpf -Wall -Werror -I"/usr/include/$(gcc -dumpmachine)" \
+    # asm/types.h lives under the multiarch include dir, which clang -target bpf does not search;
+    # the debug info names "." as the build directory, so the object is the same from any checkout.
+    (cd "$bpf" && clang -O2 -g -fdebug-compilation-dir=. -target bpf -Wall -Werror -I"/usr/include/$(gcc -dumpmachine)" \
        -c flows.bpf.c -o build/flows.bpf.o.tmp && mv build/flows.bpf.o.tmp build/flows.bpf.o)
     echo "$bpf_want" > "$bpf/build/flows.bpf.c.sha256"
     echo "setup: compiled $bpf/build/flows.bpf.o"
