@@ -144,8 +144,8 @@ def test_prebuilt_object_is_the_current_source_compiled() -> None:
     multiarch = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True, check=True).stdout.strip()
     out = Path("/tmp") / f"vs-fl-unit-{objpath.source_digest()[:12]}.o"
     subprocess.run(
-        [clang, "-O2", "-g", "-fdebug-compilation-dir=.", "-target", "bpf", "-Wall", "-Werror", f"-I/usr/include/{multiarch}", "-c",
-         "flows.bpf.c", "-o", str(out)], cwd=objpath.BPF_DIR, check=True,
+        [clang, "-O2", "-g", "-fdebug-compilation-dir=.", "-target", "bpf", "-Wall", "-Werror",
+         f"-I/usr/include/{multiarch}", "-c", "flows.bpf.c", "-o", str(out)], cwd=objpath.BPF_DIR, check=True,
     )  # fmt: skip
     try:
         assert out.read_bytes() == objpath.PREBUILT.read_bytes(), "rebuild bpf/flows.bpf.o from flows.bpf.c"
