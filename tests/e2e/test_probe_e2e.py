@@ -125,9 +125,25 @@ def _start_probe_and_wait_for_its_namespace(lab: LabSpec, tap: str) -> subproces
     """A probe of web1 with its tap detached: it sits in the ARP hop for a few seconds."""
     sh("ip", "link", "set", tap, "nomaster")
     proc = subprocess.Popen(_argv(lab.name("web1"), f"{lab.subnet(1)}.11/24"), stdout=subprocess.PIPE, text=True)
-    assert wait_for(lambda: f"vs-pb{proc.pid}" in probe_objects(proc.pid), 20), "the probe never plugged in"
+    # A cheap check polled often: probe_objects() runs ip/ovs-vsctl, and on a loaded host one
+    # round of it could outlast the hops this test means to interrupt.
+    plugged = f"/sys/class/net/vs-pb{proc.pid}"
+    deadline = time.monotonic() + 20
+    while not os.path.exists(plugged) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert os.path.exists(plugged), "the probe never plugged in"
     time.sleep(0.3)  # into the ARP / DAD exchange
     return proc
+
+
+def _interrupt(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Deliver ``sig`` while the probe is mid-hop, however loaded the host: it is stopped first,
+    so it cannot finish its hops between our check and the signal; the signal is handled as it
+    resumes. (Its hop's helper process keeps running meanwhile, as it would under any signal.)"""
+    proc.send_signal(signal.SIGSTOP)
+    assert proc.poll() is None, "the probe finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.send_signal(signal.SIGCONT)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -135,7 +151,7 @@ def test_interrupted_probe_removes_everything(lab: LabSpec, target: Target, sig:
     tap = target("web1")
     proc = _start_probe_and_wait_for_its_namespace(lab, tap)
     try:
-        proc.send_signal(sig)
+        _interrupt(proc, sig)
         assert proc.wait(30) == 128 + sig
         assert probe_objects(proc.pid) == []
     finally:

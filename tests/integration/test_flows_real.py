@@ -181,34 +181,40 @@ def test_live_redraws_what_moved_and_stops_on_ctrl_c(host: FlowHost, before: set
     """--live on a terminal (a pty): each redraw shows the last interval's traffic; SIGINT
     (Ctrl-C) ends it with exit 0 and the links gone."""
     import pty
+    import threading
 
     leader, follower = pty.openpty()
     argv = host.vifscope_argv("flows", "--live", "--interval", "1", host.domains[0])
     proc = subprocess.Popen(argv, env=host.env(), stdout=follower, stderr=subprocess.PIPE, text=True)
     os.close(follower)
-    try:
-        deadline = time.monotonic() + 30
-        while len(ours(before)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)  # past the attach of the last link
-        assert host.in_guest(0, "ping", "-c", "6", "-i", "0.3", host.addrs[1]).returncode == 0
-        time.sleep(2.5)  # two more redraws without pings
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
-        screen = b""
+    screen = bytearray()
+
+    def terminal() -> None:  # read as a terminal does, so a redraw never waits for buffer room
         while True:
             try:
                 chunk = os.read(leader, 65536)
             except OSError:  # EIO: the other side closed
-                break
+                return
             if not chunk:
-                break
-            screen += chunk
+                return
+            screen.extend(chunk)
+
+    reader = threading.Thread(target=terminal, daemon=True)
+    reader.start()
+    try:
+        assert proc.stderr is not None
+        note = proc.stderr.readline()  # printed after the last attach, before the first redraw
+        assert note.startswith("flows: collecting on 1 taps every 1 s"), note
+        assert host.in_guest(0, "ping", "-c", "6", "-i", "0.3", host.addrs[1]).returncode == 0
+        time.sleep(2.5)  # two more redraws without pings
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+        reader.join(timeout=10)
     finally:
-        os.close(leader)
         if proc.poll() is None:
             proc.kill()
-    text = screen.decode(errors="replace")
+        os.close(leader)
+    text = bytes(screen).decode(errors="replace")
     assert host.addrs[1] in text and host.domains[1] in text  # the peer row, named
     assert "2 vifs" not in text and "1 vifs over 1.0 s" in text  # one vif (DOMAIN), per interval
     last_frame = text[text.rindex(f"{host.domains[0]}  {host.taps[0]}") :]

@@ -113,13 +113,14 @@ def _collect(
     errors: list[SourceError],
 ) -> int:
     by = FlowGrouping(args.by)
-    if args.live and not args.json:
+    live = args.live and not args.json
+    # On stderr even with --json: a script (or a test) starts its traffic once this is printed.
+    span = f"every {args.interval:g} s until Ctrl-C" if live else f"for {args.interval:g} s"
+    make_console(stderr=True).print(f"flows: collecting on {len(attached)} taps {span}", highlight=False)
+    if live:
         from vifscope.cli.flowslive import run_live
 
         return run_live(col, every, attached, by, args.top, args.interval)
-    # On stderr even with --json: a script (or a test) starts its traffic once this is printed.
-    note = f"flows: collecting on {len(attached)} taps for {args.interval:g} s"
-    make_console(stderr=True).print(note, highlight=False)
     time.sleep(args.interval)
     sample = col.read()
     # Peers are named from every binding, not only the attached ones: with a DOMAIN given, the
