@@ -270,4 +270,5 @@ VIF_LINKS: dict[str, object] = {
     "FixIt": _first_vif("fix_vif", "domain", "mac"),
     "HealIt": _first_vif("heal_vif", "domain", "mac"),
     "SetItsLink": _first_vif("set_vif_link", "domain", "mac"),
+    "ItsFlows": _first_vif("vif_flows", "domain", "mac"),
 }
