@@ -102,9 +102,8 @@ def test_flows_off_is_a_documented_503() -> None:
     assert r.status_code == 503
     doc = r.json()
     assert doc["schema"] == "vifscope.flows/1" and doc["vifs"] == []
-    assert doc["source_errors"] == [
-        {"source": "bpf", "error": "flows are off on this server", "hint": "start the server with: vifscope serve --flows"}
-    ]
+    hint = "start the server with: vifscope serve --flows"
+    assert doc["source_errors"] == [{"source": "bpf", "error": "flows are off on this server", "hint": hint}]
 
 
 def test_bpf_unavailable_is_503_with_the_reason(clock: Clock) -> None:
