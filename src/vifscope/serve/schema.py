@@ -223,6 +223,7 @@ class InfoDoc(_Open):
     mutations: bool
     interval: float
     fleet: bool = Field(default=False, description="a fleet hub (serve --fleet): /fleet and /api/v1/fleet answer")
+    flows: bool = Field(default=False, description="serve --flows: GET /api/v1/vifs/{domain}/{mac}/flows answers")
 
 
 # Request bodies are strict: {"dry_run": 0} or {"dry_run": "off"} is refused (422), not coerced
