@@ -97,13 +97,13 @@ def test_unknown_domain_or_mac_is_404_flows_or_not(stand_in: MapStandIn, clock: 
         assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows?top=0").status_code == 422
 
 
-def test_flows_off_is_a_documented_503() -> None:
-    r = client(None).get(f"/api/v1/vifs/web/{MAC_A}/flows")
-    assert r.status_code == 503
-    doc = r.json()
-    assert doc["schema"] == "vifscope.flows/1" and doc["vifs"] == []
+def test_flows_off_is_404_like_metrics_off() -> None:
+    c = client(None)
+    r = c.get(f"/api/v1/vifs/web/{MAC_A}/flows")
+    assert r.status_code == 404
     hint = "start the server with: vifscope serve --flows"
-    assert doc["source_errors"] == [{"source": "bpf", "error": "flows are off on this server", "hint": hint}]
+    assert r.json() == {"error": "flows are off on this server", "hint": hint}
+    assert c.get("/api/v1/info").json()["flows"] is False
 
 
 def test_bpf_unavailable_is_503_with_the_reason(clock: Clock) -> None:
@@ -113,8 +113,10 @@ def test_bpf_unavailable_is_503_with_the_reason(clock: Clock) -> None:
     flows = ServeFlows(FlowTracker(make=refuse), 10.0, clock)
     err = flows.follow(())
     assert err is not None and err.error == "BPF program load refused: EPERM"
-    r = client(flows).get(f"/api/v1/vifs/web/{MAC_A}/flows")
-    assert r.status_code == 503
+    c = client(flows)
+    r = c.get(f"/api/v1/vifs/web/{MAC_A}/flows")
+    assert r.status_code == 503 and r.json()["schema"] == "vifscope.flows/1" and r.json()["vifs"] == []
+    assert c.get("/api/v1/info").json()["flows"] is True
     assert r.json()["source_errors"][-1] == {"source": "bpf", "error": err.error, "hint": "run as root"}
 
 

@@ -11,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from vifscope.model.flows import FlowGrouping
 from vifscope.serve.backend import Backend
-from vifscope.serve.errors import error_responses
+from vifscope.serve.errors import ApiError, error_responses
 from vifscope.serve.flows import OFF_HINT, FlowsOff, vif_document
 from vifscope.serve.flowschema import FlowsDoc
+from vifscope.serve.schema import ErrorDoc
 from vifscope.serve.vifactions import MAC_PATTERN, find_vif
 
 Mac = Annotated[str, Path(pattern=MAC_PATTERN, description="the interface's MAC, e.g. 52:54:00:12:34:56")]
@@ -21,12 +22,13 @@ Top = Annotated[int, Query(ge=1, le=1000, description="talkers to list (the rest
 By = Annotated[FlowGrouping, Query(description="group by the peer, the port, the protocol, or one flow")]
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": FlowsDoc},
+    404: {"model": ErrorDoc, "description": "no such domain or MAC; or serve runs without --flows"},
     503: {
-        "model": FlowsDoc,
-        "description": "no flows here: serve runs without --flows, or BPF cannot load (source_errors says why); "
-        "or libvirt is unavailable (an error document)",
+        "model": FlowsDoc | ErrorDoc,
+        "description": "no flows now: BPF cannot load here, or the collector is starting (source_errors says "
+        "why); or libvirt is unavailable (an error)",
     },
-    **error_responses(404, 409),
+    **error_responses(409),
 }
 
 
@@ -34,9 +36,9 @@ def flows_answer(b: Backend, domain: str, mac: str, by: FlowGrouping, top: int) 
     """Blocking. The vif first (404 for one that does not exist), then its flows."""
     view = b.snapshots.get(b.interval)
     vif = find_vif(view.snapshot, view.bindings, domain, mac)
+    if b.flows is None:  # as /metrics when not enabled: nothing here, not a server failure
+        raise ApiError(404, "flows are off on this server", OFF_HINT)
     try:
-        if b.flows is None:
-            raise FlowsOff("flows are off on this server", OFF_HINT)
         win = b.flows.read()
     except FlowsOff as exc:
         return JSONResponse(exc.doc, status_code=503)

@@ -51,7 +51,7 @@ class Window:
 
 
 class FlowsOff(Exception):
-    """No flows to show: not enabled, BPF unavailable here, or closed. ``doc`` is the answer."""
+    """No flows to show now: BPF unavailable here, not started yet, or closed. ``doc`` is the 503."""
 
     def __init__(self, reason: str, hint: str, errors: Sequence[SourceError] = ()) -> None:
         super().__init__(reason)
