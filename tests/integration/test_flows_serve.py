@@ -258,6 +258,9 @@ def test_page_shows_a_vifs_talkers_on_click(host: FlowHost) -> None:
             assert heading.startswith("Talkers (last "), heading
             # refreshed while open: the packet counts move on without another click
             until(lambda: talker_rows(page).get(host.addrs[1], first)[6] != first[6], 15)
+            keep = Path(__file__).resolve().parents[2] / "test-output"
+            keep.mkdir(exist_ok=True)
+            assert page.save_screenshot(str(keep / "serve-talkers.png"))
     finally:
         pinger.kill()
         pinger.wait()

@@ -41,7 +41,7 @@ function talkerTable(v) {
   const table = document.createElement("table");
   table.className = "talkers";
   const head = document.createElement("tr");
-  for (const c of ["peer", "vif of", "out", "out rate", "in", "in rate", "pkts out/in"]) cell(head, c, "th");
+  for (const c of ["peer", "vif of", "out", "out rate", "in", "in rate", "pkts"]) cell(head, c, "th");
   table.createTHead().appendChild(head);
   const body = table.createTBody();
   for (const t of [...v.talkers, ...(v.other ? [v.other] : [])]) {
