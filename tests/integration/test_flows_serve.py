@@ -162,6 +162,44 @@ def test_serve_flows_route_shows_real_talkers(host: FlowHost) -> None:
         status, _ = srv.get(f"api/v1/vifs/{host.domains[0]}/{MACS[0]}/flows?by=nonsense")
         assert status == 422
 
+        host.in_host("ip", "link", "del", host.taps[1])
+        until(lambda: srv.attached(2))  # the gone tap's links closed by the next pass, the other's kept
+        assert srv.flows(1)["attached"] is False
+
+
+def test_serve_without_bpf_still_serves_and_says_why(host: FlowHost) -> None:
+    """As nobody (no CAP_BPF / CAP_NET_ADMIN) the program cannot load: serve starts anyway, says
+    so once on stderr, and the route answers the documented 503 with the reason."""
+    shared = Path(tempfile.mkdtemp(prefix=f"{P}nobpf-"))
+    try:
+        shared.chmod(0o755)
+        node = shared / "node.xml"
+        shutil.copy(host.dir / "node.xml", node)
+        node.chmod(0o644)
+        argv = ["ip", "netns", "exec", host.ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        argv += [sys.executable, "-m", "vifscope", "-c", f"test://{node}", "serve", "--json", "--flows"]
+        argv += ["--listen", "127.0.0.1:0", "--audit-log", str(shared / "audit.jsonl")]
+        proc = subprocess.Popen(argv, env=host.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            srv = Served(host, json.loads(proc.stdout.readline())["url"], proc)
+            path = f"api/v1/vifs/{host.domains[0]}/{MACS[0]}/flows"
+            starting = "the flow collector is not running (yet)"
+            until(lambda: srv.get(path)[1]["source_errors"][-1]["error"] != starting)  # the first pass ran
+            status, doc = srv.get(path)
+            assert status == 503 and doc["vifs"] == [], doc
+            (bpf,) = doc["source_errors"]
+            assert bpf["source"] == "bpf" and "EPERM" in bpf["error"] and bpf["hint"], bpf
+            assert srv.get("api/v1/vifs")[0] == 200  # the rest of the server works
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=30)
+        err = proc.stderr.read() if proc.stderr else ""
+        assert rc == 0, err
+        assert err.count("vifscope serve: flows: ") == 1 and "EPERM" in err, err
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
 
 CLONE_NEWNET = 0x40000000
 CHROMIUM_FLAGS = (
