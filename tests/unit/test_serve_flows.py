@@ -46,10 +46,11 @@ class MapStandIn:
         self.links: dict[int, tuple[int, int]] = {}
         self.records: list[FlowRecord] = []
         self.closed = False
+        self.refuse: set[int] = set()  # ifindexes whose attach fails
 
     def sync(self, wanted: set[int], budget: float) -> list[BpfUnavailable]:
-        self.links = dict.fromkeys(wanted, (0, 0))
-        return []
+        self.links = dict.fromkeys(wanted - self.refuse, (0, 0))
+        return [BpfUnavailable(f"TCX attach to ifindex {i} failed: EBUSY") for i in sorted(wanted & self.refuse)]
 
     def read(self, *, prune: bool = False) -> FlowSample:
         return FlowSample(tuple(self.records), FlowCounters(entries=len(self.records)), 1.0, 0.1, "built")
@@ -183,3 +184,12 @@ def test_stopped_domain_has_no_tap_to_follow(stand_in: MapStandIn, clock: Clock)
     flows = serve_flows(stand_in, clock)
     flows.follow(Snapshots(lambda: stopped).get(0).bindings)
     assert stand_in.links == {}
+
+
+def test_a_failed_attach_shows_in_source_errors(stand_in: MapStandIn, clock: Clock) -> None:
+    stand_in.refuse = {IF_A}
+    flows = serve_flows(stand_in, clock)
+    err = flows.follow(Snapshots(lambda: SNAP).get(0).bindings)
+    assert err is not None and err.error == f"attach failed: TCX attach to ifindex {IF_A} failed: EBUSY"
+    doc = client(flows).get(f"/api/v1/vifs/db/{MAC_B}/flows").json()
+    assert doc["attached"] is True and doc["source_errors"] == [{"source": "bpf", "error": err.error, "hint": ""}]

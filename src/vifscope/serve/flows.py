@@ -48,14 +48,15 @@ class Window:
 
     sample: FlowSample
     attached: frozenset[int]
+    errors: tuple[SourceError, ...] = ()  # the last pass's failed attach
 
 
 class FlowsOff(Exception):
     """No flows to show now: BPF unavailable here, not started yet, or closed. ``doc`` is the 503."""
 
-    def __init__(self, reason: str, hint: str, errors: Sequence[SourceError] = ()) -> None:
+    def __init__(self, reason: str, hint: str) -> None:
         super().__init__(reason)
-        self.doc = report.unavailable_report(reason, hint, errors)
+        self.doc = report.unavailable_report(reason, hint, ())
 
 
 class ServeFlows:
@@ -99,8 +100,9 @@ class ServeFlows:
             sample = col.read(prune=True)
             start, base = self._start(now)
             attached = frozenset(col.links)
+            errors = (self.attach_error,) if self.attach_error else ()
         moved = since(base, sample.records)
-        return Window(replace(sample, records=tuple(moved), seconds=now - start), attached)
+        return Window(replace(sample, records=tuple(moved), seconds=now - start), attached, errors)
 
     def _start(self, now: float) -> Baseline:
         old_enough = [b for b in self._baselines if now - b[0] >= self.window]
@@ -125,7 +127,7 @@ def vif_document(
     records = [r for r in win.sample.records if r.ifindex == ifindex]
     every = vif_flows(bindings, records, by, top) if attached else ()
     shown = [v for v in every if v.ifindex == ifindex and (v.domain, v.mac) == (vif.vif.domain, vif.vif.mac)]
-    doc = report.flows_report(shown, win.sample, by.value, top, ())
+    doc = report.flows_report(shown, win.sample, by.value, top, win.errors)
     return {**doc, "window": window, "attached": attached}
 
 
