@@ -47,12 +47,14 @@ class MapStandIn:
         self.records: list[FlowRecord] = []
         self.closed = False
         self.refuse: set[int] = set()  # ifindexes whose attach fails
+        self.reads = 0
 
     def sync(self, wanted: set[int], budget: float) -> list[BpfUnavailable]:
         self.links = dict.fromkeys(wanted - self.refuse, (0, 0))
         return [BpfUnavailable(f"TCX attach to ifindex {i} failed: EBUSY") for i in sorted(wanted & self.refuse)]
 
     def read(self, *, prune: bool = False) -> FlowSample:
+        self.reads += 1
         return FlowSample(tuple(self.records), FlowCounters(entries=len(self.records)), 1.0, 0.1, "built")
 
     def close(self) -> None:
@@ -193,3 +195,19 @@ def test_a_failed_attach_shows_in_source_errors(stand_in: MapStandIn, clock: Clo
     assert err is not None and err.error == f"attach failed: TCX attach to ifindex {IF_A} failed: EBUSY"
     doc = client(flows).get(f"/api/v1/vifs/db/{MAC_B}/flows").json()
     assert doc["attached"] is True and doc["source_errors"] == [{"source": "bpf", "error": err.error, "hint": ""}]
+
+
+def test_requests_within_a_second_share_one_read_of_the_map(stand_in: MapStandIn, clock: Clock) -> None:
+    flows = serve_flows(stand_in, clock)
+    flows.follow(Snapshots(lambda: SNAP).get(0).bindings)
+    c = client(flows)
+    before = stand_in.reads
+    stand_in.records = [ping(1000, 10)]
+    clock.now += 2
+    assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 1000
+    stand_in.records = [ping(5000, 50)]
+    clock.now += 0.5  # reused: still 1000
+    assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 1000
+    clock.now += 1.0
+    assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 5000
+    assert stand_in.reads - before == 2

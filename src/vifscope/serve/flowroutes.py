@@ -39,7 +39,7 @@ def flows_answer(b: Backend, domain: str, mac: str, by: FlowGrouping, top: int) 
     if b.flows is None:  # as /metrics when not enabled: nothing here, not a server failure
         raise ApiError(404, "flows are off on this server", OFF_HINT)
     try:
-        win = b.flows.read()
+        win = b.flows.read(vif.link.ifindex if vif.link is not None else None)
     except FlowsOff as exc:
         return JSONResponse(exc.doc, status_code=503)
     return JSONResponse(vif_document(win, view.bindings, vif, by, top, b.flows.window))

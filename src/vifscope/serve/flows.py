@@ -33,10 +33,12 @@ from vifscope.exporter.flows import FlowTracker
 from vifscope.model import SourceError, VifBinding
 from vifscope.model.flows import FlowGrouping, FlowRecord, FlowSample
 from vifscope.report import flows as report
+from vifscope.sources.flows.collector import FlowCollector
 
 FOLLOW = 2.0  # seconds between attach / detach passes: a new tap is counted within ~2 s
 ATTACH_BUDGET = 1.5  # seconds of TCX attaching per pass (~10–30 ms each); the rest at the next
 BASELINES = 3
+READ_REUSE = 1.0  # seconds a read of the map answers further requests
 OFF_HINT = "start the server with: vifscope serve --flows"
 
 Baseline = tuple[float, dict[tuple[object, ...], FlowRecord]]  # (monotonic time, the map by key)
@@ -44,7 +46,7 @@ Baseline = tuple[float, dict[tuple[object, ...], FlowRecord]]  # (monotonic time
 
 @dataclass(frozen=True)
 class Window:
-    """What moved over the window: the deltas, and the map's own counters and read time."""
+    """What one tap's flows moved over the window, the map's own counters and read time."""
 
     sample: FlowSample
     attached: frozenset[int]
@@ -70,6 +72,7 @@ class ServeFlows:
         self._lock = threading.Lock()
         self._baselines: deque[Baseline] = deque(maxlen=BASELINES)
         self._closed = False
+        self._last: tuple[float, FlowSample] | None = None  # the last read of the map, and when
         self.attach_error: SourceError | None = None  # the last pass's failed attach, if any
 
     def follow(self, bindings: Sequence[VifBinding]) -> SourceError | None:
@@ -87,8 +90,10 @@ class ServeFlows:
                 self._baselines.append((now, {record_id(r): r for r in records}))
             return self.attach_error
 
-    def read(self) -> Window:
-        """The map now minus the baseline that starts the window; FlowsOff when there is none."""
+    def read(self, ifindex: int | None) -> Window:
+        """Tap ``ifindex``'s flows: the map now minus the baseline that starts the window;
+        FlowsOff when there is none. A read of the map serves every request for READ_REUSE
+        seconds (40,000 flows take ~0.3 s to read and decode: an open page re-reads every 2 s)."""
         with self._lock:
             col = None if self._closed else self.tracker.collector
             if col is None or not self._baselines:
@@ -96,13 +101,18 @@ class ServeFlows:
                 if err is not None:
                     raise FlowsOff(err.error, err.hint)
                 raise FlowsOff("the flow collector is not running (yet)", "retry in a few seconds")
-            now = self._clock()
-            sample = col.read(prune=True)
+            now, sample = self._now(col)
             start, base = self._start(now)
             attached = frozenset(col.links)
             errors = (self.attach_error,) if self.attach_error else ()
-        moved = since(base, sample.records)
+        moved = since(base, (r for r in sample.records if r.ifindex == ifindex))
         return Window(replace(sample, records=tuple(moved), seconds=now - start), attached, errors)
+
+    def _now(self, col: FlowCollector) -> tuple[float, FlowSample]:
+        now = self._clock()
+        if self._last is None or now - self._last[0] > READ_REUSE:
+            self._last = (now, col.read(prune=True))
+        return self._last
 
     def _start(self, now: float) -> Baseline:
         old_enough = [b for b in self._baselines if now - b[0] >= self.window]
@@ -113,6 +123,7 @@ class ServeFlows:
         with self._lock:
             self._closed = True
             self._baselines.clear()
+            self._last = None
             self.tracker.close()
 
 
@@ -124,8 +135,7 @@ def vif_document(
     ``vifs`` and ``attached: false``."""
     ifindex = vif.link.ifindex if vif.link is not None else None
     attached = ifindex is not None and ifindex in win.attached
-    records = [r for r in win.sample.records if r.ifindex == ifindex]
-    every = vif_flows(bindings, records, by, top) if attached else ()
+    every = vif_flows(bindings, win.sample.records, by, top) if attached else ()
     shown = [v for v in every if v.ifindex == ifindex and (v.domain, v.mac) == (vif.vif.domain, vif.vif.mac)]
     doc = report.flows_report(shown, win.sample, by.value, top, win.errors)
     return {**doc, "window": window, "attached": attached}
