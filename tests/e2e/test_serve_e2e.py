@@ -95,10 +95,11 @@ def test_docs_and_page_need_no_cdn(server: Server) -> None:
     assert call(server.url + "static/docs/swagger-ui-bundle.js").status == 200
     spec = get(server, "/openapi.json")
     assert {"/api/v1/vifs", "/api/v1/vifs/{domain}", "/api/v1/networks", "/api/v1/findings", "/api/v1/topology",
-            "/healthz", "/metrics", "/api/v1/vifs/{domain}/{mac}/fix"} <= set(spec["paths"])  # fmt: skip
+            "/healthz", "/metrics", "/api/v1/vifs/{domain}/{mac}/fix",
+            "/api/v1/vifs/{domain}/{mac}/flows"} <= set(spec["paths"])  # fmt: skip
     page = call(server.url)
     assert page.status == 200 and "default-src 'self'" in page.headers["content-security-policy"]
-    for asset in ("app.js", "graph.js", "table.js", "details.js", "api.js", "style.css"):
+    for asset in ("app.js", "graph.js", "table.js", "details.js", "api.js", "flows.js", "style.css"):
         assert call(f"{server.url}static/{asset}").status == 200, asset
     assert "http" not in page.body.decode().replace("http://www.w3.org", "")
 

@@ -39,6 +39,7 @@ from vifscope.sources.libvirt.conn import resolve_uri
 
 if TYPE_CHECKING:
     from vifscope.serve.fleetask import FleetHub
+    from vifscope.serve.flows import ServeFlows
 
 
 def _positive(text: str) -> float:
@@ -49,6 +50,12 @@ def _positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a count >= 1, got {text!r}")
+    return int(text)
 
 
 def _bytes(text: str) -> int:
@@ -79,6 +86,11 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     )
     p.add_argument("--db", metavar="URL", help="with --fleet (no file): the store whose hosts table is the inventory")
     p.add_argument("--fleet-timeout", type=_positive, default=10.0, metavar="S", help="per agent (default 10)")
+    p.add_argument("--flows", action="store_true", help="collect flows (a BPF program on each running vif's tap)")
+    p.add_argument("--max-flows", type=_count, default=65536, metavar="N", help="flow map size (LRU; default 65536)")
+    p.add_argument(
+        "--flows-window", type=_positive, default=10.0, metavar="S", help="talkers over the last S seconds (default 10)"
+    )
     p.add_argument("--max-body", type=_bytes, metavar="BYTES", help="request body limit, 413 beyond (default 65536)")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr (never a header: no token)")
     p.set_defaults(func=run_serve)
@@ -178,7 +190,8 @@ def run_serve(args: argparse.Namespace) -> int:
     from vifscope.serve.backend import Backend
 
     uri = resolve_uri(args.connect)
-    app = create_app(Backend.for_host(uri, cfg, token, reader, hub))
+    flows = _flows(args)
+    app = create_app(Backend.for_host(uri, cfg, token, reader, hub, flows))
     tls = cfg.tls_cert is not None
     url = _url(sock, tls)
     if args.json:
@@ -200,9 +213,24 @@ def run_serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
     # found: a no-op one makes that a clean exit 0 (what service managers expect), not -15.
     signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if flows is not None:
+            flows.close()  # the app's shutdown did already, unless uvicorn never started it
     sys.stdout.flush()
     return report.EXIT_OK
+
+
+def _flows(args: argparse.Namespace) -> ServeFlows | None:
+    """serve --flows: the collector, loaded by the app's first follow pass (a host without BPF
+    still serves; the flows route says why there are none)."""
+    if not args.flows:
+        return None
+    from vifscope.exporter.flows import FlowTracker
+    from vifscope.serve.flows import ServeFlows
+
+    return ServeFlows(FlowTracker(max_flows=args.max_flows), args.flows_window)
 
 
 class _NoQuery(logging.Filter):

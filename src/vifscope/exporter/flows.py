@@ -14,7 +14,7 @@ exporter exits, however it exits, the kernel drops every link.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from vifscope.bind.flows import vif_flows
@@ -38,6 +38,12 @@ class FlowView:
     pending: int = 0
 
 
+def running_taps(bindings: Iterable[VifBinding]) -> dict[int, VifBinding]:
+    """The taps the flow program belongs on, by ifindex: those of running vifs (watch, the
+    exporter and serve all follow the same set)."""
+    return {b.link.ifindex: b for b in bindings if b.link is not None and b.vif.domain_state.has_taps}
+
+
 class FlowTracker:
     """Owns the FlowCollector (created on first use, so a host without BPF only reports it)."""
 
@@ -50,7 +56,8 @@ class FlowTracker:
         self.collector: FlowCollector | None = None
         self.error: SourceError | None = None
 
-    def _ensure(self) -> FlowCollector | None:
+    def ensure(self) -> FlowCollector | None:
+        """The collector, loaded on first use; None (and ``error`` set) when BPF cannot be."""
         if self.collector is None and self.error is None:
             try:
                 self.collector = self._make(self.max_flows)
@@ -60,11 +67,10 @@ class FlowTracker:
 
     def update(self, bindings: Sequence[VifBinding], budget: float) -> tuple[FlowView | None, SourceError | None]:
         """Attach new taps (until ``budget`` seconds are spent), detach gone ones, read."""
-        col = self._ensure()
+        col = self.ensure()
         if col is None:
             return None, self.error
-        running = {b.link.ifindex: b for b in bindings if b.link is not None and b.vif.domain_state.has_taps}
-        errors = [exc.reason for exc in col.sync(set(running), budget)]
+        running, errors = self.sync(col, bindings, budget)
         sample = col.read(prune=True)
         attached = [b for i, b in running.items() if i in col.links]
         view = FlowView(
@@ -75,6 +81,15 @@ class FlowTracker:
         )
         err = SourceError(BPF_SOURCE, f"attach failed: {errors[0]}", "") if errors else None
         return view, err
+
+    @staticmethod
+    def sync(
+        col: FlowCollector, bindings: Iterable[VifBinding], budget: float
+    ) -> tuple[dict[int, VifBinding], list[str]]:
+        """Follow the bindings: the running vifs' taps attached (within ``budget`` seconds), the
+        rest detached. (Running vifs by ifindex, the reasons of the attaches that failed.)"""
+        running = running_taps(bindings)
+        return running, [exc.reason for exc in col.sync(set(running), budget)]
 
     def close(self) -> None:
         if self.collector is not None:

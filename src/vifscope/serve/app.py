@@ -21,9 +21,12 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from vifscope import __version__
+from vifscope.model import VifBinding
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import BodyLimit, SecurityHeaders, install_handlers
 from vifscope.serve.fleetroutes import fleet_page, fleet_router
+from vifscope.serve.flowroutes import flows_router
+from vifscope.serve.flows import FOLLOW, follow_loop
 from vifscope.serve.live import Feed
 from vifscope.serve.mutate import write_router
 from vifscope.serve.readauth import read_guard
@@ -58,13 +61,23 @@ def create_app(b: Backend) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(feed.run(), name="vifscope-live-feed")
+        tasks = [asyncio.create_task(feed.run(), name="vifscope-live-feed")]
+        flows = b.flows
+        if flows is not None:
+
+            def bindings() -> tuple[VifBinding, ...]:
+                return b.snapshots.get(FOLLOW).bindings
+
+            tasks.append(asyncio.create_task(follow_loop(flows, bindings), name="vifscope-flows"))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if flows is not None:
+                await run_in_threadpool(flows.close)  # detach now, not at process exit
 
     app = FastAPIOffline(
         title="vifscope",
@@ -78,6 +91,7 @@ def create_app(b: Backend) -> FastAPI:
     guard = [Depends(read_guard(b.read_token, b.token))]
     app.include_router(read_router(b, feed), dependencies=guard)
     app.include_router(fleet_router(b.fleet), dependencies=guard)
+    app.include_router(flows_router(b), dependencies=guard)
     app.include_router(write_router(b, feed))
     page = static_dir()
     app.mount("/static", StaticFiles(directory=page), name="static")

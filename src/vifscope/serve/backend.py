@@ -15,6 +15,7 @@ from vifscope.exporter.checks import doctor_checks
 from vifscope.exporter.collector import Exporter
 from vifscope.serve.config import ServeConfig
 from vifscope.serve.fleetask import FleetHub
+from vifscope.serve.flows import ServeFlows
 from vifscope.serve.host import Identity
 from vifscope.serve.state import Snapshots
 from vifscope.serve.vifactions import VifActions
@@ -35,6 +36,7 @@ class Backend:
     identity: Identity = field(default_factory=lambda: Identity.resolve(None))  # GET /api/v1/host
     read_token: str | None = None  # set: the read endpoints want it (or the API token); serve.readauth
     fleet: FleetHub | None = None  # serve --fleet: this server is also the fleet's hub
+    flows: ServeFlows | None = None  # serve --flows: the flow collector (serve/flows.py)
 
     @classmethod
     def for_host(
@@ -44,6 +46,7 @@ class Backend:
         token: str | None,
         read_token: str | None = None,
         fleet: FleetHub | None = None,
+        flows: ServeFlows | None = None,
     ) -> Backend:
         fast = DeadlineSnapshotter(uri, config.timeout, addresses=True)
         deep = DeadlineSnapshotter(uri, config.timeout, deep=True)
@@ -62,4 +65,5 @@ class Backend:
             identity=Identity.resolve(config.host_id),
             read_token=read_token,
             fleet=fleet,
+            flows=flows,
         )

@@ -170,7 +170,7 @@ def read_router(b: Backend, feed: Feed) -> APIRouter:
     async def info() -> Response:
         """What the page needs to know about this server (no snapshot taken)."""
         doc = {"version": __version__, "uri": b.uri, "mutations": b.token is not None, "interval": age}
-        return _json({**doc, "fleet": b.fleet is not None})
+        return _json({**doc, "fleet": b.fleet is not None, "flows": b.flows is not None})
 
     @r.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics(request: Request) -> Response:

@@ -223,6 +223,7 @@ class InfoDoc(_Open):
     mutations: bool
     interval: float
     fleet: bool = Field(default=False, description="a fleet hub (serve --fleet): /fleet and /api/v1/fleet answer")
+    flows: bool = Field(default=False, description="serve --flows: GET /api/v1/vifs/{domain}/{mac}/flows answers")
 
 
 # Request bodies are strict: {"dry_run": 0} or {"dry_run": "off"} is refused (422), not coerced
@@ -270,4 +271,5 @@ VIF_LINKS: dict[str, object] = {
     "FixIt": _first_vif("fix_vif", "domain", "mac"),
     "HealIt": _first_vif("heal_vif", "domain", "mac"),
     "SetItsLink": _first_vif("set_vif_link", "domain", "mac"),
+    "ItsFlows": _first_vif("vif_flows", "domain", "mac"),
 }

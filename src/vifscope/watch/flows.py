@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from vifscope.bind.flows import record_id, since, vif_flows
+from vifscope.exporter.flows import running_taps
 from vifscope.model import SourceError, VifBinding
 from vifscope.model.flows import FlowGrouping, FlowRecord
 from vifscope.report.flows import talker_dict
@@ -43,8 +44,7 @@ class FlowWatch:
         """Follow the table: the running vifs' taps attached, the rest detached."""
         if self.collector is None:
             return None
-        wanted = {b.link.ifindex for b in bindings if b.link is not None and b.vif.domain_state.has_taps}
-        failed = self.collector.sync(wanted, ATTACH_BUDGET)
+        failed = self.collector.sync(set(running_taps(bindings)), ATTACH_BUDGET)
         return SourceError("bpf", failed[0].reason, failed[0].hint) if failed else None
 
     def report(self, bindings: Iterable[VifBinding], now: float, shown: set[int]) -> list[dict[str, Any]]:

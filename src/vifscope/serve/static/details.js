@@ -1,5 +1,6 @@
 // The details panel: a vif's binding, what the host shows, its findings, and (with a token) actions.
 import { getJSON, postJSON } from "./api.js";
+import { talkersInto } from "./flows.js";
 
 function h(tag, text, cls) {
   const node = document.createElement(tag);
@@ -109,6 +110,12 @@ export function showVif(panel, v, ctx) {
   panel.firstChild.appendChild(status);
   panel.appendChild(list(vifPairs(v)));
   if (ctx.mutations && v.mac && v.domain_state !== "shutoff") panel.appendChild(actionButtons(v, ctx));
+  if (v.mac) {
+    const talkers = h("section");
+    talkers.id = "talkers";
+    panel.appendChild(talkers);
+    talkersInto(talkers, v, ctx.flows);
+  }
   const section = h("section");
   section.id = "findings";
   panel.appendChild(section);
