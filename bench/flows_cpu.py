@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ class Daemon:
         self.err = (work / "watch.err").open("w")
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.err, text=True)
         self.started = threading.Event()
-        self.flows_events = 0
+        self.events: Counter[str] = Counter()
         threading.Thread(target=self._pump, daemon=True).start()
         if not self.started.wait(120):
             self.stop()
@@ -124,7 +125,7 @@ class Daemon:
             kind = json.loads(line).get("event")
             if kind == "start":
                 self.started.set()
-            self.flows_events += kind == "flows"
+            self.events[str(kind)] += 1
 
     @property
     def pid(self) -> int:
@@ -261,7 +262,7 @@ def load(guests: str, senders: int, per: int, rate: int, net: str) -> Iterator[N
 
 
 def show(label: str, w: Window) -> str:
-    cyc = f"{statistics.median(w.bursts_ms)} ms" if w.bursts_ms else "none"
+    cyc = f"{statistics.median(w.bursts_ms):.0f} ms" if w.bursts_ms else "none"
     print(f"{label}: {w}", flush=True)
     return f"| {label} | {w.cpu_pct:.2f} % | {w.rss_mb:.0f} MB | {len(w.bursts_ms)} | {cyc} |"
 
@@ -279,8 +280,9 @@ def run(args: argparse.Namespace) -> list[str]:
             uri = libvirtd.uri(work / "node.xml")
             plain = Daemon(host, uri, work, None)
             try:
-                time.sleep(5)
+                time.sleep(args.settle)
                 rows.append(show("without --flows, idle", measure(plain.pid, args.window)))
+                print("events without --flows:", dict(plain.events), flush=True)
             finally:
                 plain.stop()
             t0 = time.monotonic()
@@ -289,7 +291,7 @@ def run(args: argparse.Namespace) -> list[str]:
                 if not wait_until(lambda: attached_links(before) >= 2 * args.vifs, 900, 1.0):
                     raise RuntimeError(f"only {attached_links(before)} links after 900 s")
                 notes["attach_s"] = time.monotonic() - t0
-                time.sleep(args.interval)  # past the read that follows the last attach
+                time.sleep(max(args.interval, args.settle))  # past the read that follows the last attach
                 rows.append(show(f"--flows {args.interval:g}, idle", measure(watch.pid, args.window)))
                 notes["idle"] = read_daemon_map(before)
                 senders, per, rate = args.senders, args.per, args.rate
@@ -297,7 +299,8 @@ def run(args: argparse.Namespace) -> list[str]:
                     time.sleep(args.interval + 2)  # every flow in the map, one read past
                     rows.append(show(f"--flows {args.interval:g}, under load", measure(watch.pid, args.window)))
                     notes["load"] = read_daemon_map(before)
-                notes["events"] = watch.flows_events
+                notes["events"] = watch.events["flows"]
+                print("events with --flows:", dict(watch.events), flush=True)
             finally:
                 watch.stop()
     wait_until(lambda: not our_programs(before), 30, 0.5)
@@ -312,7 +315,9 @@ def summary(args: argparse.Namespace, notes: dict[str, object]) -> str:
         f"All {2 * args.vifs:,} TCX links were attached {notes['attach_s']:.0f} s after watch started (2 s of "
         f"attaching per table update or flows tick). Flows held in the daemon's map: {idle_flows:,} idle, "
         f"{load_flows:,} under load; the map read (batch lookup + decode into FlowRecords, timed from the bench on the "
-        f"daemon's own map, median of 5): {idle_ms:.1f} ms idle, {load_ms:.1f} ms under load. Load: "
+        f"daemon's own map, median of 5): {idle_ms:.1f} ms idle, {load_ms:.1f} ms under load; the rest of a "
+        "read cycle's CPU is the delta since the last read, grouping and naming every record, and one event "
+        "per vif that moved traffic. Load: "
         f"{args.senders} vifs x {args.per} flows = {args.senders * args.per:,} UDP flows of 64-byte frames, "
         f"{args.rate:,} frames/s in all from one AF_PACKET generator in the guests' netns. The per-packet "
         f"cost is the kernel's, in softirq, charged to the sender (the iperf3 table above), not to the "
@@ -327,6 +332,7 @@ def main() -> None:
     ap.add_argument("--vifs", type=int, default=1000)
     ap.add_argument("--interval", type=float, default=10.0)
     ap.add_argument("--window", type=float, default=60.0)
+    ap.add_argument("--settle", type=float, default=30.0, help="seconds after start before the idle windows")
     ap.add_argument("--senders", type=int, default=200)
     ap.add_argument("--per", type=int, default=50)
     ap.add_argument("--rate", type=int, default=20000)
@@ -346,7 +352,8 @@ def main() -> None:
             f"`vifscope watch` over a private libvirtd (test driver: {args.vifs // 4:,} running domains x 4 NICs), "
             f"its taps {args.vifs:,} veths on one bridge in a private netns; each window {args.window:g} s; CPU is "
             "the daemon process's utime+stime (/proc/PID/stat), a busy stretch a run of CPU use sampled every 20 ms "
-            "(with --flows: the read cycle, map read + binding + events).",
+            f"(with --flows: the read cycle, map read + binding + events). Idle windows start {args.settle:g} s "
+            "after watch's start event (its first minute is busier: startup work).",
             "",
             *rows,
         ]
