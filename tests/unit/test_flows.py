@@ -57,9 +57,10 @@ def test_decode_matches_the_c_struct_layout() -> None:
 
 
 def test_grouping_sums_both_directions_and_names_peers() -> None:
-    from vifscope.bind.flows import PeerNames
+    from vifscope.bind.peers import PeerNames
+    from vifscope.model.flows import PeerName
 
-    names = PeerNames({"10.0.0.2": "web"}, {MAC_B: "db", MAC_GW: "router"})
+    names = PeerNames({"10.0.0.2": PeerName("web")}, {MAC_B: PeerName("db", MAC_B), MAC_GW: PeerName("router")})
     records = [
         rec(OUT, "10.0.0.1", "10.0.0.2", nbytes=5000),
         rec(IN, "10.0.0.2", "10.0.0.1", sport=5201, dport=40000, nbytes=700),

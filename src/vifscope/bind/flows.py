@@ -1,13 +1,16 @@
 """Flow records joined to the binding: per vif (by its tap's ifindex) the talkers grouped by
-peer, port or protocol, peers named after the vif they belong to, top N by bytes and the rest
+peer, port or protocol, peers named after the vif they belong to (here or on the fleet:
+vifscope.bind.peers), top N by bytes and the rest
 summed as ``other``. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from vifscope.bind.peers import PeerNames
 from vifscope.model import VifBinding
+from vifscope.model.fleetvif import FleetPeerVif
 from vifscope.model.flows import FlowDirection, FlowGrouping, FlowRecord, Talker, VifFlows
 
 IP_PROTOS = {0: "ipv6-hop", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
@@ -19,30 +22,6 @@ def proto_name(rec: FlowRecord) -> str:
     if rec.src is None:
         return ETH_PROTOS.get(rec.eth_proto, f"eth-0x{rec.eth_proto:04x}")
     return IP_PROTOS.get(rec.proto, f"ip-{rec.proto}")
-
-
-@dataclass(frozen=True)
-class PeerNames:
-    """Whose is an address or a MAC: the other vifs' guest addresses and declared MACs."""
-
-    by_address: dict[str, str] = field(default_factory=dict)
-    by_mac: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, bindings: Iterable[VifBinding]) -> PeerNames:
-        names = cls()
-        for b in bindings:
-            if b.vif.mac:
-                names.by_mac[b.vif.mac.lower()] = b.vif.domain
-            for a in b.addresses:
-                names.by_address[a.address] = b.vif.domain
-        return names
-
-    def name(self, address: str | None, mac: str) -> str | None:
-        """By address first (the MAC of a routed flow is the router's); the MAC otherwise."""
-        if address is not None and address in self.by_address:
-            return self.by_address[address]
-        return self.by_mac.get(mac.lower())
 
 
 def talker_key(rec: FlowRecord, by: FlowGrouping) -> str:
@@ -116,19 +95,30 @@ def talkers(records: Iterable[FlowRecord], by: FlowGrouping, names: PeerNames) -
         key = talker_key(rec, by)
         row = rows.get(key)
         if row is None:
-            out = rec.direction is FlowDirection.OUT
-            peer = names.name(rec.dst if out else rec.src, rec.dst_mac if out else rec.src_mac)
-            row = Talker(key, peer if by in (FlowGrouping.PEER, FlowGrouping.FLOW) else None)
+            row = _named(Talker(key), rec, names) if by in (FlowGrouping.PEER, FlowGrouping.FLOW) else Talker(key)
         rows[key] = _add(row, rec)
     return sorted(rows.values(), key=lambda t: (-t.bytes, t.key))
 
 
+def _named(t: Talker, rec: FlowRecord, names: PeerNames) -> Talker:
+    out = rec.direction is FlowDirection.OUT
+    found = names.lookup(rec.dst if out else rec.src, rec.dst_mac if out else rec.src_mac)
+    if len(found) == 1:
+        return replace(t, peer=found[0].label, peer_name=found[0])
+    return replace(t, peer_candidates=found)
+
+
 def vif_flows(
-    bindings: Iterable[VifBinding], records: Iterable[FlowRecord], by: FlowGrouping, top: int
+    bindings: Iterable[VifBinding],
+    records: Iterable[FlowRecord],
+    by: FlowGrouping,
+    top: int,
+    fleet: Iterable[FleetPeerVif] = (),
 ) -> tuple[VifFlows, ...]:
-    """Per vif with a tap (in ``bindings``' order): its top ``top`` talkers and ``other``."""
+    """Per vif with a tap (in ``bindings``' order): its top ``top`` talkers and ``other``.
+    Peers are named from every binding, then from the ``fleet``'s vifs (other hosts')."""
     every = tuple(bindings)
-    names = PeerNames.of(every)
+    names = PeerNames.of(every, fleet)
     per_if: dict[int, list[FlowRecord]] = {}
     for rec in records:
         per_if.setdefault(rec.ifindex, []).append(rec)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vifscope.bind.flows import vif_flows
 from vifscope.bind.join import bind
 from vifscope.cli.common import make_console, show
+from vifscope.cli.flowsfleet import FleetPeers, add_fleet_options, fleet_peers
 from vifscope.model import HostSnapshot, SourceError, VifBinding
 from vifscope.model.flows import FlowGrouping
 from vifscope.report import flows as report
@@ -41,6 +42,7 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds to collect (default 5)")
     p.add_argument("--max-flows", type=int, default=65536, metavar="N", help="flow map size (LRU; default 65536)")
     p.add_argument("--live", action="store_true", help="refresh every interval until Ctrl-C, like top")
+    add_fleet_options(p)
     p.set_defaults(func=cmd_flows)
 
 
@@ -87,6 +89,9 @@ def cmd_flows(args: argparse.Namespace) -> int:
     if snap.failed("libvirt") or snap.failed("netlink"):
         doc = report.unavailable_report("libvirt or netlink unreadable: no vifs to attach to", "", snap.errors)
         return show(doc, EXIT_SOURCE, args.json, lambda _c: None)  # show prints the source's own error
+    fleet = fleet_peers(args)  # before attaching: the interval is not stretched by slow agents
+    if isinstance(fleet, int):
+        return fleet
     from rich.markup import escape
 
     from vifscope.sources.flows.collector import FlowCollector
@@ -95,7 +100,7 @@ def cmd_flows(args: argparse.Namespace) -> int:
     try:
         with FlowCollector(args.max_flows) as col:
             attached, notes = _attach(col, mine)
-            return _collect(args, col, every, attached, [*snap.errors, *notes])
+            return _collect(args, col, every, attached, fleet, [*snap.errors, *fleet[1], *notes])
     except BpfUnavailable as exc:
         if args.json:
             return show(report.unavailable_report(exc.reason, exc.hint, snap.errors), EXIT_SOURCE, True, print)
@@ -110,6 +115,7 @@ def _collect(
     col: FlowCollector,
     every: tuple[VifBinding, ...],
     attached: tuple[VifBinding, ...],
+    fleet: FleetPeers,
     errors: list[SourceError],
 ) -> int:
     by = FlowGrouping(args.by)
@@ -120,12 +126,12 @@ def _collect(
     if live:
         from vifscope.cli.flowslive import run_live
 
-        return run_live(col, every, attached, by, args.top, args.interval)
+        return run_live(col, every, attached, by, args.top, args.interval, fleet[0])
     time.sleep(args.interval)
     sample = col.read()
     # Peers are named from every binding, not only the attached ones: with a DOMAIN given, the
     # other domains' vifs still name their addresses and MACs.
-    vifs = vif_flows(every, sample.records, by, args.top)
+    vifs = vif_flows(every, sample.records, by, args.top, fleet[0])
     shown = [v for v in vifs if v.ifindex in col.links]
     doc = report.flows_report(shown, sample, by.value, args.top, errors)
 

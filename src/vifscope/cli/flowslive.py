@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from vifscope.bind.flows import record_id, since, vif_flows
 from vifscope.model import VifBinding
+from vifscope.model.fleetvif import FleetPeerVif
 from vifscope.model.flows import FlowGrouping, FlowRecord
 from vifscope.report import flows as report
 from vifscope.sources.flows.collector import FlowCollector
@@ -20,6 +21,7 @@ def run_live(
     by: FlowGrouping,
     top: int,
     interval: float,
+    fleet: tuple[FleetPeerVif, ...] = (),
 ) -> int:
     """Until Ctrl-C (exit 0); the collector's context manager detaches on the way out."""
     from rich.console import Group
@@ -39,7 +41,7 @@ def run_live(
                 now = time.monotonic()
                 moved = replace(sample, records=tuple(since(prev, sample.records)), seconds=now - last)
                 prev, last = {record_id(r): r for r in sample.records}, now
-                shown = [v for v in vif_flows(every, moved.records, by, top) if v.ifindex in mine]
+                shown = [v for v in vif_flows(every, moved.records, by, top, fleet) if v.ifindex in mine]
                 doc = report.flows_report(shown, moved, by.value, top, ())
                 tables = [report.vif_table(v, by.value) for v in doc["vifs"]]
                 live.update(Group(*tables, Text(report.summary_line(doc))), refresh=True)

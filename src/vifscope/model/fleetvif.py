@@ -78,3 +78,15 @@ def diff(open_rows: Mapping[VifKey, tuple[int, VifState]], seen: Sequence[VifSta
         opened.append(state)
     close.extend(row_id for key, (row_id, _) in open_rows.items() if key not in seen_keys)
     return HistoryChange(tuple(sorted(close)), tuple(opened), unchanged)
+
+
+@dataclass(frozen=True)
+class FleetPeerVif:
+    """A vif another fleet host's agent reports (``GET /api/v1/vifs``), as ``flows --inventory``
+    names the peers that are not on this host: by its guest addresses, else by its MAC."""
+
+    host: str  # the inventory's name for the host
+    domain: str
+    mac: str | None  # lowercase
+    addresses: tuple[str, ...] = ()
+    active: bool = True  # the domain runs (or is paused): its MAC and addresses are on the wire

@@ -73,11 +73,25 @@ class FlowSample:
 
 
 @dataclass(frozen=True)
+class PeerName:
+    """Whose vif a peer is: a domain on this host (``host`` None) or on another fleet host."""
+
+    domain: str
+    mac: str | None = None  # the peer vif's MAC
+    host: str | None = None  # the fleet inventory's name of its host; None: this host
+
+    @property
+    def label(self) -> str:
+        """``db1`` on this host, ``kvm-b2/db1`` on another."""
+        return self.domain if self.host is None else f"{self.host}/{self.domain}"
+
+
+@dataclass(frozen=True)
 class Talker:
     """One row of a vif's top list: one peer / port / protocol, both directions summed."""
 
     key: str  # the peer's address, "tcp/5201", "tcp", or "tcp :43210 > 10.0.0.2:5201"
-    peer: str | None = None  # the peer's domain when it is a vif here (by address, else by MAC)
+    peer: str | None = None  # the peer vif's domain here, or "host/domain" on the fleet (PeerName.label)
     out_bytes: int = 0
     out_packets: int = 0
     out_payload: int = 0
@@ -85,6 +99,9 @@ class Talker:
     in_packets: int = 0
     in_payload: int = 0
     flows: int = 0  # map entries summed into this row
+    peer_name: PeerName | None = None  # whose vif ``peer`` is (host, domain, MAC)
+    # Several fleet vifs claim the peer's address (or MAC): named none of them, listed here.
+    peer_candidates: tuple[PeerName, ...] = ()
 
     @property
     def bytes(self) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vifscope.model.core import SourceError
-from vifscope.model.flows import FlowCounters, FlowSample, Talker, VifFlows
+from vifscope.model.flows import FlowCounters, FlowSample, PeerName, Talker, VifFlows
 from vifscope.report.documents import errors_list
 
 if TYPE_CHECKING:
@@ -23,10 +23,17 @@ def _side(nbytes: int, packets: int, payload: int, seconds: float) -> dict[str, 
     return {"bytes": nbytes, "packets": packets, "payload_bytes": payload, "bps": _rate(nbytes, seconds)}
 
 
+def peer_dict(p: PeerName) -> dict[str, Any]:
+    """``host`` None: the peer vif is on this host."""
+    return {"host": p.host, "domain": p.domain, "mac": p.mac}
+
+
 def talker_dict(t: Talker, seconds: float) -> dict[str, Any]:
     return {
         "key": t.key,
         "peer": t.peer,
+        "peer_vif": peer_dict(t.peer_name) if t.peer_name else None,
+        "peer_candidates": [peer_dict(p) for p in t.peer_candidates],
         "flows": t.flows,
         "out": _side(t.out_bytes, t.out_packets, t.out_payload, seconds),
         "in": _side(t.in_bytes, t.in_packets, t.in_payload, seconds),
@@ -104,10 +111,18 @@ def vif_table(v: dict[str, Any], by: str) -> Table:
     rows = [*v["talkers"], *([v["other"]] if v["other"] else [])]
     for t in rows:
         table.add_row(
-            Text(t["key"]), Text(t["peer"] or ""), human_size(t["out"]["bytes"]), human_rate(t["out"]["bps"]),
+            Text(t["key"]), Text(peer_text(t)), human_size(t["out"]["bytes"]), human_rate(t["out"]["bps"]),
             human_size(t["in"]["bytes"]), human_rate(t["in"]["bps"]), str(t["flows"]),
         )  # fmt: skip
     return table
+
+
+def peer_text(t: dict[str, Any]) -> str:
+    """The peer's name, or which fleet vifs it could be (not guessed)."""
+    if t["peer"] or not t.get("peer_candidates"):
+        return str(t["peer"] or "")
+    labels = [c["domain"] if c["host"] is None else f"{c['host']}/{c['domain']}" for c in t["peer_candidates"]]
+    return "ambiguous: " + " | ".join(labels)
 
 
 def summary_line(doc: dict[str, Any]) -> str:

@@ -293,6 +293,9 @@ class Watch:
         if self.timers.flows is not None and self.timers.flows <= now and self.opt.flows is not None:
             self.arm("flows", now + self.opt.flows.interval)
             every = list(self.table.bindings.values())
+            # Taps left waiting by a full attach budget (1,000 new taps take ~26 s) would else wait
+            # for the next table update: on a quiet host, the 60 s resync.
+            self._source("bpf", self.opt.flows.sync(every))
             shown = {b.link.ifindex for b in every if b.link is not None and self.scope.shows(b)}
             self.apply_all(fx.Emit(doc) for doc in self.opt.flows.report(every, now, shown))
 
