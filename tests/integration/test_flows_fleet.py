@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.fleet_netns import NET, NetnsHost, host_mac, netns_fleet
+from tests.integration.fleet_netns import NET, PREFIX, NetnsHost, host_mac, netns_fleet
 from vifscope.lab.flowhost import FlowHost, flow_host
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[FlowHost, dict[str, NetnsHost], Path
         subprocess.run(["ip", "link", "del", outer], capture_output=True)
         try:
             _ip("link", "add", outer, "type", "veth", "peer", "name", "fleet0", "netns", h.ns)
-            _ip("link", "set", outer, "master", f"{P}br", "up")
+            _ip("link", "set", outer, "master", f"{PREFIX}br", "up")  # fleet_netns's bridge
             _ip("-n", h.ns, "addr", "add", f"{NET}.0.5/24", "dev", "fleet0")
             _ip("-n", h.ns, "link", "set", "fleet0", "up")
             entries = [{"name": n, "url": f.url, "token_file": str(token)} for n, f in fleet.items()]

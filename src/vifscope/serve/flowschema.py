@@ -22,9 +22,19 @@ class FlowSideDoc(_Open):
     bps: float = Field(description="bits per second over the window")
 
 
+class PeerVifDoc(_Open):
+    host: str | None = Field(description="the fleet host holding the peer vif; null: this host")
+    domain: str
+    mac: str
+
+
 class TalkerDoc(_Open):
     key: str = Field(description="the peer's address (its MAC for non-IP), 'tcp/5201', 'tcp', or one flow")
     peer: str | None = Field(description="the peer's domain when it is a vif on this host")
+    peer_vif: PeerVifDoc | None = Field(default=None, description="the vif the peer was named after")
+    peer_candidates: list[PeerVifDoc] = Field(
+        default_factory=list, description="vifs claiming the peer's address or MAC when it could not be named"
+    )
     flows: int
     out: FlowSideDoc = Field(description="what the guest sent to this peer")
     in_: FlowSideDoc = Field(alias="in", description="what the guest received from this peer")
