@@ -10,16 +10,17 @@ from vifscope.bind.flows import record_id, since, vif_flows
 from vifscope.model import VifBinding
 from vifscope.model.flows import FlowGrouping, FlowRecord
 from vifscope.report import flows as report
-from vifscope.sources.flows.collector import FlowCollector
+from vifscope.sources.flows.choose import Collector
 
 
 def run_live(
-    col: FlowCollector,
+    col: Collector,
     every: tuple[VifBinding, ...],
     attached: tuple[VifBinding, ...],
     by: FlowGrouping,
     top: int,
     interval: float,
+    fallback: str = "",
 ) -> int:
     """Until Ctrl-C (exit 0); the collector's context manager detaches on the way out."""
     from rich.console import Group
@@ -40,7 +41,7 @@ def run_live(
                 moved = replace(sample, records=tuple(since(prev, sample.records)), seconds=now - last)
                 prev, last = {record_id(r): r for r in sample.records}, now
                 shown = [v for v in vif_flows(every, moved.records, by, top) if v.ifindex in mine]
-                doc = report.flows_report(shown, moved, by.value, top, ())
+                doc = report.flows_report(shown, moved, by.value, top, (), fallback)
                 tables = [report.vif_table(v, by.value) for v in doc["vifs"]]
                 live.update(Group(*tables, Text(report.summary_line(doc))), refresh=True)
     except KeyboardInterrupt:

@@ -70,6 +70,8 @@ class FlowSample:
     seconds: float
     read_ms: float  # the map read (batch lookup + decode)
     program: str  # which object was loaded: "built" (compiled here) or "prebuilt" (shipped)
+    collector: str = "bpf"  # "bpf" (the tc program) or "packet" (the AF_PACKET sampling fallback)
+    sample_rate: int = 1  # packet: 1 frame in N was counted, ×N (N > 1: estimates)
 
 
 @dataclass(frozen=True)
