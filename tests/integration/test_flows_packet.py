@@ -84,7 +84,8 @@ def test_every_frame_iperf3_tcp_bytes_exact(host: FlowHost) -> None:
     finally:
         server.kill()
         server.wait()
-    assert (doc["collector"], doc["sample_rate"], doc["estimated"], doc["fallback_reason"]) == ("packet", 1, False, None)
+    got = (doc["collector"], doc["sample_rate"], doc["estimated"], doc["fallback_reason"])
+    assert got == ("packet", 1, False, None)
     iperf = json.loads(ran.stdout)
     sent, retrans = iperf["end"]["sum_sent"]["bytes"], iperf["end"]["sum_sent"].get("retransmits", 0)
     port = iperf["start"]["connected"][0]["local_port"]

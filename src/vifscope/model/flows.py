@@ -118,3 +118,21 @@ class FlowSupport:
     program: str | None = None  # "built" / "prebuilt" when an object was found
     tcx: bool | None = None  # the kernel has TCX (CONFIG_NET_XGRESS, else its version); None: unknown
     conntrack_acct: bool | None = None  # net.netfilter.nf_conntrack_acct; None: no conntrack here
+    packet: bool | None = None  # an AF_PACKET socket opens (the sampling fallback can run); None: not probed
+    maps: tuple[FlowMapFill, ...] | None = None  # live collectors' flow maps; None: not readable
+
+
+@dataclass(frozen=True)
+class FlowMapFill:
+    """A running collector's flow map as another process sees it (doctor's flows.map_full):
+    the BPF map by id, how full, and the process holding it."""
+
+    map_id: int
+    entries: int
+    max_entries: int
+    pid: int  # the process holding it (a map no process holds is being freed: not listed)
+    argv: tuple[str, ...] = ()  # that process's command line
+
+    @property
+    def fill(self) -> float:
+        return self.entries / self.max_entries if self.max_entries else 0.0
