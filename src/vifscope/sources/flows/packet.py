@@ -25,8 +25,8 @@ import threading
 import time
 from types import TracebackType
 
-from vifscope.model.flows import FlowCounters, FlowDirection, FlowRecord, FlowSample
-from vifscope.sources.flows.decode import Key, frame_key
+from vifscope.model.flows import FlowCounters, FlowDirection, FlowSample
+from vifscope.sources.flows.decode import Formatter, RawKey, counts, raw_key
 from vifscope.sources.flows.libbpf import BpfUnavailable
 
 ETH_P_ALL = 0x0003
@@ -43,6 +43,9 @@ VNET = struct.Struct("<BBHHHH")  # struct virtio_net_hdr
 AUX = struct.Struct("<IIIHHHH")  # struct tpacket_auxdata
 RCVBUF = 4 << 20
 DEFAULT_SAMPLE = 1
+BATCH = 64  # frames read between two takes of the table's lock
+Flow = tuple[int, bool, RawKey]  # (ifindex, the host sent it: the guest's IN, the frame's key)
+_DIR = {False: FlowDirection.OUT, True: FlowDirection.IN}
 
 
 class PacketUnavailable(BpfUnavailable):
@@ -119,8 +122,9 @@ class PacketCollector:
         self.program = f"packet 1:{self.sample}"
         self.links: dict[int, socket.socket] = {}
         self.started = time.monotonic()
-        self.flows: dict[Key, list[int]] = {}  # key -> [bytes, packets, payload] (scaled)
+        self.flows: dict[Flow, list[int]] = {}  # -> [bytes, packets, payload] (scaled ×N)
         self.frames = self.inserted = self.failed = self.dropped = 0
+        self.version = 0  # bumped by attach / detach: the reader thread re-reads links
         self.lock = threading.Lock()
         self.epoll = select.epoll()
         self.stop = threading.Event()
@@ -133,11 +137,13 @@ class PacketCollector:
         sock = open_tap_socket(ifindex, self.sample)
         with self.lock:
             self.links[ifindex] = sock
+            self.version += 1
         self.epoll.register(sock.fileno(), select.EPOLLIN)
 
     def detach(self, ifindex: int) -> None:
         with self.lock:
             sock = self.links.pop(ifindex, None)
+            self.version += 1
         if sock is not None:
             self.epoll.unregister(sock.fileno())
             sock.close()
@@ -168,49 +174,64 @@ class PacketCollector:
         self.close()
 
     def _run(self) -> None:
+        seen, socks, by_fd = -1, dict[int, socket.socket](), dict[int, int]()
         while not self.stop.is_set():
             try:
                 ready = self.epoll.poll(0.1)
             except (OSError, ValueError):  # closed under us: close() is ending the thread
                 return
-            with self.lock:
-                by_fd = {s.fileno(): i for i, s in self.links.items()}
-                socks = dict(self.links)
+            if seen != self.version:  # attached or detached meanwhile
+                with self.lock:
+                    seen, socks = self.version, dict(self.links)
+                by_fd = {s.fileno(): i for i, s in socks.items()}
             for fd, _ev in ready:
                 ifindex = by_fd.get(fd)
                 if ifindex is not None:
                     self._drain(ifindex, socks[ifindex])
 
     def _drain(self, ifindex: int, sock: socket.socket) -> None:
-        """Every frame queued on ``sock`` now, counted ×N."""
-        n = self.sample
-        while True:
+        """Up to BATCH frames queued on ``sock``, counted ×N under one take of the lock. One
+        batch per ready socket per poll (epoll is level-triggered): a busy tap cannot starve
+        the others."""
+        batch: list[tuple[Flow, tuple[int, int, int]]] = []
+        failed = self._recv(ifindex, sock, batch)
+        with self.lock:
+            self.failed += failed
+            self._count(batch)
+
+    def _recv(self, ifindex: int, sock: socket.socket, batch: list[tuple[Flow, tuple[int, int, int]]]) -> int:
+        """Up to BATCH frames into ``batch``; returns the frames lost on the way."""
+        failed = 0
+        for _ in range(BATCH):
             try:
                 data, anc, _flags, addr = sock.recvmsg(VNET.size + SNAPLEN, 64)
             except BlockingIOError:
-                return
+                return failed
             except OSError as exc:
                 if exc.errno != errno.EINVAL:  # EBADF: detached meanwhile
-                    return
-                with self.lock:  # a GSO type virtio_net_hdr cannot express: the frame is gone
-                    self.failed += 1
+                    return failed
+                failed += 1  # a GSO type virtio_net_hdr cannot express: the frame is gone
                 continue
-            orig = _orig_len(anc, len(data) - VNET.size)
-            got = frame_key(ifindex, _direction(addr[2]), data[VNET.size :], orig, VNET.unpack_from(data)[3])
-            if got is None:
-                continue
-            key, (nbytes, packets, payload) = got
-            with self.lock:
-                self.frames += 1
-                row = self.flows.get(key)
-                if row is None:
-                    self._insert(key, [nbytes * n, packets * n, payload * n])
-                else:
-                    row[0] += nbytes * n
-                    row[1] += packets * n
-                    row[2] += payload * n
+            got = raw_key(data[VNET.size :])
+            if got is not None:
+                length = _orig_len(anc, len(data) - VNET.size)
+                flow = (ifindex, addr[2] == PACKET_OUTGOING, got[0])
+                batch.append((flow, counts(length, got[1], VNET.unpack_from(data)[3])))
+        return failed
 
-    def _insert(self, key: Key, row: list[int]) -> None:
+    def _count(self, batch: list[tuple[Flow, tuple[int, int, int]]]) -> None:
+        n = self.sample
+        self.frames += len(batch)
+        for flow, (nbytes, packets, payload) in batch:
+            row = self.flows.get(flow)
+            if row is None:
+                self._insert(flow, [nbytes * n, packets * n, payload * n])
+            else:
+                row[0] += nbytes * n
+                row[1] += packets * n
+                row[2] += payload * n
+
+    def _insert(self, key: Flow, row: list[int]) -> None:
         """A new flow; when the table is full the oldest one goes (FIFO: counted as evicted)."""
         if len(self.flows) >= self.max_flows:
             del self.flows[next(iter(self.flows))]
@@ -223,7 +244,8 @@ class PacketCollector:
             if prune:
                 for key in [k for k in self.flows if k[0] not in self.links]:
                     del self.flows[key]
-            records = tuple(FlowRecord(*k, *v) for k, v in self.flows.items())
+            fmt = Formatter()
+            records = tuple(fmt.record(i, _DIR[inbound], key, row) for (i, inbound, key), row in self.flows.items())
             self.dropped += sum(_stats(s)[1] for s in self.links.values())
             counters = FlowCounters(
                 self.frames, self.inserted, self.failed + self.dropped, len(records), self.max_flows
@@ -232,10 +254,6 @@ class PacketCollector:
         return FlowSample(
             records, counters, time.monotonic() - self.started, read_ms, self.program, self.kind, self.sample
         )
-
-
-def _direction(pkttype: int) -> FlowDirection:
-    return FlowDirection.IN if pkttype == PACKET_OUTGOING else FlowDirection.OUT
 
 
 def _orig_len(anc: list[tuple[int, int, bytes]], fallback: int) -> int:
