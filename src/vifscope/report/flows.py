@@ -123,6 +123,8 @@ def vif_table(v: dict[str, Any], by: str) -> Table:
 def summary_line(doc: dict[str, Any]) -> str:
     c = doc["counters"]
     lost = f", {c['evicted']} evicted, {c['failed']} not recorded (map full)" if c["evicted"] or c["failed"] else ""
+    if doc.get("collector") == "packet" and (c["evicted"] or c["failed"]):  # failed: the reader fell behind
+        lost = f", {c['evicted']} evicted, {c['failed']} samples dropped (counts low: raise --sample)"
     return (
         f"{len(doc['vifs'])} vifs over {doc['seconds']:.1f} s; {c['entries']} flows of {c['max_entries']}"
         f"{lost}; {_collector(doc)}, map read {doc['read_ms']:.1f} ms"

@@ -123,7 +123,7 @@ class PacketCollector:
         self.links: dict[int, socket.socket] = {}
         self.started = time.monotonic()
         self.flows: dict[Flow, list[int]] = {}  # -> [bytes, packets, payload] (scaled ×N)
-        self.frames = self.inserted = self.failed = self.dropped = 0
+        self.frames = self.inserted = self.failed = self.dropped = self.deleted = 0
         self.version = 0  # bumped by attach / detach: the reader thread re-reads links
         self.lock = threading.Lock()
         self.epoll = select.epoll()
@@ -244,11 +244,12 @@ class PacketCollector:
             if prune:
                 for key in [k for k in self.flows if k[0] not in self.links]:
                     del self.flows[key]
+                    self.deleted += 1
             fmt = Formatter()
             records = tuple(fmt.record(i, _DIR[inbound], key, row) for (i, inbound, key), row in self.flows.items())
             self.dropped += sum(_stats(s)[1] for s in self.links.values())
             counters = FlowCounters(
-                self.frames, self.inserted, self.failed + self.dropped, len(records), self.max_flows
+                self.frames, self.inserted, self.failed + self.dropped, len(records), self.max_flows, self.deleted
             )
         read_ms = (time.perf_counter() - t0) * 1000
         return FlowSample(
