@@ -31,8 +31,9 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p = sub.add_parser(
         "flows",
         help="per vif, its top talkers over an interval (a BPF program on each tap)",
-        epilog="exit codes: 0 ok, 2 usage, 3 BPF (or libvirt / netlink) unavailable. Direction is the guest's: "
-        "out = what the guest sent. bytes are L2 frames (headers once per segment), payload_bytes what "
+        epilog="exit codes: 0 ok, 2 usage, 3 no collector (neither BPF nor AF_PACKET) or libvirt / netlink "
+        "unavailable. Direction is the guest's: out = what the guest sent. bytes are L2 frames (headers once per "
+        "segment), payload_bytes what "
         "follows the TCP/UDP/ICMP header.",
     )
     common(p)

@@ -45,21 +45,23 @@ def open_attached(kind: str, max_flows: int, sample: int, attach: Callable[[Coll
     The last failure is raised (BpfUnavailable)."""
     kinds = ["bpf", "packet"] if kind == "auto" else [kind]
     why = ""
-    for i, k in enumerate(kinds):
+    for k in kinds:
         try:
-            col = make(k, max_flows, sample)
+            return _opened(k, max_flows, sample, attach), why
         except BpfUnavailable as exc:
-            if i == len(kinds) - 1:
+            if k == kinds[-1]:
+                if why:  # auto: both failed; the first reason is the one to fix
+                    raise BpfUnavailable(f"{why}; fallback: {exc.reason}", exc.hint, exc.code) from exc
                 raise
             why = exc.reason
-            continue
-        try:
-            attach(col)
-        except BpfUnavailable as exc:
-            col.close()
-            if i == len(kinds) - 1:
-                raise
-            why = exc.reason
-            continue
-        return col, why
     raise AssertionError("unreachable: kinds is never empty")
+
+
+def _opened(kind: str, max_flows: int, sample: int, attach: Callable[[Collector], None]) -> Collector:
+    col = make(kind, max_flows, sample)
+    try:
+        attach(col)
+    except BaseException:
+        col.close()
+        raise
+    return col

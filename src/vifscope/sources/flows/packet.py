@@ -93,7 +93,8 @@ def open_tap_socket(ifindex: int, n: int) -> socket.socket:
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
         except PermissionError:  # without CAP_NET_ADMIN: the default (rmem_max-capped) buffer
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        sock.bind(_by_index(ifindex))
+        if ifindex:  # 0: the constructor's probe, never bound
+            sock.bind(_by_index(ifindex))
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -117,6 +118,7 @@ class PacketCollector:
     kind = "packet"
 
     def __init__(self, max_flows: int = 65536, sample: int = DEFAULT_SAMPLE) -> None:
+        open_tap_socket(0, 1).close()  # fail here, not at the first tap: no CAP_NET_RAW, no collector
         self.max_flows = max_flows
         self.sample = max(1, sample)
         self.program = f"packet 1:{self.sample}"
