@@ -18,6 +18,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,17 @@ def test_bpf_forced_without_capabilities_does_not_fall_back(host: FlowHost) -> N
     base = host.vifscope_argv("flows", "--collector", "bpf", "--interval", "0.5")
     ran = subprocess.run([*base[:4], *NO_BPF, *base[4:]], env=host.env(), capture_output=True, text=True)
     assert ran.returncode == 3 and "EPERM" in ran.stderr, ran.stderr
+
+
+def test_doctor_names_the_active_fallback_without_bpf_capabilities() -> None:
+    """doctor's flows.unavailable in a process that may not load BPF but may open AF_PACKET."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root")
+    src = Path(__file__).resolve().parents[2] / "src"
+    code = "import json; from dataclasses import asdict; from vifscope.sources.flows.support import read_flow_support; "
+    code += "print(json.dumps(asdict(read_flow_support())))"
+    ran = subprocess.run([*NO_BPF, sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(src)})  # fmt: skip
+    got = json.loads(ran.stdout)
+    assert got["available"] is False and "EPERM" in got["reason"]
+    assert got["packet"] is True and got["maps"] is None  # map ids need CAP_SYS_ADMIN: not listed

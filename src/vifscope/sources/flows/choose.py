@@ -44,16 +44,16 @@ def open_attached(kind: str, max_flows: int, sample: int, attach: Callable[[Coll
     ``attach`` succeeds; returns it with why the BPF one was passed over ("" when it was not).
     The last failure is raised (BpfUnavailable)."""
     kinds = ["bpf", "packet"] if kind == "auto" else [kind]
-    why = ""
+    why, hint = "", ""
     for k in kinds:
         try:
             return _opened(k, max_flows, sample, attach), why
         except BpfUnavailable as exc:
             if k == kinds[-1]:
-                if why:  # auto: both failed; the first reason is the one to fix
-                    raise BpfUnavailable(f"{why}; fallback: {exc.reason}", exc.hint, exc.code) from exc
+                if why:  # auto: both failed; the BPF program's reason and hint come first
+                    raise BpfUnavailable(f"{why}; fallback: {exc.reason}", f"{hint}; fallback: {exc.hint}") from exc
                 raise
-            why = exc.reason
+            why, hint = exc.reason, exc.hint
     raise AssertionError("unreachable: kinds is never empty")
 
 

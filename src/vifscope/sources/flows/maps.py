@@ -61,11 +61,11 @@ def count_entries(bpf: LibBpf, fd: int) -> int:
 
 
 def map_owners(proc: Path = Path("/proc")) -> dict[int, int]:
-    """map id -> the pid of a process (not this one) holding an fd to it."""
+    """map id -> the pid of a process holding an fd to it (this one too: an exporter's own map;
+    the fds this module opens are closed before it looks)."""
     owners: dict[int, int] = {}
-    me = os.getpid()
     for pid_dir in proc.iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == me:
+        if not pid_dir.name.isdigit():
             continue
         try:
             fds = [fd for fd in (pid_dir / "fd").iterdir() if os.readlink(fd) == "anon_inode:bpf-map"]
