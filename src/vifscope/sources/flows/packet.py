@@ -79,13 +79,14 @@ def _attach_filter(sock: socket.socket, prog: bytes) -> None:
 
 def open_tap_socket(ifindex: int, n: int) -> socket.socket:
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # Protocol 0: the socket receives nothing until bind names the tap and ETH_P_ALL.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     except PermissionError as exc:
         raise PacketUnavailable(
             f"AF_PACKET socket: EPERM ({exc.strerror})", "run as root (CAP_NET_RAW)", errno.EPERM
         ) from exc
     try:
-        # The filter goes on before bind: no unsampled frame is queued in between.
+        # The filter goes on before bind: no unsampled frame is ever queued.
         _attach_filter(sock, sample_filter(n))
         for opt in (PACKET_AUXDATA, PACKET_VNET_HDR):
             sock.setsockopt(SOL_PACKET, opt, 1)
