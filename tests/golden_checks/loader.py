@@ -35,7 +35,7 @@ from vifscope.model import (
     SourceError,
     Sysctls,
 )
-from vifscope.model.flows import FlowSupport
+from vifscope.model.flows import FlowMapFill, FlowSupport
 from vifscope.model.host import Qdisc
 from vifscope.model.qos import OvsQos, RootQdisc, TcShaping
 from vifscope.model.qosdscp import DscpMark
@@ -235,11 +235,21 @@ def _facts(files: Files, macs: list[str], dom_xml: dict[str, str], net_xml: dict
         domain_runtime=dom_rt,
         interface_extras=tuple(e for name, text in dom_xml.items() for e in parse_domain_extras(text, name)[1]),
         tc_shaping=_tc_shaping(files, parse_qdiscs(tc) if tc is not None else None),
-        flows=FlowSupport(**files.json("facts/flows.json")) if files.find("facts/flows.json") else None,
+        flows=_flows(files),
         kernel_shaping=parse_kernel_config(files.text(KCONFIG)) if files.find(KCONFIG) else None,
         ovs_qos=_ovs_qos(files),
         dscp_marks=_dscp_marks(files),
     )
+
+
+def _flows(files: Files) -> FlowSupport | None:
+    """facts/flows.json: FlowSupport's fields; ``maps`` a list of FlowMapFill fields."""
+    if not files.find("facts/flows.json"):
+        return None
+    doc = dict(files.json("facts/flows.json"))
+    maps = doc.pop("maps", None)
+    fills = tuple(FlowMapFill(**{**m, "argv": tuple(m.get("argv", ()))}) for m in maps) if maps is not None else None
+    return FlowSupport(**doc, maps=fills)
 
 
 def _ovs_qos(files: Files) -> tuple[OvsQos, ...] | None:

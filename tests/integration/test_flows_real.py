@@ -149,13 +149,13 @@ def test_coexists_with_ingress_qdisc_and_leaves_nothing(host: FlowHost, before: 
         "tc", "filter", "add", "dev", tap, "parent", "ffff:", "protocol", "ip", "u32", "match", "u32", "0", "0",
         "action", "mirred", "egress", "mirror", "dev", "m0",
     )  # fmt: skip
-    n_filters, before = _ingress_policy(host)
+    n_filters, passed = _ingress_policy(host)  # not `before`: that is the fixture, used at the end
     assert n_filters > 0
     proc = start_flows(host, "--interval", "3", "--by", "peer")
     assert host.in_guest(1, "ping", "-c", "4", "-i", "0.2", host.addrs[0]).returncode == 0
     during = _ingress_policy(host)[1]
     doc = finish(proc)
-    assert during >= before + 4  # the mirred filter kept matching while our program ran first
+    assert during >= passed + 4  # the mirred filter kept matching while our program ran first
     assert row(vif(doc, host.domains[1]), host.addrs[0])["out"]["packets"] >= 4
     assert _ingress_policy(host)[0] == n_filters  # the qdisc and its filter are still there
     qdiscs = [q["kind"] for q in host.tc_json("qdisc", "show", "dev", tap)]

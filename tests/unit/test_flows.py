@@ -163,10 +163,16 @@ def test_usage_and_unloadable_object(
     monkeypatch.setattr(objpath, "BUILT", tmp_path / "none.o")
     monkeypatch.setattr(objpath, "PREBUILT", junk)
     capsys.readouterr()
-    assert main(["-c", "test:///default", "flows", "--json", "--interval", "0.01"]) == 3
+    assert main(["-c", "test:///default", "flows", "--json", "--interval", "0.01", "--collector", "bpf"]) == 3
     doc = json.loads(capsys.readouterr().out)
     err = next(e for e in doc["source_errors"] if e["source"] == "bpf")
     assert str(junk) in err["error"] and "setup.sh" in err["hint"]
+    # auto (the default) falls back to AF_PACKET sampling and says why
+    assert main(["-c", "test:///default", "flows", "--json", "--interval", "0.01", "--sample", "4"]) == 0
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert (doc["collector"], doc["sample_rate"], doc["estimated"]) == ("packet", 4, True)
+    assert str(junk) in doc["fallback_reason"] and "fallback: packet sampling 1:4 active" in out.err
 
 
 def test_tcx_from_kernel_config_else_version(tmp_path: Path) -> None:
@@ -248,3 +254,19 @@ def test_watch_flows_text_line() -> None:
     line = flows_text(doc)
     assert line == f"flows a {MAC_A} vnet1 over 60 s: out 3.0 MiB, in 0 B; 10.0.0.2 (b) 3.0 MiB, other 512 B"
     assert TEXT["flows"](doc) == line
+
+
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (("vifscope", "flows", "--max-flows", "16", "dom"), ("vifscope", "flows", "--max-flows", "64", "dom")),
+        (("vifscope", "watch", "--flows", "--max-flows=16"), ("vifscope", "watch", "--flows", "--max-flows=64")),
+        (("vifscope", "exporter", "--flows"), ("vifscope", "exporter", "--flows", "--max-flows", "64")),
+    ],
+)
+def test_map_full_fix_sets_a_bigger_max_flows(argv: tuple[str, ...], want: tuple[str, ...]) -> None:
+    from vifscope.checks.flows import _restart
+    from vifscope.model.flows import FlowMapFill
+
+    fix = _restart(FlowMapFill(7, 16, 16, 99, argv))
+    assert fix.argvs == (("kill", "99"), want)  # 4 × 16 entries, a power of two

@@ -24,15 +24,17 @@ from vifscope.sources.snapshot import take_snapshot
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from vifscope.sources.flows.collector import FlowCollector
+    from vifscope.sources.flows.choose import Collector
+    from vifscope.sources.flows.libbpf import BpfUnavailable
 
 
 def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
         "flows",
         help="per vif, its top talkers over an interval (a BPF program on each tap)",
-        epilog="exit codes: 0 ok, 2 usage, 3 BPF (or libvirt / netlink) unavailable. Direction is the guest's: "
-        "out = what the guest sent. bytes are L2 frames (headers once per segment), payload_bytes what "
+        epilog="exit codes: 0 ok, 2 usage, 3 no collector (neither BPF nor AF_PACKET) or libvirt / netlink "
+        "unavailable. Direction is the guest's: out = what the guest sent. bytes are L2 frames (headers once per "
+        "segment), payload_bytes what "
         "follows the TCP/UDP/ICMP header.",
     )
     common(p)
@@ -41,6 +43,14 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
     p.add_argument("--by", choices=[g.value for g in FlowGrouping], default="peer", help="group by (default peer)")
     p.add_argument("--interval", type=float, default=5.0, metavar="S", help="seconds to collect (default 5)")
     p.add_argument("--max-flows", type=int, default=65536, metavar="N", help="flow map size (LRU; default 65536)")
+    p.add_argument(
+        "--collector", choices=["auto", "bpf", "packet"], default="auto",
+        help="bpf: the tc program (exact); packet: AF_PACKET sampling (estimates at --sample > 1); "
+        "auto (default): bpf, else packet",
+    )  # fmt: skip
+    p.add_argument(
+        "--sample", type=int, default=1, metavar="N", help="packet collector: count 1 frame in N, ×N (default 1)"
+    )
     p.add_argument("--live", action="store_true", help="refresh every interval until Ctrl-C, like top")
     add_fleet_options(p)
     p.set_defaults(func=cmd_flows)
@@ -59,7 +69,7 @@ def _scope(snap: HostSnapshot, domain: str | None) -> tuple[tuple[VifBinding, ..
     return every, mine
 
 
-def _attach(col: FlowCollector, vifs: tuple[VifBinding, ...]) -> tuple[tuple[VifBinding, ...], list[SourceError]]:
+def _attach(col: Collector, vifs: tuple[VifBinding, ...]) -> tuple[tuple[VifBinding, ...], list[SourceError]]:
     """Attach to each tap; a tap gone since the snapshot is skipped with a note, not fatal."""
     from vifscope.sources.flows.libbpf import BpfUnavailable
 
@@ -79,8 +89,9 @@ def _attach(col: FlowCollector, vifs: tuple[VifBinding, ...]) -> tuple[tuple[Vif
 
 
 def cmd_flows(args: argparse.Namespace) -> int:
-    if args.top < 1 or args.interval <= 0 or args.max_flows < 1:
-        make_console(stderr=True).print("error: --top, --interval and --max-flows must be positive", highlight=False)
+    if args.top < 1 or args.interval <= 0 or args.max_flows < 1 or args.sample < 1:
+        msg = "error: --top, --interval, --max-flows and --sample must be positive"
+        make_console(stderr=True).print(msg, highlight=False)
         return EXIT_USAGE
     snap = take_snapshot(resolve_uri(args.connect))
     every, mine = _scope(snap, args.domain)
@@ -92,33 +103,46 @@ def cmd_flows(args: argparse.Namespace) -> int:
     fleet = fleet_peers(args)  # before attaching: the interval is not stretched by slow agents
     if isinstance(fleet, int):
         return fleet
-    from rich.markup import escape
-
-    from vifscope.sources.flows.collector import FlowCollector
+    from vifscope.sources.flows.choose import open_attached
     from vifscope.sources.flows.libbpf import BpfUnavailable
 
+    done: list[tuple[tuple[VifBinding, ...], list[SourceError]]] = []
     try:
-        with FlowCollector(args.max_flows) as col:
-            attached, notes = _attach(col, mine)
-            return _collect(args, col, every, attached, fleet, [*snap.errors, *fleet[1], *notes])
+        col, why = open_attached(args.collector, args.max_flows, args.sample, lambda c: done.append(_attach(c, mine)))
     except BpfUnavailable as exc:
-        if args.json:
-            return show(report.unavailable_report(exc.reason, exc.hint, snap.errors), EXIT_SOURCE, True, print)
-        err = make_console(stderr=True)
-        err.print(f"[bold red]error:[/] {escape(exc.reason)}", highlight=False)
-        err.print(f"  hint: {exc.hint}", highlight=False, markup=False)
-        return EXIT_SOURCE
+        return _unavailable(args, exc, snap.errors)
+    try:
+        attached, notes = done[-1]
+        return _collect(args, col, every, attached, fleet, [*snap.errors, *fleet[1], *notes], why)
+    finally:
+        col.close()
+
+
+def _unavailable(args: argparse.Namespace, exc: BpfUnavailable, errors: tuple[SourceError, ...]) -> int:
+    """No collector could run: one line and a hint (exit 3)."""
+    from rich.markup import escape
+
+    if args.json:
+        return show(report.unavailable_report(exc.reason, exc.hint, errors), EXIT_SOURCE, True, print)
+    err = make_console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(exc.reason)}", highlight=False)
+    err.print(f"  hint: {exc.hint}", highlight=False, markup=False)
+    return EXIT_SOURCE
 
 
 def _collect(
     args: argparse.Namespace,
-    col: FlowCollector,
+    col: Collector,
     every: tuple[VifBinding, ...],
     attached: tuple[VifBinding, ...],
     fleet: FleetPeers,
     errors: list[SourceError],
+    why: str,
 ) -> int:
     by = FlowGrouping(args.by)
+    if why:  # auto fell back: say which collector counts, and why not the exact one
+        note = f"flows: BPF unavailable ({why}); fallback: packet sampling 1:{args.sample} active"
+        make_console(stderr=True).print(note, highlight=False, markup=False)
     live = args.live and not args.json
     # On stderr even with --json: a script (or a test) starts its traffic once this is printed.
     span = f"every {args.interval:g} s until Ctrl-C" if live else f"for {args.interval:g} s"
@@ -126,14 +150,14 @@ def _collect(
     if live:
         from vifscope.cli.flowslive import run_live
 
-        return run_live(col, every, attached, by, args.top, args.interval, fleet[0])
+        return run_live(col, every, attached, by, args.top, args.interval, fleet[0], why)
     time.sleep(args.interval)
     sample = col.read()
     # Peers are named from every binding, not only the attached ones: with a DOMAIN given, the
     # other domains' vifs still name their addresses and MACs.
     vifs = vif_flows(every, sample.records, by, args.top, fleet[0])
     shown = [v for v in vifs if v.ifindex in col.links]
-    doc = report.flows_report(shown, sample, by.value, args.top, errors)
+    doc = report.flows_report(shown, sample, by.value, args.top, errors, why)
 
     def human(console: Console) -> None:
         for v in doc["vifs"]:

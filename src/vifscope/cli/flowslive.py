@@ -11,17 +11,18 @@ from vifscope.model import VifBinding
 from vifscope.model.fleetvif import FleetPeerVif
 from vifscope.model.flows import FlowGrouping, FlowRecord
 from vifscope.report import flows as report
-from vifscope.sources.flows.collector import FlowCollector
+from vifscope.sources.flows.choose import Collector
 
 
 def run_live(
-    col: FlowCollector,
+    col: Collector,
     every: tuple[VifBinding, ...],
     attached: tuple[VifBinding, ...],
     by: FlowGrouping,
     top: int,
     interval: float,
     fleet: tuple[FleetPeerVif, ...] = (),
+    fallback: str = "",
 ) -> int:
     """Until Ctrl-C (exit 0); the collector's context manager detaches on the way out."""
     from rich.console import Group
@@ -42,7 +43,7 @@ def run_live(
                 moved = replace(sample, records=tuple(since(prev, sample.records)), seconds=now - last)
                 prev, last = {record_id(r): r for r in sample.records}, now
                 shown = [v for v in vif_flows(every, moved.records, by, top, fleet) if v.ifindex in mine]
-                doc = report.flows_report(shown, moved, by.value, top, ())
+                doc = report.flows_report(shown, moved, by.value, top, (), fallback)
                 tables = [report.vif_table(v, by.value) for v in doc["vifs"]]
                 live.update(Group(*tables, Text(report.summary_line(doc))), refresh=True)
     except KeyboardInterrupt:

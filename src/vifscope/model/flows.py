@@ -70,6 +70,8 @@ class FlowSample:
     seconds: float
     read_ms: float  # the map read (batch lookup + decode)
     program: str  # which object was loaded: "built" (compiled here) or "prebuilt" (shipped)
+    collector: str = "bpf"  # "bpf" (the tc program) or "packet" (the AF_PACKET sampling fallback)
+    sample_rate: int = 1  # packet: 1 frame in N was counted, ×N (N > 1: estimates)
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,21 @@ class FlowSupport:
     program: str | None = None  # "built" / "prebuilt" when an object was found
     tcx: bool | None = None  # the kernel has TCX (CONFIG_NET_XGRESS, else its version); None: unknown
     conntrack_acct: bool | None = None  # net.netfilter.nf_conntrack_acct; None: no conntrack here
+    packet: bool | None = None  # an AF_PACKET socket opens (the sampling fallback can run); None: not probed
+    maps: tuple[FlowMapFill, ...] | None = None  # live collectors' flow maps; None: not readable
+
+
+@dataclass(frozen=True)
+class FlowMapFill:
+    """A running collector's flow map as another process sees it (doctor's flows.map_full):
+    the BPF map by id, how full, and the process holding it."""
+
+    map_id: int
+    entries: int
+    max_entries: int
+    pid: int  # the process holding it (a map no process holds is being freed: not listed)
+    argv: tuple[str, ...] = ()  # that process's command line
+
+    @property
+    def fill(self) -> float:
+        return self.entries / self.max_entries if self.max_entries else 0.0

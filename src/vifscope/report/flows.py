@@ -61,13 +61,23 @@ def vif_dict(v: VifFlows, seconds: float) -> dict[str, Any]:
 
 
 def flows_report(
-    vifs: Sequence[VifFlows], sample: FlowSample, by: str, top: int, errors: Sequence[SourceError]
+    vifs: Sequence[VifFlows],
+    sample: FlowSample,
+    by: str,
+    top: int,
+    errors: Sequence[SourceError],
+    fallback: str = "",
 ) -> dict[str, Any]:
+    """``fallback``: why the BPF collector was passed over (auto chose packet sampling)."""
     return {
         "schema": FLOWS_SCHEMA,
         "seconds": round(sample.seconds, 3),
         "by": by,
         "top": top,
+        "collector": sample.collector,
+        "sample_rate": sample.sample_rate,
+        "estimated": sample.sample_rate > 1,  # counts are sampled frames ×N: estimates
+        "fallback_reason": fallback or None,
         "program": sample.program,
         "read_ms": round(sample.read_ms, 2),
         "counters": counters_dict(sample.counters),
@@ -128,7 +138,18 @@ def peer_text(t: dict[str, Any]) -> str:
 def summary_line(doc: dict[str, Any]) -> str:
     c = doc["counters"]
     lost = f", {c['evicted']} evicted, {c['failed']} not recorded (map full)" if c["evicted"] or c["failed"] else ""
+    if doc.get("collector") == "packet" and (c["evicted"] or c["failed"]):  # failed: the reader fell behind
+        lost = f", {c['evicted']} evicted, {c['failed']} samples dropped (counts low: raise --sample)"
     return (
         f"{len(doc['vifs'])} vifs over {doc['seconds']:.1f} s; {c['entries']} flows of {c['max_entries']}"
-        f"{lost}; program {doc['program']}, map read {doc['read_ms']:.1f} ms"
+        f"{lost}; {_collector(doc)}, map read {doc['read_ms']:.1f} ms"
     )
+
+
+def _collector(doc: dict[str, Any]) -> str:
+    if doc.get("collector", "bpf") == "bpf":
+        return f"program {doc['program']}"
+    n = doc.get("sample_rate", 1)
+    how = f"sampling 1:{n}, counts estimated ×{n}" if n > 1 else "every frame, exact"
+    why = " (fallback: BPF unavailable)" if doc.get("fallback_reason") else ""
+    return f"collector packet ({how}){why}"

@@ -79,6 +79,9 @@ class LibBpf:
             "bpf_map_delete_elem": (ci, [ci, cs]),
             "bpf_map_get_next_key": (ci, [ci, vp, vp]),
             "libbpf_num_possible_cpus": (ci, []),
+            "bpf_map_get_next_id": (ci, [cu, ctypes.POINTER(cu)]),
+            "bpf_map_get_fd_by_id": (ci, [cu]),
+            "bpf_obj_get_info_by_fd": (ci, [ci, vp, ctypes.POINTER(cu)]),
         }
         for name, (res, argtypes) in sigs.items():
             fn = getattr(self.lib, name)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import socket
+from dataclasses import replace
 from pathlib import Path
 
 from vifscope.model.flows import FlowSupport
@@ -33,7 +35,25 @@ def _conntrack_acct(path: Path = CONNTRACK_ACCT) -> bool | None:
         return None
 
 
+def _packet_socket() -> bool:
+    """Whether the fallback collector could open its AF_PACKET sockets here (CAP_NET_RAW)."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+    except OSError:
+        return False
+    return True
+
+
 def read_flow_support() -> FlowSupport:
+    """The probe (flows.unavailable), the fallback's availability, and live collectors' maps
+    (flows.map_full; read after the probe's own map is closed)."""
+    from vifscope.sources.flows.maps import read_flow_maps
+
+    got = _probe()
+    return replace(got, packet=_packet_socket(), maps=read_flow_maps())
+
+
+def _probe() -> FlowSupport:
     from vifscope.sources.flows.collector import FlowCollector
 
     tcx, acct = kernel_has_tcx(), _conntrack_acct()
