@@ -121,10 +121,19 @@ def test_macvtap_vif_is_not_probed(lab: LabSpec) -> None:
     assert "no running bridge or network vif" in res.err
 
 
+def _as_a_terminal() -> None:
+    """SIGINT as a user's Ctrl-C finds it. Run from a background job (`make test &`, a CI runner)
+    this test inherits SIGINT ignored, Python then installs no KeyboardInterrupt handler, and
+    the probe would rightly carry on: that is not the case under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_probe_and_wait_for_its_namespace(lab: LabSpec, tap: str) -> subprocess.Popen[str]:
     """A probe of web1 with its tap detached: it sits in the ARP hop for a few seconds."""
     sh("ip", "link", "set", tap, "nomaster")
-    proc = subprocess.Popen(_argv(lab.name("web1"), f"{lab.subnet(1)}.11/24"), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _argv(lab.name("web1"), f"{lab.subnet(1)}.11/24"), stdout=subprocess.PIPE, text=True, preexec_fn=_as_a_terminal
+    )
     # A cheap check polled often: probe_objects() runs ip/ovs-vsctl, and on a loaded host one
     # round of it could outlast the hops this test means to interrupt.
     plugged = f"/sys/class/net/vs-pb{proc.pid}"

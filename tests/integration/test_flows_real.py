@@ -185,7 +185,12 @@ def test_live_redraws_what_moved_and_stops_on_ctrl_c(host: FlowHost, before: set
 
     leader, follower = pty.openpty()
     argv = host.vifscope_argv("flows", "--live", "--interval", "1", host.domains[0])
-    proc = subprocess.Popen(argv, env=host.env(), stdout=follower, stderr=subprocess.PIPE, text=True)
+    # SIGINT as Ctrl-C finds it: a background job (`make test &`, a CI runner) inherits it
+    # ignored, and flows would rightly run on.
+    proc = subprocess.Popen(
+        argv, env=host.env(), stdout=follower, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     os.close(follower)
     screen = bytearray()
 
