@@ -260,7 +260,10 @@ def test_watch_flows_text_line() -> None:
     ("argv", "want"),
     [
         (("vifscope", "flows", "--max-flows", "16", "dom"), ("vifscope", "flows", "--max-flows", "64", "dom")),
-        (("vifscope", "watch", "--flows", "--max-flows=16"), ("vifscope", "watch", "--flows", "--max-flows=64")),
+        (
+            ("vifscope", "watch", "--flows", "10", "--max-flows=16"),
+            ("vifscope", "watch", "--flows", "10", "--max-flows=64"),
+        ),
         (("vifscope", "exporter", "--flows"), ("vifscope", "exporter", "--flows", "--max-flows", "64")),
     ],
 )
@@ -268,5 +271,8 @@ def test_map_full_fix_sets_a_bigger_max_flows(argv: tuple[str, ...], want: tuple
     from vifscope.checks.flows import _restart
     from vifscope.model.flows import FlowMapFill
 
+    from vifscope.cli.main import build_parser
+
     fix = _restart(FlowMapFill(7, 16, 16, 99, argv))
     assert fix.argvs == (("kill", "99"), want)  # 4 × 16 entries, a power of two
+    assert build_parser(list(want[1:])).parse_args(list(want[1:])).max_flows == 64  # vifscope takes it

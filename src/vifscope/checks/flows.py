@@ -4,6 +4,7 @@ fallback it uses); flows.map_full: a running collector's flow map is (nearly) fu
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain
@@ -77,7 +78,7 @@ def map_full(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             ("entries", f"{m.entries}/{m.max_entries}"),
             ("fill", f"{m.fill:.0%}"),
             ("pid", m.pid),
-            ("cmdline", " ".join(m.argv) or "unknown"),
+            ("cmdline", shlex.join(m.argv) if m.argv else "unknown"),
         ]
         msg = f"flow map {m.map_id} of pid {m.pid} is {m.fill:.0%} full: the LRU evicts flows, top talkers under-count"
         yield c.on_host(f"pid {m.pid}", msg, ev, _restart(m))

@@ -62,6 +62,9 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
         "each running vif's tap, following the table)",
     )
     p.add_argument("--flows-top", type=int, default=5, metavar="N", help="peers per vif with --flows (default 5)")
+    p.add_argument(
+        "--max-flows", type=int, default=65536, metavar="N", help="flow map size with --flows (LRU; default 65536)"
+    )
     p.set_defaults(func=run_watch)
 
 
@@ -114,8 +117,9 @@ def run_watch(args: argparse.Namespace) -> int:
         if args.resync < 1:
             return _fail("--resync must be at least 1 second", "e.g. --resync 60", report.EXIT_USAGE)
         config = type(config)(resync_interval=args.resync, debounce=config.debounce, heal=config.heal)
-    if args.flows is not None and (args.flows < 1 or args.flows_top < 1):
-        return _fail("--flows must be at least 1 second, --flows-top at least 1", "e.g. --flows 60", report.EXIT_USAGE)
+    if args.flows is not None and (args.flows < 1 or args.flows_top < 1 or args.max_flows < 1):
+        why = "--flows must be at least 1 second, --flows-top and --max-flows at least 1"
+        return _fail(why, "e.g. --flows 60", report.EXIT_USAGE)
     options = WatchOptions(
         uri=resolve_uri(args.connect),
         config=config,
@@ -124,7 +128,7 @@ def run_watch(args: argparse.Namespace) -> int:
         healer=healer,
         dry_run=args.dry_run,
         qos_audit=_qos_audit(args) if healer is not None else None,
-        flows=FlowWatch(args.flows, args.flows_top) if args.flows is not None else None,
+        flows=FlowWatch(args.flows, args.flows_top, args.max_flows) if args.flows is not None else None,
     )
     watch = Watch(options, Printer(args.json))
     _signals(watch.events.put)
