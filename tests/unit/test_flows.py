@@ -269,9 +269,8 @@ def test_watch_flows_text_line() -> None:
 )
 def test_map_full_fix_sets_a_bigger_max_flows(argv: tuple[str, ...], want: tuple[str, ...]) -> None:
     from vifscope.checks.flows import _restart
-    from vifscope.model.flows import FlowMapFill
-
     from vifscope.cli.main import build_parser
+    from vifscope.model.flows import FlowMapFill
 
     fix = _restart(FlowMapFill(7, 16, 16, 99, argv))
     assert fix.argvs == (("kill", "99"), want)  # 4 × 16 entries, a power of two
