@@ -1,7 +1,10 @@
 """``vifscope flows`` on a real TCG guest behind a macvtap (``<interface type='direct'>`` on a
 veth whose peer sits in a namespace): the program attaches to the macvtap device like to a tap,
-and directions hold — the guest's 4 echo requests plus its 3 replies to the namespace's pings
-are 7 ICMP packets out, the 4 replies plus 3 requests it receives 7 in."""
+and directions are the guest's although a macvtap carries them the other way round from a tap
+(the guest's frames leave through its transmit path). The traffic is one-sided on purpose: the
+namespace answers no echo request, so the guest's 4 requests (100 bytes) go out unanswered,
+and the namespace's 3 requests (56 bytes) come in and the guest's 3 replies go out: 7 ICMP
+packets out, 3 in — a swap would read 3 out, 7 in."""
 
 from __future__ import annotations
 
@@ -94,15 +97,18 @@ def test_macvtap_guest_icmp_both_directions(console: int) -> None:
     assert proc.stderr is not None
     line = next((ln for ln in proc.stderr if ln.startswith("flows: collecting")), "")
     assert "on 1 taps" in line, line
+    ignore = ("ip", "netns", "exec", NS, "sysctl", "-q", "-w")
+    run(*ignore, "net.ipv4.icmp_echo_ignore_all=1")  # the guest's requests go unanswered
     os.write(console, f"ping -c 4 -i 0.3 -s 100 {HOST_IP} >/dev/null\n".encode())
-    time.sleep(2.5)  # the guest's pings are done: the namespace's 3 do not overlap them
+    time.sleep(2.5)  # the guest's pings are sent: the namespace's 3 do not overlap them
+    run(*ignore, "net.ipv4.icmp_echo_ignore_all=0")
     assert run("ip", "netns", "exec", NS, "ping", "-c", "3", "-i", "0.3", GUEST_IP, check=False)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     (vif,) = json.loads(out)["vifs"]
     assert vif["tap"].startswith("macvtap")
     icmp = next(t for t in vif["talkers"] if t["key"] == "icmp")
-    assert (icmp["out"]["packets"], icmp["in"]["packets"]) == (7, 7)
-    # requests carry 100 bytes from the guest, 56 from the namespace; replies echo them
+    assert (icmp["out"]["packets"], icmp["in"]["packets"]) == (7, 3)
+    # out: the guest's 4 unanswered 100-byte requests and its 3 replies; in: 3 requests of 56
     assert icmp["out"]["payload_bytes"] == 4 * 100 + 3 * 56
-    assert icmp["in"]["payload_bytes"] == 4 * 100 + 3 * 56
+    assert icmp["in"]["payload_bytes"] == 3 * 56

@@ -107,6 +107,23 @@ def test_top_n_and_other_per_vif() -> None:
     assert b.talkers[0].peer == "a" and b.other is None  # named by a's MAC
 
 
+def test_a_macvtap_is_turned_around_to_the_guests_direction() -> None:
+    """The guest's frames leave a macvtap through its transmit path: what a collector records
+    as the device's egress (IN on a tap) is what the guest sent."""
+    snap = _snapshot()
+    mv = replace(snap.links[1], kind="macvtap", master=None, lower="eth9")
+    vif = replace(snap.vifs[0], type="direct", source="eth9")
+    # from the guest (10.0.0.1, MAC_A) to 10.0.0.2, as recorded on the device's egress
+    sent = rec(IN, "10.0.0.1", "10.0.0.2", nbytes=700, smac=MAC_B, dmac=MAC_A)
+    assert (sent.src_mac, sent.direction) == (MAC_A, IN)
+    got = vif_flows(bind(replace(snap, links=(snap.links[0], mv), vifs=(vif,))), [sent], FlowGrouping.PEER, top=5)
+    (a,) = got
+    assert (a.tap, a.out_bytes, a.in_bytes) == ("vnet1", 700, 0)
+    assert a.talkers[0].key == "10.0.0.2"  # the peer: where the guest sent it
+    tap = vif_flows(bind(snap), [sent], FlowGrouping.PEER, top=5)[0]
+    assert (tap.out_bytes, tap.in_bytes) == (0, 700)  # on a tap the same record is received
+
+
 def test_since_subtracts_and_restarts_on_eviction() -> None:
     from vifscope.bind.flows import record_id
 

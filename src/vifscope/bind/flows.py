@@ -16,6 +16,11 @@ from vifscope.model.flows import FlowDirection, FlowGrouping, FlowRecord, Talker
 IP_PROTOS = {0: "ipv6-hop", 1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
 ETH_PROTOS = {0x0806: "arp", 0x8035: "rarp", 0x88CC: "lldp", 0x8100: "vlan", 0x88A8: "qinq"}
 PORTED = {6, 17, 132}
+# Link kinds whose transmit path carries what the guest sends: the guest writes a macvtap's
+# character device, and the kernel transmits that on the macvtap netdev (tap.c: dev_queue_xmit),
+# where a tap's netdev *receives* what the guest writes.
+GUEST_SENDS_ON_EGRESS = frozenset({"macvtap"})
+_TURNED = {FlowDirection.OUT: FlowDirection.IN, FlowDirection.IN: FlowDirection.OUT}
 
 
 def proto_name(rec: FlowRecord) -> str:
@@ -126,7 +131,10 @@ def vif_flows(
     for b in every:
         if b.link is None:
             continue
-        rows = talkers(per_if.get(b.link.ifindex, ()), by, names)
+        recs = per_if.get(b.link.ifindex, ())
+        if b.link.kind in GUEST_SENDS_ON_EGRESS:
+            recs = [replace(r, direction=_TURNED[r.direction]) for r in recs]
+        rows = talkers(recs, by, names)
         rest = _sum("other", rows[top:]) if rows[top:] else None
         total = _sum("total", rows)
         result.append(

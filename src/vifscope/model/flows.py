@@ -14,8 +14,12 @@ from enum import StrEnum
 
 
 class FlowDirection(StrEnum):
-    OUT = "out"  # the guest sent it: the tap's ingress
-    IN = "in"  # the guest received it: the tap's egress
+    """The guest's direction. Collectors record a tap's view (its ingress: the guest sent it);
+    a macvtap sees the opposite (the guest's frames leave through its transmit path), which
+    ``bind.flows`` turns around, knowing the link's kind."""
+
+    OUT = "out"  # the guest sent it: a tap's ingress, a macvtap's egress
+    IN = "in"  # the guest received it: a tap's egress, a macvtap's ingress
 
 
 class FlowGrouping(StrEnum):
