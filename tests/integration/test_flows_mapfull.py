@@ -64,3 +64,39 @@ def test_doctor_finds_a_full_flow_map_and_forgets_it_when_the_collector_stops(ho
     while (left := map_full(host, proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left
+
+
+def test_map_scan_counts_up_to_the_threshold_and_names_owners_of_full_maps_only(host: FlowHost) -> None:
+    """Doctor scans in every deep snapshot: a map is counted only until it reaches the
+    threshold, and a map below it is not listed (no /proc walk for it)."""
+    from vifscope.sources.flows.maps import CHUNK, read_flow_maps
+
+    argv = host.vifscope_argv("flows", "--json", "--max-flows", "65536", "--interval", "120")
+    proc = subprocess.Popen(argv, env=host.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("flows: collecting on 2 taps"), "flows did not start"
+        # 20,000 ports: an OUT flow on one tap and an IN flow on the other each, 40,000 of 65,536 (61 %)
+        sprayed = host.in_guest(0, "python3", "-c", SPRAY, host.addrs[1])
+        assert sprayed.returncode == 0, sprayed.stderr
+        time.sleep(0.5)
+        assert [m for m in read_flow_maps(0.9) or () if m.pid == proc.pid] == []
+        half = [m for m in read_flow_maps(0.5) or () if m.pid == proc.pid]
+        assert len(half) == 1 and half[0].max_entries == 65536, half
+        assert 32768 <= half[0].entries < 32768 + CHUNK and "--max-flows" in half[0].argv, half
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_owners_walk_only_for_wanted_maps(tmp_path: Path) -> None:
+    from vifscope.sources.flows.maps import map_owners
+
+    for pid, fds in {"10": {"3": 7, "4": 8}, "11": {"5": 9}, "self": {"3": 7}}.items():
+        (tmp_path / pid / "fd").mkdir(parents=True)
+        (tmp_path / pid / "fdinfo").mkdir()
+        for fd, map_id in fds.items():
+            (tmp_path / pid / "fd" / fd).symlink_to("anon_inode:bpf-map")
+            (tmp_path / pid / "fdinfo" / fd).write_text(f"pos:\t0\nmap_id:\t{map_id}\n")
+    assert map_owners({9}, tmp_path) == {9: 11}
+    assert map_owners({7, 9, 12}, tmp_path) == {7: 10, 9: 11}

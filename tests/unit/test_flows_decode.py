@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import socket
 import struct
+import subprocess
+import sys
 
+import pytest
+
+from vifscope.cli.main import main
 from vifscope.model.flows import FlowDirection
 from vifscope.report.flows import summary_line
+from vifscope.sources.flows import packet
 from vifscope.sources.flows.decode import Formatter, counts, raw_key
+from vifscope.sources.flows.libbpf import BpfUnavailable
 from vifscope.sources.flows.packet import sample_filter
 
 A, B = bytes.fromhex("525400000001"), bytes.fromhex("525400000002")
@@ -68,12 +78,77 @@ def test_sample_filter_is_ld_rand_mod_n() -> None:
 
 
 def test_summary_names_the_collector_and_its_losses() -> None:
-    counters = {"entries": 3, "max_entries": 100, "evicted": 0, "failed": 0}
+    counters = {"entries": 3, "max_entries": 100, "evicted": 0, "failed": 0, "dropped": 0}
     doc = {"vifs": [], "seconds": 5.0, "counters": counters, "program": "packet 1:8", "read_ms": 0.1,
            "collector": "packet", "sample_rate": 8, "fallback_reason": "EPERM"}  # fmt: skip
     line = summary_line(doc)
     assert "collector packet (sampling 1:8, counts estimated ×8) (fallback: BPF unavailable)" in line
-    doc["counters"] = {**counters, "failed": 12}
-    assert "12 samples dropped (counts low: raise --sample)" in summary_line(doc)
+    doc["counters"] = {**counters, "dropped": 12}
+    assert "12 samples dropped (socket buffer full: counts low, raise --sample)" in summary_line(doc)
+    assert "not recorded" not in summary_line(doc)  # dropped samples are not failed flows
+    doc["counters"] = {**counters, "failed": 2}
+    assert ", 0 evicted, 2 not recorded;" in summary_line(doc) and "dropped" not in summary_line(doc)
     bpf = {**doc, "collector": "bpf", "program": "prebuilt", "counters": counters}
     assert "program prebuilt" in summary_line(bpf)
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"), [(errno.EMFILE, "ulimit -n"), (errno.EAFNOSUPPORT, "CONFIG_PACKET"), (errno.EPERM, "root")]
+)
+def test_any_socket_error_is_packet_unavailable_with_a_hint(
+    monkeypatch: pytest.MonkeyPatch, code: int, hint: str
+) -> None:
+    def refuse() -> socket.socket:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(packet, "_new_socket", refuse)
+    with pytest.raises(BpfUnavailable) as got:
+        packet.open_tap_socket(7, 1)
+    assert got.value.code == code and errno.errorcode[code] in got.value.reason and hint in got.value.hint
+
+
+def test_out_of_fds_is_exit_3_not_a_crash(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """More taps than ``ulimit -n``: flows says so (exit 3), no "error: OSError" (exit 4)."""
+
+    def refuse() -> socket.socket:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(packet, "_new_socket", refuse)
+    argv = ["-c", "test:///default", "flows", "--json", "--interval", "0.01", "--collector", "packet"]
+    assert main(argv) == 3
+    err = next(e for e in json.loads(capsys.readouterr().out)["source_errors"] if e["source"] == "bpf")
+    assert "EMFILE" in err["error"] and "ulimit -n" in err["hint"]
+
+
+def test_soft_nofile_limit_raised_to_the_hard_one() -> None:
+    code = "import resource; from vifscope.sources.flows.packet import raise_nofile; L = resource.RLIMIT_NOFILE\n"
+    code += "soft, hard = resource.getrlimit(L); resource.setrlimit(L, (64, hard)); raise_nofile()\n"
+    code += "print(resource.getrlimit(L) == (hard, hard))"
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert ran.stdout.strip() == "True", ran.stderr
+
+
+def test_a_batch_read_before_its_tap_was_detached_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader took a batch for tap 5, then detach(5) and read(prune=True) ran: counting
+    the batch must not bring tap 5's flows back (phantom entries of an unwatched tap)."""
+    held: list[socket.socket] = []
+
+    def pair(_ifindex: int, _n: int) -> socket.socket:  # AF_PACKET needs CAP_NET_RAW: any socket will do
+        a, b = socket.socketpair()
+        held.append(b)
+        return a
+
+    monkeypatch.setattr(packet, "open_tap_socket", pair)
+    got = raw_key(ipv4(6, tcp(40000, 80, 100)))
+    assert got is not None
+    with packet.PacketCollector(max_flows=8, sample=4) as col:
+        col.attach(5)
+        col.attach(6)
+        batch = [((i, False, got[0]), counts(154, got[1], 0)) for i in (5, 6)]
+        col.detach(5)
+        with col.lock:
+            col._count(batch)
+        assert {flow[0] for flow in col.flows} == {6}
+        assert col.frames == 4 and col.flows[(6, False, got[0])][:2] == [154 * 4, 4]  # ×N, like the flows
+    for s in held:
+        s.close()

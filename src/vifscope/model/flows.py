@@ -58,6 +58,7 @@ class FlowCounters:
     entries: int = 0  # flows in the map now
     max_entries: int = 0
     deleted: int = 0  # flows the collector removed (of taps it detached from)
+    dropped: int = 0  # packet collector: samples the kernel dropped (socket buffer full): counts low
 
     @property
     def evicted(self) -> int:

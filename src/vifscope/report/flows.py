@@ -43,7 +43,7 @@ def talker_dict(t: Talker, seconds: float) -> dict[str, Any]:
 def counters_dict(c: FlowCounters) -> dict[str, int]:
     return {
         "packets": c.packets, "inserted": c.inserted, "failed": c.failed, "entries": c.entries,
-        "max_entries": c.max_entries, "evicted": c.evicted,
+        "max_entries": c.max_entries, "evicted": c.evicted, "dropped": c.dropped,
     }  # fmt: skip
 
 
@@ -138,8 +138,10 @@ def peer_text(t: dict[str, Any]) -> str:
 def summary_line(doc: dict[str, Any]) -> str:
     c = doc["counters"]
     lost = f", {c['evicted']} evicted, {c['failed']} not recorded (map full)" if c["evicted"] or c["failed"] else ""
-    if doc.get("collector") == "packet" and (c["evicted"] or c["failed"]):  # failed: the reader fell behind
-        lost = f", {c['evicted']} evicted, {c['failed']} samples dropped (counts low: raise --sample)"
+    if doc.get("collector") == "packet":  # no map to fill; dropped: the reader fell behind
+        lost = f", {c['evicted']} evicted, {c['failed']} not recorded" if c["evicted"] or c["failed"] else ""
+        if c.get("dropped"):
+            lost += f", {c['dropped']} samples dropped (socket buffer full: counts low, raise --sample)"
     return (
         f"{len(doc['vifs'])} vifs over {doc['seconds']:.1f} s; {c['entries']} flows of {c['max_entries']}"
         f"{lost}; {_collector(doc)}, map read {doc['read_ms']:.1f} ms"

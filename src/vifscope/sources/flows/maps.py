@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import math
 import os
 import struct
 from pathlib import Path
@@ -24,6 +25,7 @@ INFO_LEN = 96  # room for the whole struct as recent kernels define it; the kern
 LRU_HASH = 9
 NAME = b"flows"
 CHUNK = 4096
+FULL = 0.9  # doctor's flows.map_full threshold (checks/flows.py FULL): below it a map needs no owner
 
 
 def _info(bpf: LibBpf, fd: int) -> tuple[int, int, int, int, int, int, bytes] | None:
@@ -40,8 +42,10 @@ def _ours(info: tuple[int, int, int, int, int, int, bytes]) -> bool:
     return kind == LRU_HASH and (key_size, value_size) == (KEY.size, VAL.size) and name.rstrip(b"\0") == NAME
 
 
-def count_entries(bpf: LibBpf, fd: int) -> int:
-    """Entries in the map now (batch lookups of CHUNK; the values are read and dropped)."""
+def count_entries(bpf: LibBpf, fd: int, enough: int | None = None) -> int:
+    """Entries in the map now (batch lookups of CHUNK; the values are read and dropped), or,
+    once ``enough`` are counted, that many or a little more (up to a CHUNK): the caller only
+    needs to know the map reached it, and a full 1M-entry map is 40 MB to copy."""
     keys = ctypes.create_string_buffer(KEY.size * CHUNK)
     vals = ctypes.create_string_buffer(VAL.size * CHUNK)
     token_in, token_out = ctypes.create_string_buffer(8), ctypes.create_string_buffer(8)
@@ -52,7 +56,7 @@ def count_entries(bpf: LibBpf, fd: int) -> int:
             "bpf_map_lookup_batch", fd, None if first else token_in, token_out, keys, vals, ctypes.byref(count), None
         )
         total += count.value
-        if rc == -errno.ENOENT:
+        if rc == -errno.ENOENT or (enough is not None and total >= enough):
             return total
         if rc < 0:
             raise BpfUnavailable(bpf.why("reading a flow map failed", rc))
@@ -60,22 +64,28 @@ def count_entries(bpf: LibBpf, fd: int) -> int:
         first = False
 
 
-def map_owners(proc: Path = Path("/proc")) -> dict[int, int]:
+def map_owners(wanted: set[int], proc: Path = Path("/proc")) -> dict[int, int]:
     """map id -> the pid of a process holding an fd to it (this one too: an exporter's own map;
-    the fds this module opens are closed before it looks)."""
+    the fds this module opens are closed before it looks), for the ``wanted`` ids only: the walk
+    (a readlink per fd of every process) stops once all are found."""
     owners: dict[int, int] = {}
     for pid_dir in proc.iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            fds = [fd for fd in (pid_dir / "fd").iterdir() if os.readlink(fd) == "anon_inode:bpf-map"]
-            for fd in fds:
-                for line in (pid_dir / "fdinfo" / fd.name).read_text().splitlines():
-                    if line.startswith("map_id:"):
-                        owners.setdefault(int(line.split()[1]), int(pid_dir.name))
-        except OSError:  # the process or fd went meanwhile, or it is not ours to read
-            continue
+        if len(owners) == len(wanted):
+            break
+        if pid_dir.name.isdigit():
+            _owned(pid_dir, wanted, owners)
     return owners
+
+
+def _owned(pid_dir: Path, wanted: set[int], owners: dict[int, int]) -> None:
+    try:
+        fds = [fd for fd in (pid_dir / "fd").iterdir() if os.readlink(fd) == "anon_inode:bpf-map"]
+        for fd in fds:
+            for line in (pid_dir / "fdinfo" / fd.name).read_text().splitlines():
+                if line.startswith("map_id:") and int(line.split()[1]) in wanted:
+                    owners.setdefault(int(line.split()[1]), int(pid_dir.name))
+    except OSError:  # the process or fd went meanwhile, or it is not ours to read
+        return
 
 
 def _argv(pid: int) -> tuple[str, ...]:
@@ -86,8 +96,9 @@ def _argv(pid: int) -> tuple[str, ...]:
     return tuple(w.decode(errors="replace") for w in raw.split(b"\0")[:-1])
 
 
-def _candidates(bpf: LibBpf) -> list[tuple[int, int, int]]:
-    """(map id, entries, max_entries) of every map that looks like a collector's flow map."""
+def _candidates(bpf: LibBpf, full: float) -> list[tuple[int, int, int]]:
+    """(map id, entries, max_entries) of every map that looks like a collector's flow map;
+    entries are counted up to ``full`` × max_entries (and a CHUNK) only."""
     found: list[tuple[int, int, int]] = []
     cur, nxt = 0, ctypes.c_uint32(0)
     while (rc := bpf.call("bpf_map_get_next_id", cur, ctypes.byref(nxt))) == 0:
@@ -98,7 +109,7 @@ def _candidates(bpf: LibBpf) -> list[tuple[int, int, int]]:
         try:
             info = _info(bpf, fd)
             if info is not None and _ours(info):
-                found.append((cur, count_entries(bpf, fd), info[4]))
+                found.append((cur, count_entries(bpf, fd, math.ceil(full * info[4])), info[4]))
         finally:
             os.close(fd)
     if rc != -errno.ENOENT:
@@ -106,16 +117,19 @@ def _candidates(bpf: LibBpf) -> list[tuple[int, int, int]]:
     return found
 
 
-def read_flow_maps() -> tuple[FlowMapFill, ...] | None:
-    """Every live collector's flow map with its fill and owner; None when maps cannot be listed
-    here. Maps no process holds any more (being freed: a collector just exited) are left out."""
+def read_flow_maps(full: float = FULL) -> tuple[FlowMapFill, ...] | None:
+    """Live collectors' flow maps at ``full`` (a fraction of their size) or more, with their
+    fill and owner; None when maps cannot be listed here. The fill of a map that reached it is
+    counted up to there (a lower bound); maps below it are left out, and so are maps no process
+    holds any more (being freed: a collector just exited). Doctor runs this in every deep
+    snapshot: the cost stays a few batch lookups a map and one /proc walk only when one is full."""
     try:
-        found = _candidates(LibBpf())
+        found = [m for m in _candidates(LibBpf(), full) if m[1] >= full * m[2]]
     except BpfUnavailable:
         return None
     if not found:
         return ()
-    owners = map_owners()
+    owners = map_owners({map_id for map_id, _e, _m in found})
     return tuple(
         FlowMapFill(map_id, entries, max_entries, owners[map_id], _argv(owners[map_id]))
         for map_id, entries, max_entries in found

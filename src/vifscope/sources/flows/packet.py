@@ -16,8 +16,10 @@ at N=1 the counts are exact and at N>1 they are unbiased estimates (1:N).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import resource
 import select
 import socket
 import struct
@@ -77,14 +79,41 @@ def _attach_filter(sock: socket.socket, prog: bytes) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
+def _new_socket() -> socket.socket:
+    """Protocol 0: the socket receives nothing until bind names the tap and ETH_P_ALL."""
+    return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+
+
+HINTS = {
+    errno.EPERM: "run as root (CAP_NET_RAW)",
+    errno.EACCES: "run as root (CAP_NET_RAW)",
+    errno.EMFILE: "one socket a tap: raise the open-files limit (ulimit -n, LimitNOFILE=) above the tap count",
+    errno.ENFILE: "the host is out of file handles: raise fs.file-max",
+    errno.EAFNOSUPPORT: "this kernel has no AF_PACKET (CONFIG_PACKET): load af_packet or use --collector bpf",
+}
+
+
+def _unavailable(what: str, exc: OSError) -> PacketUnavailable:
+    code = exc.errno or errno.EIO
+    return PacketUnavailable(
+        f"{what}: {errno.errorcode.get(code, str(code))} ({os.strerror(code)})", HINTS.get(code, ""), code
+    )
+
+
+def raise_nofile() -> None:
+    """One socket a tap: lift the soft open-files limit to the hard one (a host with more taps
+    than the default 1024 would otherwise fail with EMFILE)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(OSError, ValueError):  # a sandbox may refuse: EMFILE says so later
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def open_tap_socket(ifindex: int, n: int) -> socket.socket:
     try:
-        # Protocol 0: the socket receives nothing until bind names the tap and ETH_P_ALL.
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    except PermissionError as exc:
-        raise PacketUnavailable(
-            f"AF_PACKET socket: EPERM ({exc.strerror})", "run as root (CAP_NET_RAW)", errno.EPERM
-        ) from exc
+        sock = _new_socket()
+    except OSError as exc:  # EPERM, EMFILE, EAFNOSUPPORT...: the fallback is unavailable (exit 3)
+        raise _unavailable("AF_PACKET socket", exc) from exc
     try:
         # The filter goes on before bind: no unsampled frame is ever queued.
         _attach_filter(sock, sample_filter(n))
@@ -99,8 +128,7 @@ def open_tap_socket(ifindex: int, n: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        code = exc.errno or errno.EIO
-        raise PacketUnavailable(f"AF_PACKET on ifindex {ifindex}: {os.strerror(code)}", "", code) from exc
+        raise _unavailable(f"AF_PACKET on ifindex {ifindex}", exc) from exc
     return sock
 
 
@@ -119,6 +147,7 @@ class PacketCollector:
     kind = "packet"
 
     def __init__(self, max_flows: int = 65536, sample: int = DEFAULT_SAMPLE) -> None:
+        raise_nofile()
         open_tap_socket(0, 1).close()  # fail here, not at the first tap: no CAP_NET_RAW, no collector
         self.max_flows = max_flows
         self.sample = max(1, sample)
@@ -203,7 +232,7 @@ class PacketCollector:
             self._count(batch)
 
     def _recv(self, ifindex: int, sock: socket.socket, batch: list[tuple[Flow, tuple[int, int, int]]]) -> int:
-        """Up to BATCH frames into ``batch``; returns the frames lost on the way."""
+        """Up to BATCH frames into ``batch``; returns the frames read that could not be recorded."""
         failed = 0
         for _ in range(BATCH):
             try:
@@ -223,9 +252,13 @@ class PacketCollector:
         return failed
 
     def _count(self, batch: list[tuple[Flow, tuple[int, int, int]]]) -> None:
+        """Under the lock. A batch read before its tap was detached (and its flows pruned) is
+        dropped with it: counting it would re-insert flows of a tap no longer watched."""
         n = self.sample
-        self.frames += len(batch)
         for flow, (nbytes, packets, payload) in batch:
+            if flow[0] not in self.links:
+                continue
+            self.frames += n  # an estimate ×N like the flows' counts: the BPF program's "packets seen"
             row = self.flows.get(flow)
             if row is None:
                 self._insert(flow, [nbytes * n, packets * n, payload * n])
@@ -252,7 +285,7 @@ class PacketCollector:
             records = tuple(fmt.record(i, _DIR[inbound], key, row) for (i, inbound, key), row in self.flows.items())
             self.dropped += sum(_stats(s)[1] for s in self.links.values())
             counters = FlowCounters(
-                self.frames, self.inserted, self.failed + self.dropped, len(records), self.max_flows, self.deleted
+                self.frames, self.inserted, self.failed, len(records), self.max_flows, self.deleted, self.dropped
             )
         read_ms = (time.perf_counter() - t0) * 1000
         return FlowSample(

@@ -44,13 +44,14 @@ def _packet_socket() -> bool:
     return True
 
 
-def read_flow_support() -> FlowSupport:
+def read_flow_support(map_full: float = 0.9) -> FlowSupport:
     """The probe (flows.unavailable), the fallback's availability, and live collectors' maps
-    (flows.map_full; read after the probe's own map is closed)."""
+    at ``map_full`` of their size or more (flows.map_full; read after the probe's own map is
+    closed; counted only up to that fill)."""
     from vifscope.sources.flows.maps import read_flow_maps
 
     got = _probe()
-    return replace(got, packet=_packet_socket(), maps=read_flow_maps())
+    return replace(got, packet=_packet_socket(), maps=read_flow_maps(map_full))
 
 
 def _probe() -> FlowSupport:
