@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 from vifscope.checks.base import Check, CheckContext, Explain
 from vifscope.model import Command, Finding, Fix, Severity
-from vifscope.model.flows import FlowMapFill
+from vifscope.model.flows import MAP_FULL, FlowMapFill
 
-FULL = 0.9  # fill from which the LRU is evicting: the map is at its size, new flows push old ones out
 GROW = 4  # the fix's map: this many times the entries there are now
 
 
@@ -71,7 +70,7 @@ def _restart(m: FlowMapFill) -> Fix:
 def map_full(ctx: CheckContext, c: Check) -> Iterator[Finding]:
     support = ctx.snap.facts.flows if ctx.snap.facts else None
     for m in (support.maps if support else None) or ():
-        if m.fill < FULL:
+        if m.fill < MAP_FULL:
             continue
         ev: list[tuple[str, object]] = [
             ("map_id", m.map_id),

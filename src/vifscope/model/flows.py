@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# From this fill an LRU flow map is evicting (new flows push old ones out): doctor's
+# flows.map_full threshold, and where the map scan stops counting and starts naming owners.
+MAP_FULL = 0.9
+
 
 class FlowDirection(StrEnum):
     """The guest's direction. Collectors record a tap's view (its ingress: the guest sent it);
@@ -141,7 +145,7 @@ class FlowSupport:
     tcx: bool | None = None  # the kernel has TCX (CONFIG_NET_XGRESS, else its version); None: unknown
     conntrack_acct: bool | None = None  # net.netfilter.nf_conntrack_acct; None: no conntrack here
     packet: bool | None = None  # an AF_PACKET socket opens (the sampling fallback can run); None: not probed
-    maps: tuple[FlowMapFill, ...] | None = None  # live collectors' flow maps; None: not readable
+    maps: tuple[FlowMapFill, ...] | None = None  # live flow maps at MAP_FULL or fuller; None: not readable
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import os
 import struct
 from pathlib import Path
 
-from vifscope.model.flows import FlowMapFill
+from vifscope.model.flows import MAP_FULL, FlowMapFill
 from vifscope.sources.flows.collector import KEY, VAL
 from vifscope.sources.flows.libbpf import BpfUnavailable, LibBpf
 
@@ -25,7 +25,6 @@ INFO_LEN = 96  # room for the whole struct as recent kernels define it; the kern
 LRU_HASH = 9
 NAME = b"flows"
 CHUNK = 4096
-FULL = 0.9  # doctor's flows.map_full threshold (checks/flows.py FULL): below it a map needs no owner
 
 
 def _info(bpf: LibBpf, fd: int) -> tuple[int, int, int, int, int, int, bytes] | None:
@@ -117,7 +116,7 @@ def _candidates(bpf: LibBpf, full: float) -> list[tuple[int, int, int]]:
     return found
 
 
-def read_flow_maps(full: float = FULL) -> tuple[FlowMapFill, ...] | None:
+def read_flow_maps(full: float = MAP_FULL) -> tuple[FlowMapFill, ...] | None:
     """Live collectors' flow maps at ``full`` (a fraction of their size) or more, with their
     fill and owner; None when maps cannot be listed here. The fill of a map that reached it is
     counted up to there (a lower bound); maps below it are left out, and so are maps no process

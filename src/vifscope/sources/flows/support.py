@@ -11,7 +11,7 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from vifscope.model.flows import FlowSupport
+from vifscope.model.flows import MAP_FULL, FlowSupport
 from vifscope.sources.flows.libbpf import BpfUnavailable
 
 KERNEL_CONFIG = Path("/proc/config.gz")
@@ -44,7 +44,7 @@ def _packet_socket() -> bool:
     return True
 
 
-def read_flow_support(map_full: float = 0.9) -> FlowSupport:
+def read_flow_support(map_full: float = MAP_FULL) -> FlowSupport:
     """The probe (flows.unavailable), the fallback's availability, and live collectors' maps
     at ``map_full`` of their size or more (flows.map_full; read after the probe's own map is
     closed; counted only up to that fill)."""
