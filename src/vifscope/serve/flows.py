@@ -4,11 +4,15 @@ FlowTracker does both) — and ``GET /api/v1/vifs/{domain}/{mac}/flows`` answers
 over a rolling window.
 
 The window: the kernel's map is cumulative, so the server keeps a few baselines (a copy of the
-map's counts, one every ``window / 2`` seconds, the last three) and a request reads the map now
-and subtracts the newest baseline at least ``window`` seconds old (the oldest one while the
-server is younger than that): what each flow moved over the last ``window`` to
-``1.5 × window`` seconds. The answer's ``seconds`` says exactly how long. Memory: three copies
-of the map's keys at most (``--max-flows`` bounds it).
+map's counts, one every ``window / 2`` seconds on their own timer, the last three) and a request
+reads the map now and subtracts the newest baseline at least ``window`` seconds old (the oldest
+one while the server is younger than that): what each flow moved over the last ``window`` to
+``1.5 × window`` seconds, plus one read of the map. The answer's ``seconds`` says exactly how
+long. Memory: three copies of the map's keys and counts, no FlowRecords (14.7 MB each at
+65,536 flows, ``--max-flows`` bounds it; README).
+
+A snapshot that could not read libvirt or netlink has no vifs: the pass keeps the links (and
+their flows) rather than detach every tap and lose the window to a libvirtd restart.
 
 Nothing is pinned: when serve exits, however it exits, the kernel drops every link; a clean
 exit closes them itself first.
