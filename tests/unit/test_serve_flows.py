@@ -5,6 +5,8 @@ The real program and real traffic: tests/integration/test_flows_serve.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,7 +22,7 @@ from vifscope.model import SourceError
 from vifscope.model.flows import FlowCounters, FlowDirection, FlowRecord, FlowSample
 from vifscope.serve.app import create_app
 from vifscope.serve.backend import Backend
-from vifscope.serve.flows import ServeFlows
+from vifscope.serve.flows import ServeFlows, follow_loop
 from vifscope.serve.state import Snapshots
 from vifscope.sources.flows.collector import FlowCollector
 from vifscope.sources.flows.libbpf import BpfUnavailable
@@ -278,3 +280,22 @@ def test_baselines_every_half_window_keep_the_window_within_one_and_a_half(
         covered.append((clock.now - start, flows.read(IF_A).sample.seconds))
     steady = [s for age, s in covered if age >= 1.5 * window]
     assert len(steady) > 10 and min(steady) >= window and max(steady) <= 1.5 * window + late
+
+
+def test_the_follow_loop_takes_baselines_on_their_own_cadence(stand_in: MapStandIn) -> None:
+    """The app's task, on the real clock, window 0.4 s (its passes every 2 s): 1.3 s in, the
+    answer covers one window to 1.5 windows (slack for a slow host), not all 1.3 s."""
+    flows = ServeFlows(FlowTracker(make=cast(Any, lambda _n: stand_in)), 0.4)
+    bindings = Snapshots(lambda: SNAP).get(0).bindings
+
+    async def run() -> float:
+        task = asyncio.create_task(follow_loop(flows, lambda: (bindings, ())))
+        await asyncio.sleep(1.3)
+        try:
+            return flows.read(IF_A).sample.seconds
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert 0.4 <= asyncio.run(run()) <= 0.4 * 1.5 + 0.3
