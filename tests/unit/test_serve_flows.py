@@ -5,6 +5,9 @@ The real program and real traffic: tests/integration/test_flows_serve.py."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, cast
@@ -15,10 +18,11 @@ from fastapi.testclient import TestClient
 from tests.unit.ipjson import bridge, snapshot, tap
 from tests.unit.test_topology import vif
 from vifscope.exporter.flows import FlowTracker
+from vifscope.model import SourceError
 from vifscope.model.flows import FlowCounters, FlowDirection, FlowRecord, FlowSample
 from vifscope.serve.app import create_app
 from vifscope.serve.backend import Backend
-from vifscope.serve.flows import ServeFlows
+from vifscope.serve.flows import ServeFlows, follow_loop
 from vifscope.serve.state import Snapshots
 from vifscope.sources.flows.collector import FlowCollector
 from vifscope.sources.flows.libbpf import BpfUnavailable
@@ -45,20 +49,21 @@ class MapStandIn:
     def __init__(self, _max_flows: int) -> None:
         self.links: dict[int, tuple[int, int]] = {}
         self.records: list[FlowRecord] = []
-        self.closed = False
         self.refuse: set[int] = set()  # ifindexes whose attach fails
-        self.reads = 0
+        self.hold: threading.Event | None = None  # set: sync waits for it (a slow TCX attach)
 
     def sync(self, wanted: set[int], budget: float) -> list[BpfUnavailable]:
+        if self.hold is not None:
+            self.hold.wait(10)
         self.links = dict.fromkeys(wanted - self.refuse, (0, 0))
         return [BpfUnavailable(f"TCX attach to ifindex {i} failed: EBUSY") for i in sorted(wanted & self.refuse)]
 
     def read(self, *, prune: bool = False) -> FlowSample:
-        self.reads += 1
+        if prune:  # as the collector: the flows of taps no longer attached go
+            self.records = [r for r in self.records if r.ifindex in self.links]
         return FlowSample(tuple(self.records), FlowCounters(entries=len(self.records)), 1.0, 0.1, "built")
 
     def close(self) -> None:
-        self.closed = True
         self.links = {}
 
 
@@ -170,13 +175,13 @@ def test_close_detaches_and_no_later_pass_reloads(stand_in: MapStandIn, clock: C
     flows = ServeFlows(FlowTracker(max_flows=77, make=make), 10.0, clock)
     bindings = Snapshots(lambda: SNAP).get(0).bindings
     flows.follow(bindings)
-    assert made == [77] and len(stand_in.links) == 2
+    c = client(flows)
+    assert made == [77] and c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["attached"] is True
     flows.close()
-    assert stand_in.closed and not stand_in.links
-    flows.follow(bindings)
-    assert made == [77]
-    r = client(flows).get(f"/api/v1/vifs/web/{MAC_A}/flows")
-    assert r.status_code == 503
+    r = c.get(f"/api/v1/vifs/web/{MAC_A}/flows")
+    assert r.status_code == 503 and "not running" in r.json()["source_errors"][0]["error"]
+    assert flows.follow(bindings) is None and made == [77]
+    assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").status_code == 503
 
 
 def test_stopped_domain_has_no_tap_to_follow(stand_in: MapStandIn, clock: Clock) -> None:
@@ -201,7 +206,6 @@ def test_requests_within_a_second_share_one_read_of_the_map(stand_in: MapStandIn
     flows = serve_flows(stand_in, clock)
     flows.follow(Snapshots(lambda: SNAP).get(0).bindings)
     c = client(flows)
-    before = stand_in.reads
     stand_in.records = [ping(1000, 10)]
     clock.now += 2
     assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 1000
@@ -210,4 +214,88 @@ def test_requests_within_a_second_share_one_read_of_the_map(stand_in: MapStandIn
     assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 1000
     clock.now += 1.0
     assert c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()["vifs"][0]["out"]["bytes"] == 5000
-    assert stand_in.reads - before == 2
+
+
+def test_a_snapshot_without_libvirt_keeps_the_links_and_the_window(stand_in: MapStandIn, clock: Clock) -> None:
+    """libvirtd restarting: the snapshot sees no vifs, which is not every tap gone."""
+    flows = serve_flows(stand_in, clock)
+    c = client(flows)
+    stand_in.records = [ping(1000, 10)]
+    flows.follow(Snapshots(lambda: SNAP).get(0).bindings)  # baseline at t=100: 1000 bytes
+    lost = SourceError("libvirt", "cannot connect to qemu:///system", "is libvirtd running?")
+    blind = replace(SNAP, vifs=(), errors=(lost,))
+    stand_in.records = [ping(1600, 16)]
+    clock.now = 106.0
+    err = flows.follow(Snapshots(lambda: blind).get(0).bindings, blind.errors)
+    assert err is not None and err.source == "libvirt" and lost.error in err.error
+    doc = c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()
+    assert doc["attached"] is True and doc["vifs"][0]["out"]["bytes"] == 600
+    assert doc["source_errors"] == [{"source": "libvirt", "error": err.error, "hint": lost.hint}]
+    clock.now = 108.0  # libvirt back: attached as before, the error gone
+    assert flows.follow(Snapshots(lambda: SNAP).get(0).bindings, SNAP.errors) is None
+    doc = c.get(f"/api/v1/vifs/web/{MAC_A}/flows").json()
+    assert doc["vifs"][0]["out"]["bytes"] == 600 and doc["source_errors"] == []
+
+
+def test_a_request_does_not_wait_for_a_pass_attaching(stand_in: MapStandIn, clock: Clock) -> None:
+    flows = serve_flows(stand_in, clock)
+    bindings = Snapshots(lambda: SNAP).get(0).bindings
+    stand_in.records = [ping(1000, 10)]
+    flows.follow(bindings)
+    stand_in.hold = threading.Event()
+    passing = threading.Thread(target=flows.follow, args=(bindings,))
+    passing.start()  # blocked in its TCX attaching until hold is set
+    answers: list[int] = []
+    asking = threading.Thread(
+        target=lambda: answers.append(client(flows).get(f"/api/v1/vifs/web/{MAC_A}/flows").status_code)
+    )
+    try:
+        asking.start()
+        asking.join(5)
+        assert answers == [200] and passing.is_alive()
+    finally:
+        stand_in.hold.set()
+        passing.join(5)
+        asking.join(5)
+
+
+@pytest.mark.parametrize("window", [1.0, 10.0, 60.0])
+def test_baselines_every_half_window_keep_the_window_within_one_and_a_half(
+    stand_in: MapStandIn, clock: Clock, window: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The baseline loop's cadence (due_in, then baseline, each 50 ms late): every answer after
+    the first 1.5 windows covers between window and 1.5 × window (plus the lateness), asked
+    just after a baseline and just before the next (the longest)."""
+    monkeypatch.setattr("vifscope.serve.flows.READ_REUSE", 0.0)
+    late = 0.05
+    flows = serve_flows(stand_in, clock, window)
+    flows.follow(Snapshots(lambda: SNAP).get(0).bindings)
+    start, covered = clock.now, []
+    for _ in range(20):
+        due = clock.now + flows.due_in() + late
+        clock.now = due - 0.001
+        covered.append((clock.now - start, flows.read(IF_A).sample.seconds))
+        clock.now = due
+        flows.baseline()
+        covered.append((clock.now - start, flows.read(IF_A).sample.seconds))
+    steady = [s for age, s in covered if age >= 1.5 * window]
+    assert len(steady) > 10 and min(steady) >= window and max(steady) <= 1.5 * window + late
+
+
+def test_the_follow_loop_takes_baselines_on_their_own_cadence(stand_in: MapStandIn) -> None:
+    """The app's task, on the real clock, window 0.4 s (its passes every 2 s): 1.3 s in, the
+    answer covers one window to 1.5 windows (slack for a slow host), not all 1.3 s."""
+    flows = ServeFlows(FlowTracker(make=cast(Any, lambda _n: stand_in)), 0.4)
+    bindings = Snapshots(lambda: SNAP).get(0).bindings
+
+    async def run() -> float:
+        task = asyncio.create_task(follow_loop(flows, lambda: (bindings, ())))
+        await asyncio.sleep(1.3)
+        try:
+            return flows.read(IF_A).sample.seconds
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert 0.4 <= asyncio.run(run()) <= 0.4 * 1.5 + 0.3

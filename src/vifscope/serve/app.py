@@ -21,7 +21,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from vifscope import __version__
-from vifscope.model import VifBinding
+from vifscope.model import SourceError, VifBinding
 from vifscope.serve.backend import Backend
 from vifscope.serve.errors import BodyLimit, SecurityHeaders, install_handlers
 from vifscope.serve.fleetroutes import fleet_page, fleet_router
@@ -65,10 +65,11 @@ def create_app(b: Backend) -> FastAPI:
         flows = b.flows
         if flows is not None:
 
-            def bindings() -> tuple[VifBinding, ...]:
-                return b.snapshots.get(FOLLOW).bindings
+            def seen() -> tuple[tuple[VifBinding, ...], tuple[SourceError, ...]]:
+                view = b.snapshots.get(FOLLOW)  # a failed libvirt / netlink read keeps the links
+                return view.bindings, view.snapshot.errors
 
-            tasks.append(asyncio.create_task(follow_loop(flows, bindings), name="vifscope-flows"))
+            tasks.append(asyncio.create_task(follow_loop(flows, seen), name="vifscope-flows"))
         try:
             yield
         finally:

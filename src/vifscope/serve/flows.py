@@ -4,11 +4,15 @@ FlowTracker does both) — and ``GET /api/v1/vifs/{domain}/{mac}/flows`` answers
 over a rolling window.
 
 The window: the kernel's map is cumulative, so the server keeps a few baselines (a copy of the
-map's counts, one every ``window / 2`` seconds, the last three) and a request reads the map now
-and subtracts the newest baseline at least ``window`` seconds old (the oldest one while the
-server is younger than that): what each flow moved over the last ``window`` to
-``1.5 × window`` seconds. The answer's ``seconds`` says exactly how long. Memory: three copies
-of the map's keys at most (``--max-flows`` bounds it).
+map's counts, one every ``window / 2`` seconds on their own timer, the last three) and a request
+reads the map now and subtracts the newest baseline at least ``window`` seconds old (the oldest
+one while the server is younger than that): what each flow moved over the last ``window`` to
+``1.5 × window`` seconds, plus one read of the map. The answer's ``seconds`` says exactly how
+long. Memory: three copies of the map's keys and counts, no FlowRecords (14.7 MB each at
+65,536 flows, ``--max-flows`` bounds it; README).
+
+A snapshot that could not read libvirt or netlink has no vifs: the pass keeps the links (and
+their flows) rather than detach every tap and lose the window to a libvirtd restart.
 
 Nothing is pinned: when serve exits, however it exits, the kernel drops every link; a clean
 exit closes them itself first.
@@ -17,18 +21,19 @@ exit closes them itself first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from vifscope.bind.flows import record_id, since, vif_flows
+from vifscope.bind.flows import record_id, vif_flows
 from vifscope.exporter.flows import FlowTracker
 from vifscope.model import SourceError, VifBinding
 from vifscope.model.flows import FlowGrouping, FlowRecord, FlowSample
@@ -40,8 +45,10 @@ ATTACH_BUDGET = 1.5  # seconds of TCX attaching per pass (~10–30 ms each); the
 BASELINES = 3
 READ_REUSE = 1.0  # seconds a read of the map answers further requests
 OFF_HINT = "start the server with: vifscope serve --flows"
+BLIND = ("libvirt", "netlink")  # without them a snapshot has no vifs: not a sign every tap went
 
-Baseline = tuple[float, dict[tuple[object, ...], FlowRecord]]  # (monotonic time, the map by key)
+Counts = tuple[int, int, int]  # a flow's bytes, packets, payload: all a window subtracts
+Baseline = tuple[float, dict[tuple[object, ...], Counts]]  # (monotonic time, the map's counts by key)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class Window:
 
     sample: FlowSample
     attached: frozenset[int]
-    errors: tuple[SourceError, ...] = ()  # the last pass's failed attach
+    errors: tuple[SourceError, ...] = ()  # the last pass's failed attach, or why it kept the links
 
 
 class FlowsOff(Exception):
@@ -61,34 +68,80 @@ class FlowsOff(Exception):
         self.doc = report.unavailable_report(reason, hint, ())
 
 
+def moved(base: dict[tuple[object, ...], Counts], cur: Iterable[FlowRecord]) -> list[FlowRecord]:
+    """``bind.flows.since`` over a baseline of counts: what each flow moved since it. A flow whose
+    count went down was evicted and re-created in between: its new count is all it moved."""
+    out: list[FlowRecord] = []
+    for r in cur:
+        p = base.get(record_id(r))
+        if p is None or r.bytes < p[0]:
+            out.append(r)
+        elif r.bytes > p[0]:
+            out.append(replace(r, bytes=r.bytes - p[0], packets=r.packets - p[1], payload=r.payload - p[2]))
+    return out
+
+
 class ServeFlows:
-    """The collector (through a FlowTracker), its baselines, and a lock: the follow loop and
-    the requests' threads share one map and one set of links."""
+    """The collector (through a FlowTracker) and its baselines. Two locks: ``_follow`` orders
+    the follow passes and close (links change only there: the slow TCX attaches); ``_lock``
+    guards the map's reads and the baselines, all a request waits for."""
 
     def __init__(self, tracker: FlowTracker, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.tracker = tracker
         self.window = window
         self._clock = clock
+        self._follow = threading.Lock()
         self._lock = threading.Lock()
         self._baselines: deque[Baseline] = deque(maxlen=BASELINES)
         self._closed = False
         self._last: tuple[float, FlowSample] | None = None  # the last read of the map, and when
-        self.attach_error: SourceError | None = None  # the last pass's failed attach, if any
+        self._attached: frozenset[int] = frozenset()  # the links after the last pass
+        self._errors: tuple[SourceError, ...] = ()  # the last pass's failed attach / blind snapshot
 
-    def follow(self, bindings: Sequence[VifBinding]) -> SourceError | None:
+    def follow(self, bindings: Sequence[VifBinding], snap_errors: Sequence[SourceError] = ()) -> SourceError | None:
         """One pass: load the program the first time, attach / detach, take a baseline when one
-        is due. The error when BPF is unavailable (the server goes on without flows)."""
-        with self._lock:
+        is due. The error when BPF is unavailable (the server goes on without flows), an attach
+        failed, or the snapshot could not see the vifs (``snap_errors`` from libvirt or netlink:
+        the links are kept as they are, not detached for vifs it did not see)."""
+        with self._follow:
             col = None if self._closed else self.tracker.ensure()
             if col is None:
                 return self.tracker.error
-            _, failed = FlowTracker.sync(col, bindings, ATTACH_BUDGET)
-            self.attach_error = SourceError("bpf", f"attach failed: {failed[0]}", "") if failed else None
-            now = self._clock()
-            if not self._baselines or now - self._baselines[-1][0] >= self.window / 2:
-                records = col.read(prune=True).records
-                self._baselines.append((now, {record_id(r): r for r in records}))
-            return self.attach_error
+            blind = [e for e in snap_errors if e.source in BLIND]
+            errors: tuple[SourceError, ...]
+            if blind:
+                errors = (SourceError(blind[0].source, f"flows kept as they were: {blind[0].error}", blind[0].hint),)
+            else:
+                _, failed = FlowTracker.sync(col, bindings, ATTACH_BUDGET)
+                errors = (SourceError("bpf", f"attach failed: {failed[0]}", ""),) if failed else ()
+            attached = frozenset(col.links)  # read here: only this thread changes the links
+            with self._lock:
+                self._attached, self._errors = attached, errors
+                self._baseline(col)
+            return errors[0] if errors else None
+
+    def baseline(self) -> None:
+        """Take a baseline when one is due (the baseline loop's pass, every ``window / 2``)."""
+        with self._lock:
+            col = None if self._closed else self.tracker.collector
+            if col is not None and self._baselines:
+                self._baseline(col)
+
+    def due_in(self) -> float:
+        """Seconds until the next baseline is due (a pass's worth before the first)."""
+        with self._lock:
+            if not self._baselines:
+                return min(FOLLOW, self.window / 2)
+            return max(0.0, self._baselines[-1][0] + self.window / 2 - self._clock())
+
+    def _baseline(self, col: FlowCollector) -> None:
+        now = self._clock()
+        if not self._baselines or now - self._baselines[-1][0] >= self.window / 2:
+            records = col.read(prune=not self._errors_blind()).records
+            self._baselines.append((now, {record_id(r): (r.bytes, r.packets, r.payload) for r in records}))
+
+    def _errors_blind(self) -> bool:
+        return any(e.source in BLIND for e in self._errors)
 
     def read(self, ifindex: int | None) -> Window:
         """Tap ``ifindex``'s flows: the map now minus the baseline that starts the window;
@@ -103,15 +156,14 @@ class ServeFlows:
                 raise FlowsOff("the flow collector is not running (yet)", "retry in a few seconds")
             now, sample = self._now(col)
             start, base = self._start(now)
-            attached = frozenset(col.links)
-            errors = (self.attach_error,) if self.attach_error else ()
-        moved = since(base, (r for r in sample.records if r.ifindex == ifindex))
-        return Window(replace(sample, records=tuple(moved), seconds=now - start), attached, errors)
+            attached, errors = self._attached, self._errors
+        got = moved(base, (r for r in sample.records if r.ifindex == ifindex))
+        return Window(replace(sample, records=tuple(got), seconds=now - start), attached, errors)
 
     def _now(self, col: FlowCollector) -> tuple[float, FlowSample]:
         now = self._clock()
         if self._last is None or now - self._last[0] > READ_REUSE:
-            self._last = (now, col.read(prune=True))
+            self._last = (now, col.read(prune=not self._errors_blind()))
         return self._last
 
     def _start(self, now: float) -> Baseline:
@@ -120,10 +172,11 @@ class ServeFlows:
 
     def close(self) -> None:
         """Detach everything now; later passes do nothing (the server is stopping)."""
-        with self._lock:
+        with self._follow, self._lock:
             self._closed = True
             self._baselines.clear()
             self._last = None
+            self._attached = frozenset()
             self.tracker.close()
 
 
@@ -141,14 +194,29 @@ def vif_document(
     return {**doc, "window": window, "attached": attached}
 
 
-async def follow_loop(flows: ServeFlows, bindings: Callable[[], Sequence[VifBinding]]) -> None:
-    """The app's background task: a pass every FOLLOW seconds (in a worker thread: a snapshot
-    and TCX attaches block). A failed pass is logged and retried; BPF unavailable ends it (said
-    once on stderr, and by the route)."""
+Seen = tuple[Sequence[VifBinding], Sequence[SourceError]]  # a snapshot's bindings and its sources' errors
+
+
+async def follow_loop(flows: ServeFlows, seen: Callable[[], Seen]) -> None:
+    """The app's background task: an attach / detach pass every FOLLOW seconds (in a worker
+    thread: a snapshot and TCX attaches block) and, beside it, a baseline every ``window / 2``
+    seconds (its own cadence, so the window stays within 1.5 × window plus one read of the
+    map). A failed pass is logged and retried; BPF unavailable ends both (said once on stderr,
+    and by the route)."""
+    baselines = asyncio.create_task(_baseline_loop(flows))
+    try:
+        await _attach_loop(flows, seen)
+    finally:
+        baselines.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await baselines
+
+
+async def _attach_loop(flows: ServeFlows, seen: Callable[[], Seen]) -> None:
     said = ""
     while True:
         try:
-            err = await run_in_threadpool(lambda: flows.follow(bindings()))
+            err = await run_in_threadpool(lambda: flows.follow(*seen()))
         except Exception:  # a bug in one pass must not end flow collection
             traceback.print_exc(file=sys.stderr)
             err = None
@@ -158,3 +226,13 @@ async def follow_loop(flows: ServeFlows, bindings: Callable[[], Sequence[VifBind
         if flows.tracker.error is not None:
             return
         await asyncio.sleep(FOLLOW)
+
+
+async def _baseline_loop(flows: ServeFlows) -> None:
+    while True:
+        await asyncio.sleep(flows.due_in())
+        try:
+            await run_in_threadpool(flows.baseline)
+        except Exception:  # as a failed pass: logged, retried
+            traceback.print_exc(file=sys.stderr)
+            await asyncio.sleep(FOLLOW)

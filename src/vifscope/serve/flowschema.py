@@ -70,7 +70,7 @@ class FlowsDoc(_Open):
     seconds: float | None = Field(
         None,
         description="how long the answer covers: the rolling window, between window and 1.5 × window seconds "
-        "(less while the server is younger than the window)",
+        "plus one read of the map (less while the server is younger than the window)",
     )
     window: float | None = Field(None, description="the server's --flows-window, in seconds")
     attached: bool | None = Field(None, description="false: its tap has no flow program (not running, or not yet)")
@@ -80,4 +80,7 @@ class FlowsDoc(_Open):
     read_ms: float | None = None
     counters: FlowCountersDoc | None = Field(None, description="the whole map's, since serve loaded it")
     vifs: list[VifFlowsDoc] = Field(description="the vif, when its tap is attached; empty otherwise")
-    source_errors: list[SourceErrorDoc] = Field(description="a 'bpf' entry says why there are no flows")
+    source_errors: list[SourceErrorDoc] = Field(
+        description="a 'bpf' entry says why there are no flows (or an attach failed); a 'libvirt' or "
+        "'netlink' one that the last pass could not see the vifs and kept the links as they were"
+    )
