@@ -109,7 +109,8 @@ CHECKS: tuple[Check, ...] = (
         "a running flow collector's map is full: flows are evicted",
         map_full,
         Explain(
-            "A running `vifscope flows`, `watch --flows` or `exporter --flows` has its flow map (an LRU hash of "
+            "A running `vifscope flows`, `watch --flows`, `exporter --flows` or `serve --flows` has its flow "
+            "map (an LRU hash of "
             "--max-flows entries, never pinned) at 90 % or more of its size: doctor finds it by BPF map id and "
             "its process by /proc/*/fdinfo.",
             "At its size the LRU pushes the least recently used flows out to make room: their bytes are lost, "
