@@ -79,7 +79,11 @@ def map_full(ctx: CheckContext, c: Check) -> Iterator[Finding]:
             ("pid", m.pid),
             ("cmdline", shlex.join(m.argv) if m.argv else "unknown"),
         ]
-        msg = f"flow map {m.map_id} of pid {m.pid} is {m.fill:.0%} full: the LRU evicts flows, top talkers under-count"
+        # The scan stops counting once a map reaches the threshold: entries are a lower bound.
+        msg = (
+            f"flow map {m.map_id} of pid {m.pid} is at least {m.fill:.0%} full: "
+            "the LRU evicts flows, top talkers under-count"
+        )
         yield c.on_host(f"pid {m.pid}", msg, ev, _restart(m))
 
 
