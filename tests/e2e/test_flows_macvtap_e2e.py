@@ -79,7 +79,10 @@ def console() -> Iterator[int]:
         path.write_text(
             guest_domain_xml(DOM, build_guest_image(GUEST_CACHE), [nic], cmdline_extra=f"vs.ip0={GUEST_IP}/24")
         )
-        run("virsh", "-c", URI, "define", str(path))
+        try:
+            run("virsh", "-c", URI, "define", str(path))
+        finally:
+            path.unlink(missing_ok=True)  # libvirt keeps the definition
         run("virsh", "-c", URI, "start", DOM)
         fd = os.open(run("virsh", "-c", URI, "ttyconsole", DOM).strip(), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(fd)

@@ -92,7 +92,10 @@ class QosGuest:
         xml = guest_domain_xml(self.domain, image, [nic], cmdline_extra=f"vs.ip0={self.guest_ip}/24")
         path = Path(f"/tmp/{self.domain}.xml")
         path.write_text(xml)
-        _run("virsh", "-c", URI, "define", str(path))
+        try:
+            _run("virsh", "-c", URI, "define", str(path))
+        finally:
+            path.unlink(missing_ok=True)  # libvirt keeps the definition
         _run("virsh", "-c", URI, "start", self.domain)
         pts = _run("virsh", "-c", URI, "ttyconsole", self.domain).strip()
         self._fd = os.open(pts, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
